@@ -1,0 +1,70 @@
+//! Compiles Emily's C++ shim (src/cpp) against MLX and links libmlx.
+//!
+//! MLX is found through `EMILY_MLX_DIR` (a directory with `include/` and `lib/libmlx.so`,
+//! e.g. the unpacked `mlx-cpu` or `mlx-cuda-13` wheel, or a macOS build). `scripts/setup.sh`
+//! installs the pinned `mlx-cpu` wheel and prints the variable.
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=EMILY_MLX_DIR");
+    let mlx = match std::env::var_os("EMILY_MLX_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            home.join(".cache/emily/mlx-cpu-0.32.4")
+        }
+    };
+    let include = mlx.join("include");
+    let lib = mlx.join("lib");
+    if !include.join("mlx/mlx.h").exists() || !lib.join("libmlx.so").exists() && !lib.join("libmlx.dylib").exists() {
+        panic!(
+            "\n\nEmily: MLX not found at {} (EMILY_MLX_DIR).\n\
+             Run `scripts/setup.sh` (installs the pinned mlx-cpu wheel) and export the\n\
+             EMILY_MLX_DIR it prints, or point EMILY_MLX_DIR at another MLX build.\n",
+            mlx.display()
+        );
+    }
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .std("c++20")
+        .include(&include)
+        .include("src/cpp")
+        .flag_if_supported("-Wno-unused-parameter")
+        .opt_level(2)
+        .debug(false);
+    for entry in std::fs::read_dir("src/cpp").expect("src/cpp") {
+        let path = entry.expect("src/cpp entry").path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        if matches!(ext, Some("cc" | "hpp" | "h")) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+        if ext == Some("cc") {
+            build.file(&path);
+        }
+    }
+    build.compile("emily_shim");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=dylib=mlx");
+    println!("cargo:rustc-link-lib=dylib=stdc++");
+    // Exposed to dependents (the NIF crate) as DEP_EMILY_MLX_LIB_DIR.
+    println!("cargo:lib_dir={}", lib.display());
+    // Rust tests and benches of this crate run from target/: find libmlx there too.
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    link_openblas();
+}
+
+/// MLX's cblas/LAPACK calls must bind to an optimised BLAS: the wheel bundles reference BLAS
+/// (~2 GFLOP/s). Making OpenBLAS a direct dependency of every binary we produce puts it ahead
+/// of libmlx's own dependencies in the loader's search order.
+fn link_openblas() {
+    println!("cargo:rerun-if-env-changed=EMILY_BLAS");
+    let blas = std::env::var("EMILY_BLAS").unwrap_or_else(|_| "openblas".into());
+    if blas == "none" || cfg!(target_os = "macos") {
+        return;
+    }
+    println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+    println!("cargo:rustc-link-arg=-l:libopenblas.so.0");
+    println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    println!("cargo:blas=openblas");
+}

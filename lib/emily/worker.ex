@@ -1,0 +1,94 @@
+defmodule Emily.Worker do
+  @moduledoc """
+  Worker threads that own MLX streams.
+
+  MLX binds a stream to the thread that created it, so every evaluation and read runs on a
+  dedicated OS thread (a worker). The application starts one default worker per available
+  device; `Emily.Stream` gives a process (or a block of code) a worker of its own.
+
+  Configuration (`config :emily, ...`):
+
+    * `:queue_limit` - jobs a worker queues before `Emily.Error` (`:queue_full`) is raised
+      (default 4096)
+    * `:await_timeout` - milliseconds a caller waits for a worker's answer (default
+      300_000; `:infinity` allowed)
+  """
+
+  @doc "Starts a worker on `device` (`:cpu` or `:gpu`)."
+  def start(device \\ :cpu, opts \\ []) do
+    limit = Keyword.get(opts, :queue_limit, Application.get_env(:emily, :queue_limit, 4096))
+    Emily.Native.worker_new(device, limit)
+  end
+
+  @doc "Stops a worker; queued work is answered with an error."
+  def stop(worker), do: Emily.Native.worker_shutdown(worker)
+
+  @doc "Information about a worker."
+  def info(worker) do
+    {id, device, queued, limit, running} = Emily.Native.worker_info(worker)
+    %{id: id, device: device, queued: queued, queue_limit: limit, running: running}
+  end
+
+  @doc """
+  The worker the current process uses for `device`: its own (see `Emily.Stream`) or the
+  default one.
+  """
+  def current(device \\ :cpu) do
+    Process.get({__MODULE__, device}) || default(device)
+  end
+
+  @doc "The default worker for `device`."
+  def default(device \\ :cpu) do
+    case :persistent_term.get({__MODULE__, :default, device}, nil) do
+      nil ->
+        raise Emily.Error,
+          message:
+            "no #{device} worker: MLX has no #{device} device here, or :emily is not started"
+
+      w ->
+        w
+    end
+  end
+
+  @doc false
+  def start_defaults do
+    for device <- [:cpu, :gpu], Emily.Native.device_available(device) do
+      :persistent_term.put({__MODULE__, :default, device}, start(device))
+    end
+
+    :ok
+  end
+
+  @doc false
+  def stop_defaults do
+    for device <- [:cpu, :gpu] do
+      case :persistent_term.get({__MODULE__, :default, device}, nil) do
+        nil -> :ok
+        w -> stop(w)
+      end
+    end
+
+    :ok
+  end
+
+  @doc """
+  Waits for a worker's answer to the request tagged `ref`; raises on error or timeout.
+  """
+  def await(ref, timeout \\ Application.get_env(:emily, :await_timeout, 300_000)) do
+    receive do
+      {^ref, {:ok, value}} ->
+        value
+
+      {^ref, {:error, {:argument, message}}} ->
+        raise ArgumentError, message
+
+      {^ref, {:error, {kind, message}}} ->
+        raise Emily.Error, message: message, kind: kind
+    after
+      timeout ->
+        raise Emily.Error,
+          message: "no answer from the MLX worker in #{timeout} ms",
+          kind: :timeout
+    end
+  end
+end

@@ -1,0 +1,74 @@
+//! loom models of the worker queue: jobs and drops pushed from several threads while the
+//! worker takes them and the queue closes. Every job is either run or answered on close,
+//! exactly once; every dropped value is dropped exactly once; nothing is lost.
+#![cfg(loom)]
+use emily_loom_tests::queue::{Next, WorkQueue};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+/// Counts its own drops.
+struct Counted(Arc<AtomicUsize>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn jobs_and_drops_are_each_handled_once_across_close() {
+    loom::model(|| {
+        let q = Arc::new(WorkQueue::<u32, Counted>::new(4));
+        let drops = Arc::new(AtomicUsize::new(0));
+
+        let producer = {
+            let (q, drops) = (q.clone(), drops.clone());
+            thread::spawn(move || {
+                let accepted = q.push(1).is_ok() as usize;
+                if let Err(v) = q.push_drop(Counted(drops)) {
+                    drop(v); // closed: the caller drops it itself
+                }
+                accepted
+            })
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+
+        // The worker.
+        let mut handled = 0;
+        loop {
+            match q.next() {
+                Next::Drops(v) => drop(v),
+                Next::Job(_) => handled += 1,
+                Next::Closed(jobs, v) => {
+                    handled += jobs.len();
+                    drop(v);
+                    break;
+                }
+            }
+        }
+        let accepted = producer.join().unwrap();
+        closer.join().unwrap();
+        // Whatever was accepted before close was run or answered; the value was dropped once.
+        assert_eq!(handled, accepted);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+fn bounded_queue_never_exceeds_its_limit() {
+    loom::model(|| {
+        let q = Arc::new(WorkQueue::<u32, ()>::new(1));
+        let ths: Vec<_> = (0..2)
+            .map(|i| {
+                let q = q.clone();
+                thread::spawn(move || q.push(i).is_ok())
+            })
+            .collect();
+        let ok: usize = ths.into_iter().map(|t| t.join().unwrap() as usize).sum();
+        assert_eq!(ok, 1);
+        assert_eq!(q.len(), 1);
+    });
+}

@@ -1,0 +1,140 @@
+defmodule Mix.Tasks.Compile.EmilyNif do
+  @shortdoc "Builds Emily's NIF library (cargo, release profile) into priv/"
+  @moduledoc """
+  Builds the Rust workspace's `emily_nif` crate with cargo and copies the library to
+  `priv/emily_nif.so`. Cargo runs only when a Rust or C++ source is newer than the library.
+
+  MLX is found through `EMILY_MLX_DIR` (see `scripts/setup.sh`).
+  """
+  use Mix.Task.Compiler
+
+  @sources ["Cargo.toml", "Cargo.lock", "build.rs", "src", "native"]
+
+  @impl true
+  def run(_args) do
+    root = Path.expand(".")
+    target = Path.join(root, "priv/emily_nif.so")
+    # priv/ must exist before Mix links it into _build.
+    File.mkdir_p!(Path.dirname(target))
+    Mix.Project.build_structure()
+
+    if stale?(root, target) do
+      build!(root, target)
+      {:ok, []}
+    else
+      {:noop, []}
+    end
+  end
+
+  defp stale?(root, target) do
+    case File.stat(target, time: :posix) do
+      {:ok, %{mtime: built}} -> Enum.any?(sources(root), &(mtime(&1) > built))
+      _ -> true
+    end
+  end
+
+  defp sources(root) do
+    Enum.flat_map(@sources, fn s ->
+      path = Path.join(root, s)
+
+      if File.dir?(path),
+        do: Path.wildcard(Path.join(path, "**/*.{rs,cc,h,hpp,toml}")),
+        else: [path]
+    end)
+  end
+
+  defp mtime(path) do
+    case File.stat(path, time: :posix) do
+      {:ok, %{mtime: m}} -> m
+      _ -> 0
+    end
+  end
+
+  defp build!(root, target) do
+    cargo = System.find_executable("cargo") || Mix.raise(missing("cargo (the Rust toolchain)"))
+    Mix.shell().info("Compiling Emily NIF (cargo build --release -p emily_nif)")
+
+    {_, status} =
+      System.cmd(cargo, ["build", "--release", "-p", "emily_nif"],
+        cd: root,
+        into: IO.stream(:stdio, :line),
+        stderr_to_stdout: true
+      )
+
+    if status != 0,
+      do: Mix.raise("Emily: cargo build failed (exit #{status}); see the output above")
+
+    target_dir = System.get_env("CARGO_TARGET_DIR") || Path.join(root, "target")
+    lib = Path.join([target_dir, "release", "libemily_nif" <> ext()])
+    File.mkdir_p!(Path.dirname(target))
+    # Copy to a temporary name, then rename: never leave a half-written library behind.
+    File.cp!(lib, target <> ".tmp")
+    File.rename!(target <> ".tmp", target)
+  end
+
+  defp ext, do: if(match?({:unix, :darwin}, :os.type()), do: ".dylib", else: ".so")
+
+  defp missing(what) do
+    "Emily: #{what} not found. Run scripts/setup.sh, or see README.md for what Emily needs."
+  end
+end
+
+defmodule Emily.MixProject do
+  use Mix.Project
+
+  @version "0.1.0"
+
+  def project do
+    [
+      app: :emily,
+      version: @version,
+      elixir: "~> 1.17",
+      start_permanent: Mix.env() == :prod,
+      compilers: [:emily_nif | Mix.compilers()],
+      deps: deps(),
+      elixirc_paths: elixirc_paths(Mix.env()),
+      test_paths: ["tests/elixir"],
+      test_pattern: "*_test.exs",
+      docs: [main: "Emily"],
+      description: "Elixir bindings and an Nx backend for Apple's MLX",
+      package: [licenses: ["MIT"]]
+    ]
+  end
+
+  def application do
+    [extra_applications: [:logger], mod: {Emily.Application, []}]
+  end
+
+  defp elixirc_paths(:test), do: ["lib", "tests/elixir/support"]
+  defp elixirc_paths(_), do: ["lib"]
+
+  # Users get Nx and :telemetry from Hex. For development without Hex, point
+  # EMILY_NX_PATH (and EMILY_COMPLEX_PATH, EMILY_TELEMETRY_PATH) at local checkouts of
+  # those packages whose own dependencies are path dependencies too. Without Hex and
+  # without those variables, Emily builds with no dependencies: the core API and the op
+  # layer work, the Nx tier is skipped.
+  defp deps do
+    cond do
+      nx = System.get_env("EMILY_NX_PATH") ->
+        [{:nx, path: nx}] ++
+          local(:complex, "EMILY_COMPLEX_PATH") ++ local(:telemetry, "EMILY_TELEMETRY_PATH")
+
+      hex_available?() ->
+        [{:nx, "~> 0.13"}, {:telemetry, "~> 1.0"}]
+
+      true ->
+        []
+    end
+  end
+
+  defp local(app, var) do
+    case System.get_env(var) do
+      nil -> []
+      path -> [{app, path: path, override: true}]
+    end
+  end
+
+  defp hex_available? do
+    System.get_env("EMILY_NO_HEX") not in ["1", "true"] and Code.ensure_loaded?(Hex)
+  end
+end

@@ -1,0 +1,19 @@
+//! Emily's NIF library: a thin rustler layer over the `emily` core crate.
+//!
+//! Lazy graph nodes are built directly in the NIF call (a few µs, no thread hop) with the
+//! chosen worker's stream; evaluation and reads are queued to that worker, which answers the
+//! calling process with `{ref, {:ok, value} | {:error, {kind, message}}}`.
+mod atoms;
+mod bridge;
+mod error;
+mod nif_ops;
+mod resources;
+mod worker;
+
+pub use resources::{AliasRes, TensorRes, WorkerRes};
+
+fn load(env: rustler::Env, _info: rustler::Term) -> bool {
+    env.register::<TensorRes>().is_ok() && env.register::<WorkerRes>().is_ok() && env.register::<AliasRes>().is_ok()
+}
+
+rustler::init!("Elixir.Emily.Native", load = load);

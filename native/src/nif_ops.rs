@@ -1,0 +1,119 @@
+//! NIFs generated from the core crate's op tables: one NIF per MLX op, taking the same
+//! arguments as the op and the worker (stream) last.
+use emily::Dtype;
+use rustler::{NifResult, ResourceArc, Term};
+
+use crate::error::raise;
+use crate::resources::{Tensor, TensorRes, WorkerArc};
+
+/// A dtype argument, decoded from an atom (`:f32`, `:bf16`, `:bool`, ...).
+pub struct DtypeArg(pub Dtype);
+
+impl<'a> rustler::Decoder<'a> for DtypeArg {
+    fn decode(term: Term<'a>) -> NifResult<Self> {
+        let name = term.atom_to_string().map_err(|_| rustler::Error::BadArg)?;
+        Dtype::ALL
+            .iter()
+            .find(|d| d.name() == name)
+            .map(|d| DtypeArg(*d))
+            .ok_or_else(|| crate::error::argument_error(format!("unknown dtype :{name}")))
+    }
+}
+
+// Argument kinds of the op tables, as types (rustler's attribute needs plain types, not
+// type macros).
+#[allow(clippy::upper_case_acronyms, dead_code)]
+mod kinds {
+    pub type A = super::Tensor;
+    pub type AS = Vec<super::Tensor>;
+    pub type I = Vec<i64>;
+    pub type F = f64;
+    pub type N = i64;
+    pub type B = bool;
+    pub type D = super::DtypeArg;
+}
+#[allow(unused_imports)]
+use kinds::*;
+
+macro_rules! nif_conv {
+    (A, $x:ident) => {
+        $x.array()
+    };
+    (AS, $x:ident) => {
+        &$x.iter().map(|t| t.array()).collect::<Vec<&emily::Array>>()[..]
+    };
+    (I, $x:ident) => {
+        &$x[..]
+    };
+    (D, $x:ident) => {
+        $x.0
+    };
+    ($k:ident, $x:ident) => {
+        $x
+    };
+}
+
+macro_rules! nif_describe {
+    (A, $x:ident, $v:ident) => {
+        $v.push($x.describe())
+    };
+    (AS, $x:ident, $v:ident) => {
+        for t in $x.iter() {
+            $v.push(t.describe())
+        }
+    };
+    (I, $x:ident, $v:ident) => {
+        $v.push(format!("{}={:?}", stringify!($x), $x))
+    };
+    (D, $x:ident, $v:ident) => {
+        $v.push(format!("{}={}", stringify!($x), $x.0))
+    };
+    ($k:ident, $x:ident, $v:ident) => {
+        $v.push(format!("{}={}", stringify!($x), $x))
+    };
+}
+
+/// `nifs!(path::to::family; table...)` defines one NIF per table row.
+macro_rules! nifs {
+    ($family:path; $( $name:ident ( $($arg:ident : $k:ident),* ) $(-> $many:ident)? ; )*) => {
+        $( nifs!(@one $family; $name ( $($arg : $k),* ) $($many)?); )*
+    };
+    (@one $family:path; $name:ident ( $($arg:ident : $k:ident),* )) => {
+        #[rustler::nif]
+        #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
+        pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
+            use $family as family;
+            match family::$name($(nif_conv!($k, $arg),)* s.worker.stream()) {
+                Ok(a) => Ok(ResourceArc::new(TensorRes::new(a, s.worker.clone()))),
+                Err(e) => {
+                    #[allow(unused_mut, clippy::vec_init_then_push)]
+                    let mut inputs: Vec<String> = Vec::new();
+                    $( nif_describe!($k, $arg, inputs); )*
+                    Err(raise(stringify!($name), e, &inputs))
+                }
+            }
+        }
+    };
+    (@one $family:path; $name:ident ( $($arg:ident : $k:ident),* ) many) => {
+        #[rustler::nif]
+        #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
+        pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
+            use $family as family;
+            match family::$name($(nif_conv!($k, $arg),)* s.worker.stream()) {
+                Ok(v) => Ok(v.into_iter().map(|a| ResourceArc::new(TensorRes::new(a, s.worker.clone()))).collect()),
+                Err(e) => {
+                    #[allow(unused_mut, clippy::vec_init_then_push)]
+                    let mut inputs: Vec<String> = Vec::new();
+                    $( nif_describe!($k, $arg, inputs); )*
+                    Err(raise(stringify!($name), e, &inputs))
+                }
+            }
+        }
+    };
+}
+
+macro_rules! unary_nifs { ($($t:tt)*) => { nifs!(emily::ops::unary; $($t)*); } }
+emily::unary_table!(unary_nifs);
+
+macro_rules! binary_nifs { ($($t:tt)*) => { nifs!(emily::ops::binary; $($t)*); } }
+emily::binary_table!(binary_nifs);

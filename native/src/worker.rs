@@ -1,0 +1,98 @@
+//! Worker NIFs and the reply path from worker threads to the calling process.
+use std::sync::Arc;
+
+use emily::{Device, Error, Worker};
+use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, ResourceArc, Term};
+
+use crate::atoms;
+use crate::error::{emily_error, kind_atom, raise};
+use crate::resources::{WorkerArc, WorkerRes};
+
+/// Where a worker job sends its answer: `{ref, {:ok, value}}` or `{ref, {:error, {kind, msg}}}`.
+pub struct Reply {
+    pid: LocalPid,
+    env: OwnedEnv,
+    reference: rustler::env::SavedTerm,
+}
+
+impl Reply {
+    pub fn new(env: Env, reference: Term) -> Reply {
+        let owned = OwnedEnv::new();
+        let saved = owned.save(reference);
+        Reply { pid: env.pid(), env: owned, reference: saved }
+    }
+
+    /// Sends the value built by `f` (in the message's environment) or the error.
+    pub fn send_with<F>(mut self, f: F)
+    where
+        F: for<'a> FnOnce(Env<'a>) -> Result<Term<'a>, Error>,
+    {
+        let reference = self.reference;
+        let _ = self.env.send_and_clear(&self.pid, move |env| {
+            let r = reference.load(env);
+            match f(env) {
+                Ok(v) => (r, (atoms::ok(), v)).encode(env),
+                Err(e) => (r, (atoms::error(), (kind_atom(e.kind), e.message))).encode(env),
+            }
+        });
+    }
+
+    pub fn send<T: Encoder>(self, r: Result<T, Error>) {
+        self.send_with(move |env| r.map(|v| v.encode(env)))
+    }
+}
+
+/// Queues `job` on `w`, raising at once when the queue is full or closed.
+pub fn submit(op: &str, w: &Arc<Worker>, job: emily::worker::Job) -> NifResult<()> {
+    w.submit(job).map_err(|e| raise(op, e, &[]))
+}
+
+fn device_of(a: Atom) -> NifResult<Device> {
+    if a == atoms::cpu() {
+        Ok(Device::Cpu)
+    } else if a == atoms::gpu() {
+        Ok(Device::Gpu)
+    } else {
+        Err(crate::error::argument_error(format!("worker_new: unknown device {a:?}; expected :cpu or :gpu")))
+    }
+}
+
+/// Starts a worker thread owning a new stream on `device`, with a queue of `limit` jobs.
+#[rustler::nif]
+pub fn worker_new(device: Atom, limit: u64) -> NifResult<WorkerArc> {
+    let device = device_of(device)?;
+    if !device.is_available() {
+        return Err(emily_error(format!("worker_new: MLX has no {} device in this build", device.name())));
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX).clamp(1, 1 << 20);
+    let w = Worker::start(device, limit).map_err(|e| raise("worker_new", e, &[]))?;
+    Ok(ResourceArc::new(WorkerRes { worker: Arc::new(w) }))
+}
+
+/// Stops a worker: queued jobs are answered with `{:error, {:closed, _}}`.
+#[rustler::nif(schedule = "DirtyIo")]
+pub fn worker_shutdown(w: WorkerArc) -> Atom {
+    w.worker.shutdown();
+    atoms::ok()
+}
+
+/// `{id, device, queued, queue_limit, running?}`
+#[rustler::nif]
+pub fn worker_info(w: WorkerArc) -> (u64, Atom, usize, usize, bool) {
+    let wk = &w.worker;
+    let dev = match wk.device() {
+        Device::Cpu => atoms::cpu(),
+        Device::Gpu => atoms::gpu(),
+    };
+    (wk.id(), dev, wk.queued(), wk.queue_limit(), wk.is_running())
+}
+
+#[rustler::nif]
+pub fn device_available(device: Atom) -> NifResult<bool> {
+    Ok(device_of(device)?.is_available())
+}
+
+#[rustler::nif]
+pub fn mlx_version() -> String {
+    emily::mlx_version()
+}

@@ -1,0 +1,79 @@
+// Emily's C ABI over MLX C++. Every function returns 0 on success and non-zero on failure;
+// on failure the message is kept in a thread-local buffer read by emily_last_error().
+// No C++ exception crosses this boundary.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct emily_array emily_array;
+
+// A stream is plain data: MLX identifies it by index and device.
+typedef struct {
+  int32_t index;
+  int32_t device; // 0 = cpu, 1 = gpu
+} emily_stream;
+
+typedef struct {
+  const int64_t* ptr;
+  size_t len;
+} emily_ints;
+
+typedef struct {
+  const emily_array* const* ptr;
+  size_t len;
+} emily_arrays;
+
+const char* emily_last_error(void);
+
+// ---- lifecycle and metadata (core.cc) ----
+void emily_array_free(emily_array* a);
+int emily_array_clone(const emily_array* a, emily_array** out);
+int emily_ndim(const emily_array* a);
+void emily_shape(const emily_array* a, int64_t* out);
+int emily_dtype(const emily_array* a);
+size_t emily_nbytes(const emily_array* a);
+size_t emily_size(const emily_array* a);
+int emily_is_available(const emily_array* a);
+int emily_is_row_contiguous(const emily_array* a);
+// Data pointer of an evaluated array (offset applied); NULL when not evaluated.
+const void* emily_data_ptr(const emily_array* a);
+// Identity of the underlying buffer (the allocation), for the alias ledger.
+uintptr_t emily_buffer_id(const emily_array* a);
+int emily_is_donatable(const emily_array* a);
+
+// ---- devices and streams (core.cc) ----
+int emily_device_available(int32_t device);
+// Creates a stream owned by the calling thread.
+int emily_stream_new(int32_t device, emily_stream* out);
+int emily_synchronize(emily_stream s);
+const char* emily_mlx_version(void);
+
+// ---- evaluation (core.cc) ----
+int emily_eval(emily_arrays arrays);
+int emily_async_eval(emily_arrays arrays);
+
+// ---- creation (core.cc) ----
+// Copies `nbytes` from `data`.
+int emily_from_bytes(const void* data, size_t nbytes, emily_ints shape, int32_t dtype,
+                     emily_array** out);
+// Aliases `data` without a copy; `release(ctx)` is called once MLX no longer needs it.
+int emily_from_external(void* data, emily_ints shape, int32_t dtype, void (*release)(void*),
+                        void* ctx, emily_array** out);
+
+// ---- memory (core.cc) ----
+size_t emily_active_memory(void);
+size_t emily_peak_memory(void);
+size_t emily_cache_memory(void);
+void emily_reset_peak_memory(void);
+void emily_clear_cache(void);
+size_t emily_set_memory_limit(size_t limit);
+size_t emily_set_cache_limit(size_t limit);
+size_t emily_get_memory_limit(void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,23 @@
+//! Emily's core: MLX arrays through a C++ shim, worker threads that own MLX streams, the
+//! buffer alias ledger, and one function per MLX op (in `ops`). No BEAM here: the NIF crate
+//! (`native/`) is a thin layer over this one.
+pub mod array;
+pub mod dtype;
+pub mod error;
+pub mod ffi;
+pub mod ledger;
+pub mod memory;
+pub mod ops;
+pub mod queue;
+pub mod sync;
+pub mod worker;
+
+pub use array::{async_eval, eval, Array};
+pub use dtype::Dtype;
+pub use error::{Error, ErrorKind, Result};
+pub use worker::{Ctx, Device, Stream, Worker};
+
+/// MLX's version string.
+pub fn mlx_version() -> String {
+    unsafe { std::ffi::CStr::from_ptr(ffi::emily_mlx_version()) }.to_string_lossy().into_owned()
+}

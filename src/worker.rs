@@ -1,0 +1,195 @@
+//! Worker threads that own MLX streams.
+//!
+//! MLX 0.32 binds a stream to the thread that created it: evaluating a graph elsewhere throws
+//! "There is no Stream(cpu, 0) in current thread". Each [`Worker`] is an OS thread that
+//! creates its stream(s) and runs the jobs queued for it: evaluation, reads, anything that
+//! touches data. Building lazy graph nodes does not need the owner (see ops/), so it happens
+//! on the caller's thread with the worker's stream named explicitly.
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+
+use crate::array::Array;
+use crate::error::{Error, ErrorKind, Result};
+use crate::ffi::{self, emily_stream};
+use crate::queue::{Next, Rejected, WorkQueue};
+use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+
+pub type Stream = emily_stream;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Device {
+    Cpu,
+    Gpu,
+}
+
+impl Device {
+    pub fn code(self) -> i32 {
+        match self {
+            Device::Cpu => 0,
+            Device::Gpu => 1,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Gpu => "gpu",
+        }
+    }
+    pub fn is_available(self) -> bool {
+        unsafe { ffi::emily_device_available(self.code()) != 0 }
+    }
+}
+
+/// What a job sees on the worker thread.
+pub struct Ctx {
+    /// The worker's stream on its device.
+    pub stream: Stream,
+    /// A CPU stream owned by the same thread (for ops MLX runs only on the CPU, such as
+    /// most of linalg); equal to `stream` on a CPU worker.
+    pub cpu_stream: Stream,
+}
+
+/// A unit of work: called with the context on the worker, or with the error that kept it
+/// from running (shutdown).
+pub type Job = Box<dyn FnOnce(std::result::Result<&Ctx, Error>) + Send>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct Worker {
+    id: u64,
+    device: Device,
+    stream: Stream,
+    cpu_stream: Stream,
+    queue: std::sync::Arc<WorkQueue<Job, Array>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Worker {
+    /// Starts a worker thread for `device` with a queue of at most `limit` jobs.
+    pub fn start(device: Device, limit: usize) -> Result<Worker> {
+        let queue = std::sync::Arc::new(WorkQueue::<Job, Array>::new(limit));
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(Stream, Stream)>>();
+        let q = queue.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("emily-{}-{}", device.name(), id))
+            .spawn(move || {
+                let streams = new_stream(device).and_then(|s| match device {
+                    Device::Cpu => Ok((s, s)),
+                    Device::Gpu => new_stream(Device::Cpu).map(|c| (s, c)),
+                });
+                let ctx = match streams {
+                    Ok((stream, cpu_stream)) => {
+                        let _ = tx.send(Ok((stream, cpu_stream)));
+                        Ctx { stream, cpu_stream }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                run(id, &q, &ctx);
+            })
+            .map_err(|e| Error::runtime(format!("cannot start worker thread: {e}")))?;
+        let (stream, cpu_stream) = match rx.recv() {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                return Err(e);
+            }
+            Err(_) => return Err(Error::runtime("worker thread died while starting")),
+        };
+        tracing::debug!(worker = id, device = device.name(), "worker started");
+        Ok(Worker { id, device, stream, cpu_stream, queue, thread: Mutex::new(Some(handle)) })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    pub fn device(&self) -> Device {
+        self.device
+    }
+    /// The stream to build graph nodes with (from any thread).
+    pub fn stream(&self) -> Stream {
+        self.stream
+    }
+    pub fn cpu_stream(&self) -> Stream {
+        self.cpu_stream
+    }
+    pub fn queue_limit(&self) -> usize {
+        self.queue.limit()
+    }
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues a job. Never blocks: a full or closed queue is an error.
+    pub fn submit(&self, job: Job) -> Result<()> {
+        self.queue.push(job).map_err(|(_job, why)| match why {
+            Rejected::Full => Error {
+                kind: ErrorKind::QueueFull,
+                message: format!("worker {} queue is full ({} jobs)", self.id, self.queue.limit()),
+            },
+            Rejected::Closed => Error { kind: ErrorKind::Closed, message: format!("worker {} is shut down", self.id) },
+        })
+    }
+
+    /// Hands an array to the worker to drop. Dropped in place if the worker is gone.
+    pub fn release(&self, a: Array) {
+        if let Err(a) = self.queue.push_drop(a) {
+            drop(a);
+        }
+    }
+
+    /// Stops the worker: queued jobs are answered with an error, the thread is joined.
+    pub fn shutdown(&self) {
+        self.queue.close();
+        let handle = lock(&self.thread).take();
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn new_stream(device: Device) -> Result<Stream> {
+    let mut s = Stream { index: 0, device: device.code() };
+    crate::error::check(unsafe { ffi::emily_stream_new(device.code(), &mut s) })?;
+    Ok(s)
+}
+
+fn run(id: u64, queue: &WorkQueue<Job, Array>, ctx: &Ctx) {
+    loop {
+        match queue.next() {
+            Next::Drops(arrays) => drop(arrays),
+            Next::Job(job) => {
+                let span = tracing::trace_span!("emily_job", worker = id);
+                let _g = span.enter();
+                if catch_unwind(AssertUnwindSafe(|| job(Ok(ctx)))).is_err() {
+                    tracing::error!(worker = id, "job panicked");
+                }
+            }
+            Next::Closed(jobs, drops) => {
+                drop(drops);
+                let n = jobs.len();
+                for job in jobs {
+                    let err = Error { kind: ErrorKind::Closed, message: format!("worker {id} shut down") };
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(Err(err))));
+                }
+                tracing::debug!(worker = id, cancelled = n, "worker stopped");
+                return;
+            }
+        }
+    }
+}

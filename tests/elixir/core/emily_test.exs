@@ -1,0 +1,4 @@
+defmodule EmilyTest do
+  use ExUnit.Case, async: true
+  doctest Emily
+end
