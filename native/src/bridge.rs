@@ -123,7 +123,7 @@ fn alias_of(a: &Array, stream: emily::Stream, worker: &Arc<Worker>) -> Result<Re
     let a = if a.is_row_contiguous() {
         a
     } else {
-        contiguous = emily::ops::unary::copy(a, stream)?;
+        contiguous = a.contiguous(stream)?;
         emily::eval(&[&contiguous])?;
         if !contiguous.is_row_contiguous() {
             return Err(Error::runtime("to_binary: MLX did not produce a row-contiguous copy"));
