@@ -150,4 +150,10 @@ pub fn collect_many(
 }
 
 pub mod binary;
+pub mod conv;
+pub mod fast;
+pub mod fft;
+pub mod index;
+pub mod linalg;
+pub mod quantize;
 pub mod unary;
