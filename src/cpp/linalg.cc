@@ -29,6 +29,33 @@ std::optional<std::vector<int>> opt_axes(emily_ints v) {
 
 const char* uplo(bool upper) { return upper ? "U" : "L"; }
 
+// linalg::cross builds part of its graph on the calling thread's default stream, which the
+// worker cannot evaluate ("There is no Stream(cpu, n) in current thread"): the same
+// computation with every node on `s`.
+mx::array cross(const mx::array& a0, const mx::array& b0, int axis, mx::Stream s) {
+  auto ab = mx::broadcast_arrays({a0, b0}, s);
+  int nd = static_cast<int>(ab[0].ndim());
+  int ax = axis < 0 ? axis + nd : axis;
+  if (ax < 0 || ax >= nd)
+    throw std::invalid_argument("[cross] axis " + std::to_string(axis) + " is out of bounds for " +
+                                std::to_string(nd) + " dimensions");
+  auto three = [&](const mx::array& x) {
+    int n = x.shape(ax);
+    if (n == 3) return x;
+    if (n != 2)
+      throw std::invalid_argument("[cross] the axis must have size 2 or 3, got " +
+                                  std::to_string(n));
+    return mx::pad(x, std::vector<int>{ax}, mx::Shape{0}, mx::Shape{1}, mx::array(0, x.dtype()),
+                   "constant", s);
+  };
+  auto a = mx::split(three(ab[0]), 3, ax, s);
+  auto b = mx::split(three(ab[1]), 3, ax, s);
+  auto d = [&](int i, int j) {
+    return mx::subtract(mx::multiply(a[i], b[j], s), mx::multiply(a[j], b[i], s), s);
+  };
+  return mx::concatenate({d(1, 2), d(2, 0), d(0, 1)}, ax, s);
+}
+
 }  // namespace
 
 extern "C" {
@@ -63,7 +90,7 @@ EMILY_API int emily_outer(emily_stream s, const emily_array* a, const emily_arra
 
 EMILY_API int emily_cross(emily_stream s, const emily_array* a, const emily_array* b,
                           int64_t axis, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::cross(a->a, b->a, static_cast<int>(axis), stream(s))))
+  EMILY_GUARD(put(out, cross(a->a, b->a, static_cast<int>(axis), stream(s))))
 }
 
 // norm(a, ord_kind, p, axes, keepdims): ord_kind 0 = default (2-norm of vectors, Frobenius
