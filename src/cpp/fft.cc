@@ -20,6 +20,14 @@ fft::FFTNorm norm_of(int64_t code) {
 
 std::vector<int> last_two() { return {-2, -1}; }
 
+// With explicit sizes, MLX pads the input with a node on the calling thread's default stream,
+// which the worker cannot evaluate; while building those, make the worker's stream the
+// default on this thread (restored when the guard goes).
+struct DefaultStream {
+  mx::StreamContext ctx;
+  explicit DefaultStream(emily_stream s) : ctx(stream(s)) {}
+};
+
 }  // namespace
 
 extern "C" {
@@ -33,6 +41,7 @@ extern "C" {
       if (n.len == 0) {                                                                       \
         put(out, fft::name(a->a, ints(axes), norm_of(norm), stream(s)));                      \
       } else {                                                                                \
+        DefaultStream guard(s);                                                               \
         put(out, fft::name(a->a, shape(n), ints(axes), norm_of(norm), stream(s)));            \
       }                                                                                       \
     })                                                                                        \
@@ -50,6 +59,7 @@ EMILY_FFTN_OPS(X)
       if (n <= 0) {                                                                          \
         put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
       } else {                                                                               \
+        DefaultStream guard(s);                                                              \
         put(out, fft::nd(a->a, mx::Shape{static_cast<mx::ShapeElem>(n)}, ax, norm_of(norm),  \
                          stream(s)));                                                        \
       }                                                                                      \
@@ -69,6 +79,7 @@ EMILY_FFT1_OPS(X)
       if (n.len == 0) {                                                                      \
         put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
       } else {                                                                               \
+        DefaultStream guard(s);                                                              \
         put(out, fft::nd(a->a, shape(n), ax, norm_of(norm), stream(s)));                     \
       }                                                                                      \
     })                                                                                       \
