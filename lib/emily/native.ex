@@ -198,7 +198,7 @@ defmodule Emily.Native do
   @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
 
   # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
-  @backend_extra [as_strided: 5]
+  @backend_extra [as_strided: 5, precise_unary: 3]
 
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
@@ -226,7 +226,10 @@ defmodule Emily.Native do
         ] ++
           Enum.map(@unary, &{&1, 2}) ++
           Enum.map(@binary, &{&1, 3}) ++
-          @creation ++ @reduce ++ @shape ++ @sort ++
+          @creation ++
+          @reduce ++
+          @shape ++
+          @sort ++
           @index ++ @linalg ++ @conv ++ @fft ++ @fast ++ @quantize ++ @backend_extra
 
   @doc false
