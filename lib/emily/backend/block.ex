@@ -137,6 +137,7 @@ if Code.ensure_loaded?(Nx) do
     defp native(%L.QR{}, {%T{type: type} = qo, %T{} = ro}, [t]) do
       with_real([t], type, fn w, cw, ct ->
         [q, r] = MX.qr(ref(t, ct, w), cw)
+        {q, r} = {plus_zero(q, cw), plus_zero(r, cw)}
 
         if MX.shape(q) == Tuple.to_list(qo.shape) and MX.shape(r) == Tuple.to_list(ro.shape) do
           d = device_of([t])
@@ -154,7 +155,7 @@ if Code.ensure_loaded?(Nx) do
         rank = tuple_size(t.shape)
         vals = MX.flip(vals, rank - 2, cw)
         vecs = MX.flip(vecs, rank - 1, cw)
-        vecs = normalize_columns(vecs, cw)
+        vecs = normalize_columns(vecs, cw) |> plus_zero(cw)
         d = device_of([t])
         {wrap(Core.cast(vals, type, w), vo, d), wrap(Core.cast(vecs, eo.type, w), eo, d)}
       end)
@@ -182,8 +183,9 @@ if Code.ensure_loaded?(Nx) do
         if MX.shape(u) == Tuple.to_list(uo.shape) and MX.shape(vt) == Tuple.to_list(vo.shape) do
           d = device_of([t])
 
-          {wrap(Core.cast(u, type, w), uo, d), wrap(Core.cast(s, so.type, w), so, d),
-           wrap(Core.cast(vt, vo.type, w), vo, d)}
+          {wrap(Core.cast(plus_zero(u, cw), type, w), uo, d),
+           wrap(Core.cast(s, so.type, w), so, d),
+           wrap(Core.cast(plus_zero(vt, cw), vo.type, w), vo, d)}
         else
           :default
         end
@@ -220,10 +222,18 @@ if Code.ensure_loaded?(Nx) do
       end)
     end
 
-    defp native(%L.Determinant{}, %T{type: type} = out, [t]) do
-      with_real([t], type, fn w, cw, ct ->
-        wrap(Core.cast(determinant(ref(t, ct, w), cw), type, w), out, device_of([t]))
-      end)
+    # 2x2 and 3x3 use Nx's closed formulas (its default function, on MLX).
+    defp native(%L.Determinant{}, %T{type: type} = out, [%T{shape: shape} = t]) do
+      n = elem(shape, tuple_size(shape) - 1)
+
+      if n <= 3 do
+        :default
+      else
+        with_real([t], type, fn w, cw, ct ->
+          det = plus_zero(determinant(ref(t, ct, w), cw), cw)
+          wrap(Core.cast(det, type, w), out, device_of([t]))
+        end)
+      end
     end
 
     defp native(_struct, _output, _args), do: :default
@@ -244,6 +254,9 @@ if Code.ensure_loaded?(Nx) do
         fun.(worker(device), worker(:cpu), LinAlg.compute_type(type))
       end
     end
+
+    # x + 0.0 turns -0.0 into 0.0 (LAPACK leaves signed zeros that print as "-0.0").
+    defp plus_zero(x, w), do: MX.add(x, Core.mx_scalar(0, MX.dtype(x), w), w)
 
     # Flips each column so its largest-magnitude entry is positive (a deterministic sign
     # convention for eigenvectors).

@@ -174,11 +174,15 @@ if Code.ensure_loaded?(Nx) do
         lower = Keyword.get(opts, :lower, true)
         left = Keyword.get(opts, :left_side, true)
 
+        # :conjugate conjugates the elements (a no-op for real matrices); :transpose
+        # solves with a's transpose.
         {am, lower} =
           case opts[:transform_a] do
-            t when t in [:transpose, :conjugate] -> {swap_last(am, cw), not lower}
+            :transpose -> {swap_last(am, cw), not lower}
             _ -> {am, lower}
           end
+
+        check_nonsingular!(am, cw)
 
         vector? = tuple_size(b.shape) == tuple_size(a.shape) - 1
 
@@ -203,6 +207,22 @@ if Code.ensure_loaded?(Nx) do
 
         wrap(Core.cast(x, type, w), out, device)
       end
+    end
+
+    # Nx.BinaryBackend raises for a zero on the diagonal; so do we (this evaluates `a`).
+    defp check_nonsingular!(a, w) do
+      dims = MX.shape(a)
+      m = List.last(dims)
+      dt = MX.dtype(a)
+      diag = MX.sum(MX.multiply(a, MX.eye(m, m, 0, dt, w), w), [length(dims) - 1], false, w)
+      zero = MX.equal(diag, Core.mx_scalar(0, dt, w), w)
+      any = MX.any(zero, Enum.to_list(0..(length(dims) - 2)), false, w)
+
+      if Emily.to_binary(any) != <<0>> do
+        raise ArgumentError, "can't solve for singular matrix"
+      end
+
+      :ok
     end
 
     # MLX's linear algebra runs in f32/f64 only.
