@@ -223,8 +223,8 @@ if Code.ensure_loaded?(Nx) do
 
     @doc """
     Brings values in the storage of a narrow type back into its range: integers wrap
-    (two's complement), f8 values round to the nearest f8 value (ties to even, e5m2), or
-    through Nx's own encoder (e4m3fn).
+    (two's complement), E5M2 values truncate to 8 bits (as Nx writes them), E4M3FN values
+    go through Nx's own encoder.
     """
     def narrow(ref, {:u, b}, w) do
       MX.bitwise_and(ref, mx_scalar(Bitwise.bsl(1, b) - 1, :u8, w), w)
@@ -236,15 +236,9 @@ if Code.ensure_loaded?(Nx) do
     end
 
     def narrow(ref, {:f, 8}, w) do
-      # e5m2 is the top byte of an f16: round the low byte away (nearest, ties to even).
+      # e5m2 is the top byte of an f16; Nx writes it by dropping the low byte (truncation).
       bits = MX.view(ref, :u16, w)
-
-      lsb =
-        MX.bitwise_and(MX.right_shift(bits, mx_scalar(8, :u16, w), w), mx_scalar(1, :u16, w), w)
-
-      rounded = MX.add(MX.add(bits, mx_scalar(0x7F, :u16, w), w), lsb, w)
-      rounded = MX.bitwise_and(rounded, mx_scalar(0xFF00, :u16, w), w)
-      out = MX.view(rounded, :f16, w)
+      out = MX.view(MX.bitwise_and(bits, mx_scalar(0xFF00, :u16, w), w), :f16, w)
       MX.where(MX.isnan(ref, w), ref, out, w)
     end
 
