@@ -86,9 +86,29 @@ if Code.ensure_loaded?(Nx) do
 
     ## Tensors in and out
 
-    @doc "Wraps an MLX handle as the output tensor `out`."
-    def wrap(ref, %T{} = out, device),
-      do: %{out | data: %{__struct__: Emily.Backend, ref: ref, device: device}}
+    @doc """
+    Wraps an MLX handle as the output tensor `out`. Some MLX ops return a wider dtype
+    than their input (sum and prod of 8/16-bit integers give 32-bit ones); such results
+    are converted to `out`'s storage type here (integers wrap, as in Nx).
+    """
+    def wrap(ref, %T{type: type, shape: shape} = out, device) do
+      d = dtype(type)
+
+      ref =
+        case MX.dtype(ref) do
+          ^d -> ref
+          _ -> MX.astype(ref, d, worker(device))
+        end
+
+      if MX.shape(ref) != Tuple.to_list(shape) do
+        raise Emily.Error,
+          message:
+            "Emily.Backend internal error: MLX produced shape #{inspect(MX.shape(ref))} " <>
+              "for an Nx output of shape #{inspect(shape)}"
+      end
+
+      %{out | data: %{__struct__: Emily.Backend, ref: ref, device: device}}
+    end
 
     @doc """
     The MLX handle of `t` (a tensor of any backend), in the storage dtype of `t.type`.

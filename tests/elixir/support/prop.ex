@@ -86,6 +86,8 @@ if Code.ensure_loaded?(Nx) do
           else
             {lo, hi} = Keyword.get(opts, :range, {-10, 10})
             v = lo + :rand.uniform() * (hi - lo)
+            # `integers: true`: whole numbers only (many ties)
+            v = if Keyword.get(opts, :integers, false), do: 1.0 * round(v), else: v
             # some exact halves (ties for rounding), kept inside the range
             h = Float.round(v * 2) / 2
             if :rand.uniform(4) == 1 and h >= lo and h <= hi and h != 0, do: h, else: v
