@@ -33,9 +33,7 @@ if Code.ensure_loaded?(Nx) do
     Ops MLX cannot express run on `Nx.BinaryBackend` and the result comes back to MLX:
 
       * `reduce/5` and `window_reduce/6` (they take an Elixir function)
-      * `conv/4` with complex operands (MLX convolutions are real-only)
-      * `triangular_solve/4` with complex operands (MLX linear algebra is real-only)
-      * `dot/7` with `{:f, 64}` on a GPU device (no float64 matmul on GPUs)
+      * `triangular_solve/4` with complex operands (MLX's linear algebra is real-only)
 
     Each fallback emits `[:emily, :fallback, :start | :stop | :exception]` telemetry events
     (metadata `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks
