@@ -4,10 +4,11 @@
 #   (b) graph build only: one add node, no eval, in µs
 #   (c) f32 matmul GFLOP/s at 256, 512, 1024, 2048
 #
-#     mix run benches/ops.exs
+#     mix run benches/ops.exs [rounds]
 #
-# Python MLX and numpy run in their own processes (benches/ops_py.py), one after the other,
-# after Emily's part. See benches/README.md for the Python environment.
+# Python MLX and numpy run in their own OS processes (benches/ops_py.py), each measurement
+# interleaved with Emily's over several rounds; the table shows each side's best round. See
+# benches/README.md for the Python environment.
 alias Emily.Native
 
 defmodule Bench do
@@ -37,11 +38,10 @@ defmodule Bench do
     Enum.at(s, div(length(s), 2))
   end
 
-  def reps_for(n), do: max(3, trunc(2.0e10 / (2 * n * n * n)))
-
+  # Best of 3 batches, in GFLOP/s.
   def gflops(run, n) do
     run.()
-    reps = reps_for(n)
+    reps = max(3, trunc(2.0e10 / (2 * n * n * n)))
 
     best =
       for _ <- 1..3 do
@@ -62,23 +62,49 @@ defmodule Bench do
       Enum.find([Path.expand(".venv-bench/bin/python")], &File.exists?/1)
   end
 
-  # Runs benches/ops_py.py in its own process; nil when Python or the library is missing.
-  def run_python(which) do
-    case python() do
-      nil ->
-        nil
+  # Starts benches/ops_py.py <which> as a port; nil when Python or the library is missing.
+  def start_python(which) do
+    with py when py != nil <- python() do
+      # Python MLX binds the same OpenBLAS as Emily (its wheel ships reference BLAS).
+      env = if which == "mlx", do: [{~c"LD_PRELOAD", String.to_charlist(openblas())}], else: []
 
-      py ->
-        # Python MLX binds the same OpenBLAS as Emily (its wheel ships reference BLAS).
-        env =
-          if which == "mlx",
-            do: [{"LD_PRELOAD", openblas()}],
-            else: []
+      port =
+        Port.open({:spawn_executable, py}, [
+          :binary,
+          :exit_status,
+          {:line, 4096},
+          {:args, ["benches/ops_py.py", which]},
+          {:env, env}
+        ])
 
-        case System.cmd(py, ["benches/ops_py.py", which], env: env, stderr_to_stdout: true) do
-          {out, 0} -> decode(out)
-          {out, _} -> IO.puts("python #{which} failed:\n#{out}") && nil
-        end
+      case answer(port, 120_000) do
+        "ready" ->
+          port
+
+        other ->
+          IO.puts("python #{which} did not start: #{inspect(other)}")
+          nil
+      end
+    end
+  end
+
+  def ask(nil, _), do: nil
+
+  def ask(port, command) do
+    Port.command(port, command <> "\n")
+
+    case Float.parse(answer(port, 600_000) || "") do
+      {v, ""} -> v
+      _ -> nil
+    end
+  end
+
+  defp answer(port, timeout) do
+    receive do
+      {^port, {:data, {:eol, line}}} -> line
+      {^port, {:exit_status, _}} -> nil
+    after
+      timeout -> nil
     end
   end
 
@@ -93,24 +119,24 @@ defmodule Bench do
     )
   end
 
-  # `name value` lines -> %{"name" => float}
-  def decode(out) do
-    for line <- String.split(out, "\n", trim: true),
-        [k, v] <- [String.split(line)],
-        {f, ""} <- [Float.parse(v)],
-        into: %{},
-        do: {k, f}
-  end
-
   def fmt(nil), do: "-"
   def fmt(x) when is_float(x) and x >= 100, do: :erlang.float_to_binary(x, decimals: 0)
   def fmt(x) when is_float(x), do: :erlang.float_to_binary(x, decimals: 1)
-  def fmt(x), do: to_string(x)
 
-  def ratio(_, nil), do: "-"
-  def ratio(nil, _), do: "-"
-  def ratio(a, b), do: :erlang.float_to_binary(a / b, decimals: 2) <> "x"
+  def ratio(a, b) when is_float(a) and is_float(b),
+    do: :erlang.float_to_binary(a / b, decimals: 2) <> "x"
+
+  def ratio(_, _), do: "-"
+
+  def best(xs, :lower), do: xs |> Enum.reject(&is_nil/1) |> Enum.min(fn -> nil end)
+  def best(xs, :higher), do: xs |> Enum.reject(&is_nil/1) |> Enum.max(fn -> nil end)
 end
+
+rounds =
+  case System.argv() do
+    [r] -> String.to_integer(r)
+    _ -> 3
+  end
 
 w = Emily.Worker.current()
 
@@ -135,55 +161,73 @@ roundtrip = fn ->
   Emily.Worker.await(ref)
 end
 
-check = roundtrip.()
-<<1.0::float-32-native, 2.0::float-32-native, _::binary>> = check
+<<1.0::float-32-native, 2.0::float-32-native, _::binary>> = roundtrip.()
 
-rt_native = Bench.per_op_us(roundtrip, 500)
-rt_api = Bench.per_op_us(fn -> Emily.to_binary(Native.add(a, b, w)) end, 500)
-
-# (b) graph build only
-build = Bench.per_op_us(fn -> Native.add(a, b, w) end, 20_000)
-:erlang.garbage_collect()
-
-# (c) matmul
-emily_mm =
+mats =
   for n <- Bench.sizes(), into: %{} do
     x = Native.from_binary(Bench.random_f32(n * n), [n, n], :f32, w)
     y = Native.from_binary(Bench.random_f32(n * n), [n, n], :f32, w)
     Emily.eval([x, y])
-    {"matmul_#{n}", Bench.gflops(fn -> Emily.eval(Native.matmul(x, y, w)) end, n)}
+    {n, {x, y}}
   end
 
-# Let OpenBLAS's threads go idle before the other processes measure.
-Process.sleep(1000)
-py = Bench.run_python("mlx")
-Process.sleep(1000)
-np = Bench.run_python("numpy")
-
+py = Bench.start_python("mlx")
+np = Bench.start_python("numpy")
 if py == nil, do: IO.puts("(no Python MLX: see benches/README.md)")
 
+measures =
+  [
+    {"1k f32 add + eval + read, µs (NIFs)", :lower, fn -> Bench.per_op_us(roundtrip, 500) end,
+     "roundtrip", nil},
+    {"1k f32 add + eval + read, µs (Emily.to_binary)", :lower,
+     fn -> Bench.per_op_us(fn -> Emily.to_binary(Native.add(a, b, w)) end, 500) end, "roundtrip",
+     nil},
+    {"graph build, one add, µs", :lower,
+     fn ->
+       us = Bench.per_op_us(fn -> Native.add(a, b, w) end, 20_000)
+       :erlang.garbage_collect()
+       us
+     end, "build", nil}
+  ] ++
+    for n <- Bench.sizes() do
+      {x, y} = mats[n]
+
+      {"f32 matmul #{n}, GFLOP/s", :higher,
+       fn -> Bench.gflops(fn -> Emily.eval(Native.matmul(x, y, w)) end, n) end, "matmul #{n}",
+       "matmul #{n}"}
+    end
+
+results =
+  for {name, better, emily, py_cmd, np_cmd} <- measures do
+    {es, ms, ns} =
+      for _ <- 1..rounds, reduce: {[], [], []} do
+        {es, ms, ns} ->
+          e = emily.()
+          # let OpenBLAS's threads go idle between libraries
+          if np_cmd, do: Process.sleep(200)
+          m = Bench.ask(py, py_cmd)
+          if np_cmd, do: Process.sleep(200)
+          n = if np_cmd, do: Bench.ask(np, np_cmd)
+          if np_cmd, do: Process.sleep(200)
+          {[e | es], [m | ms], [n | ns]}
+      end
+
+    {name, Bench.best(es, better), Bench.best(ms, better), Bench.best(ns, better)}
+  end
+
 IO.puts("""
+
+Best of #{rounds} interleaved rounds (#{System.schedulers_online()} schedulers).
 
 | measure | Emily | Python MLX | Emily / MLX | numpy | Emily / numpy |
 |---|---|---|---|---|---|\
 """)
 
-get = fn m, k -> m && m[k] end
-
-row = fn name, e, m, n ->
+for {name, e, m, n} <- results do
   IO.puts(
     "| #{name} | #{Bench.fmt(e)} | #{Bench.fmt(m)} | #{Bench.ratio(e, m)} | " <>
       "#{Bench.fmt(n)} | #{Bench.ratio(e, n)} |"
   )
-end
-
-row.("1k f32 add + eval + read, µs (NIFs)", rt_native, get.(py, "roundtrip_us"), nil)
-row.("1k f32 add + eval + read, µs (Emily.to_binary)", rt_api, get.(py, "roundtrip_us"), nil)
-row.("graph build, one add, µs", build, get.(py, "build_us"), nil)
-
-for n <- Bench.sizes() do
-  k = "matmul_#{n}"
-  row.("f32 matmul #{n}, GFLOP/s", emily_mm[k], get.(py, k), get.(np, k))
 end
 
 IO.puts("""

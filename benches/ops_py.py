@@ -1,16 +1,15 @@
 """Python side of benches/ops.exs: the same measurements with Python MLX or numpy.
 
-    python benches/ops_py.py mlx     # round trip, graph build, matmul (mlx.core)
-    python benches/ops_py.py numpy   # matmul only
+    python benches/ops_py.py mlx     # serves: roundtrip, build, matmul <n>
+    python benches/ops_py.py numpy   # serves: matmul <n>
 
-Prints one `name value` line per figure (roundtrip_us, build_us, matmul_<n> in GFLOP/s). Run by benches/ops.exs, each library in its own process (two BLAS
-libraries in one process interfere; see benches/README.md).
+Reads one measurement name per line on stdin and answers one number per line (µs for
+roundtrip/build, GFLOP/s for matmul), so that benches/ops.exs can interleave its rounds with
+Emily's. Each library runs in its own process (two BLAS libraries in one process interfere).
 """
 import statistics
 import sys
 import time
-
-SIZES = [256, 512, 1024, 2048]
 
 
 def per_op_us(fn, iters, batches=7):
@@ -25,13 +24,10 @@ def per_op_us(fn, iters, batches=7):
     return statistics.median(out)
 
 
-def reps_for(n):
-    return max(3, int(2e10 / (2 * n**3)))
-
-
 def gflops(run, n):
-    run()  # warm up
-    reps = reps_for(n)
+    """Best of 3 batches, in GFLOP/s."""
+    run()
+    reps = max(3, int(2e10 / (2 * n**3)))
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
@@ -41,7 +37,7 @@ def gflops(run, n):
     return 2 * n**3 / best / 1e9
 
 
-def bench_mlx():
+def mlx_bench():
     import mlx.core as mx
     import numpy as np
 
@@ -49,6 +45,7 @@ def bench_mlx():
     a = mx.array(np.arange(1000, dtype=np.float32))
     b = mx.array(np.ones(1000, dtype=np.float32))
     mx.eval(a, b)
+    rng = np.random.default_rng(0)
 
     def roundtrip():
         c = mx.add(a, b)
@@ -58,32 +55,38 @@ def bench_mlx():
     def build():
         mx.add(a, b)
 
-    res = {
-        "roundtrip_us": per_op_us(roundtrip, 500),
-        "build_us": per_op_us(build, 20000),
-    }
-    rng = np.random.default_rng(0)
-    for n in SIZES:
+    def matmul(n):
         x = mx.array(rng.standard_normal((n, n), dtype=np.float32))
         y = mx.array(rng.standard_normal((n, n), dtype=np.float32))
         mx.eval(x, y)
-        res[f"matmul_{n}"] = gflops(lambda: mx.eval(mx.matmul(x, y)), n)
-    return res
+        return gflops(lambda: mx.eval(mx.matmul(x, y)), n)
+
+    return {
+        "roundtrip": lambda: per_op_us(roundtrip, 500),
+        "build": lambda: per_op_us(build, 20000),
+        "matmul": matmul,
+    }
 
 
-def bench_numpy():
+def numpy_bench():
     import numpy as np
 
     rng = np.random.default_rng(0)
-    res = {}
-    for n in SIZES:
+
+    def matmul(n):
         x = rng.standard_normal((n, n), dtype=np.float32)
         y = rng.standard_normal((n, n), dtype=np.float32)
-        res[f"matmul_{n}"] = gflops(lambda: x @ y, n)
-    return res
+        return gflops(lambda: x @ y, n)
+
+    return {"matmul": matmul}
 
 
 if __name__ == "__main__":
-    which = sys.argv[1]
-    for k, v in (bench_mlx() if which == "mlx" else bench_numpy()).items():
-        print(k, v)
+    bench = mlx_bench() if sys.argv[1] == "mlx" else numpy_bench()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name, *args = line.split()
+        try:
+            print(bench[name](*map(int, args)), flush=True)
+        except KeyError:
+            print("nan", flush=True)
