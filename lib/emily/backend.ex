@@ -63,9 +63,10 @@ if Code.ensure_loaded?(Nx) do
         numbers puts :neg_infinity above 0) and of NaN is NaN.
       * `indexed_put/5` with repeated indices: which update wins is MLX's (in practice
         the last, as in BinaryBackend).
-      * `gather/4`, `indexed_add/5`, `indexed_put/5`, `Nx.take/3` and `Nx.take_along_axis/3`
-        do not check indices: out-of-range indices read or write unspecified elements.
-        Set `config :emily, debug_bounds_check: true` to raise `ArgumentError` like
+      * `gather/4`, `Nx.take/3` and `Nx.take_along_axis/3` clamp out-of-range indices
+        into range (as XLA does) where BinaryBackend raises; `indexed_add/5` and
+        `indexed_put/5` ignore the updates of out-of-range index rows. Set
+        `config :emily, debug_bounds_check: true` to raise `ArgumentError` like
         BinaryBackend (costs an evaluation per op).
       * `backend_deallocate/1` drops nothing eagerly: the MLX array is freed when its last
         handle is garbage collected. It returns `:ok`.

@@ -44,8 +44,13 @@ if Code.ensure_loaded?(Nx) do
       [device: device]
     end
 
-    @doc "The device named in backend options."
-    def opts_device(opts), do: Keyword.get(opts, :device, :cpu)
+    @doc """
+    The device named in backend options, validated (Nx passes `{Emily.Backend, opts}`
+    options to creation callbacks without calling init/1 first).
+    """
+    def opts_device([]), do: :cpu
+    def opts_device(device: :cpu), do: :cpu
+    def opts_device(opts), do: Keyword.fetch!(init_opts(opts), :device)
 
     ## Types
 
