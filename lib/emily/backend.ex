@@ -33,7 +33,6 @@ if Code.ensure_loaded?(Nx) do
     Ops MLX cannot express run on `Nx.BinaryBackend` and the result comes back to MLX:
 
       * `reduce/5` and `window_reduce/6` (they take an Elixir function)
-      * `triangular_solve/4` with complex operands (MLX's linear algebra is real-only)
 
     Each fallback emits `[:emily, :fallback, :start | :stop | :exception]` telemetry events
     (metadata `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks
