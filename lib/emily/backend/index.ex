@@ -90,8 +90,17 @@ if Code.ensure_loaded?(Nx) do
           u = drop_invalid(u, valid, x, parts, axes, sizes, kind, w)
 
           case kind do
-            :add -> MX.scatter_add(x, parts, u, axes, w)
-            :put -> MX.scatter(x, parts, u, axes, w)
+            :add when type in [{:f, 16}, {:bf, 16}] ->
+              # accumulate repeated indices in f32, round once (as BinaryBackend sums
+              # the updates before adding)
+              MX.scatter_add(MX.astype(x, :f32, w), parts, MX.astype(u, :f32, w), axes, w)
+              |> Core.cast(type, w)
+
+            :add ->
+              MX.scatter_add(x, parts, u, axes, w)
+
+            :put ->
+              MX.scatter(x, parts, u, axes, w)
           end
         end
 
