@@ -139,12 +139,6 @@ impl Array {
         Ok((a, aliased != 0))
     }
 
-    /// A row-major contiguous array with this one's elements: MLX's `contiguous`, a lazy copy
-    /// when this is a strided view (transposed, broadcast, sliced with steps).
-    pub fn row_contiguous(&self, s: crate::Stream) -> Result<Array> {
-        Array::from_call(|out| unsafe { ffi::emily_row_contiguous(s, self.as_ptr(), out) })
-    }
-
     /// Address of the first element of an evaluated array (null otherwise). For diagnostics.
     pub fn data_addr(&self) -> usize {
         unsafe { ffi::emily_data_ptr(self.as_ptr()) as usize }

@@ -76,7 +76,6 @@ extern "C" {
         out: *mut *mut emily_array,
     ) -> c_int;
     pub fn emily_external_mode() -> c_int;
-    pub fn emily_row_contiguous(s: emily_stream, a: *const emily_array, out: *mut *mut emily_array) -> c_int;
     pub fn emily_use_count_works() -> c_int;
     pub fn emily_graph_scan(
         roots: emily_arrays,

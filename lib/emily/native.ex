@@ -34,6 +34,84 @@ defmodule Emily.Native do
              logical_and logical_or bitwise_and bitwise_or bitwise_xor left_shift
              right_shift)a
 
+  # Creation and dtype conversion (src/ops/creation.rs documents the arguments).
+  @creation [
+    full: 4,
+    full_int: 4,
+    full_complex: 5,
+    scalar: 3,
+    scalar_int: 3,
+    scalar_complex: 4,
+    zeros: 3,
+    ones: 3,
+    zeros_like: 2,
+    ones_like: 2,
+    arange: 5,
+    linspace: 6,
+    eye: 5,
+    identity: 3,
+    tri: 5,
+    tril: 3,
+    triu: 3,
+    astype: 3,
+    view: 3,
+    contiguous: 3
+  ]
+
+  # Reductions, arg-reductions, cumulative ops (src/ops/reduce.rs).
+  @reduce [
+    sum: 4,
+    prod: 4,
+    max: 4,
+    min: 4,
+    all: 4,
+    any: 4,
+    mean: 4,
+    logsumexp: 4,
+    median: 4,
+    var: 5,
+    std: 5,
+    argmax: 4,
+    argmin: 4,
+    cumsum: 5,
+    cumprod: 5,
+    cummax: 5,
+    cummin: 5,
+    logcumsumexp: 5
+  ]
+
+  # Shape and layout ops (src/ops/shape.rs).
+  @shape [
+    reshape: 3,
+    transpose: 3,
+    squeeze: 3,
+    expand_dims: 3,
+    broadcast_to: 3,
+    pad: 7,
+    concatenate: 3,
+    stack: 3,
+    slice: 5,
+    slice_dynamic: 5,
+    slice_update: 6,
+    slice_update_dynamic: 5,
+    slice_update_add: 6,
+    slice_update_prod: 6,
+    slice_update_max: 6,
+    slice_update_min: 6,
+    flip: 3,
+    tile: 3,
+    repeat: 4,
+    swapaxes: 4,
+    moveaxis: 4,
+    select: 4,
+    clip: 4,
+    flatten: 4,
+    unflatten: 4
+  ]
+
+  # Sorting, partitioning, top-k (src/ops/sort.rs).
+  @sort [sort: 3, argsort: 3, partition: 4, argpartition: 4, topk: 4]
+
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
           # workers and devices
@@ -62,9 +140,13 @@ defmodule Emily.Native do
           # GC accounting (Emily.Memory.Pressure)
           pressure_register: 1,
           pressure_configure: 2,
-          handle_bytes_of: 1
+          handle_bytes_of: 1,
+          # every op NIF with its argument kinds
+          op_signatures: 0
         ] ++
-          Enum.map(@unary, &{&1, 2}) ++ Enum.map(@binary, &{&1, 3})
+          Enum.map(@unary, &{&1, 2}) ++
+          Enum.map(@binary, &{&1, 3}) ++
+          @creation ++ @reduce ++ @shape ++ @sort
 
   @doc false
   def __nifs__, do: @nifs

@@ -240,10 +240,6 @@ int emily_from_external(void* data, emily_ints shp, int32_t dtype, void (*releas
   }
 }
 
-int emily_row_contiguous(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::contiguous(a->a, false, stream(s))))
-}
-
 int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int flags, void* ctx,
                      void (*on_foreign)(void*, emily_array*, int32_t, int32_t),
                      void (*on_candidate)(void*, uintptr_t), int* evaluated) {

@@ -81,8 +81,6 @@ int emily_use_count_works(void);
 // frees the array, right after the copy, or before an error is returned.
 int emily_from_external(void* data, emily_ints shape, int32_t dtype, void (*release)(void*),
                         void* ctx, int32_t* aliased, emily_array** out);
-// A row-major contiguous array with `a`'s elements (a lazy copy when `a` is a strided view).
-int emily_row_contiguous(emily_stream s, const emily_array* a, emily_array** out);
 // Walks the unevaluated graph below `roots` before an evaluation on a worker whose streams
 // are `own`, and fails when one buffer would not fit under MLX's memory limit. Calls
 // `on_foreign` with a new handle for each unevaluated node on another stream (not walked
