@@ -255,7 +255,7 @@ fn in_context(op: &str, e: Error, inputs: &[String]) -> Error {
 #[rustler::nif]
 pub fn eval(env: Env, tensors: Vec<Tensor>, reference: Term) -> NifResult<Atom> {
     let Some(first) = tensors.first() else {
-        Reply::new(env, reference).send(Ok(atoms::ok()));
+        let _ = env.send(&env.pid(), (reference, (atoms::ok(), atoms::ok())));
         return Ok(atoms::ok());
     };
     let worker = first.worker.clone();
