@@ -20,7 +20,7 @@ defmodule Emily.Memory do
   Configuration (`config :emily, ...`, read at start; the setters below change it at run
   time):
 
-    * `:gc_threshold` - bytes of handle growth that trigger a request (default 512 MiB)
+    * `:gc_threshold` - bytes of handle growth that trigger a request (default 256 MiB)
     * `:gc_pressure` - `false` turns the mechanism off (default `true`)
     * `:memory_limit`, `:cache_limit` - MLX's limits in bytes (defaults: MLX's, 80% of RAM
       and 32 MiB on the CPU)
@@ -101,7 +101,7 @@ defmodule Emily.Memory do
   @doc false
   # Applies the application environment (called at start).
   def configure_from_env do
-    threshold = Application.get_env(:emily, :gc_threshold, 512 * 1024 * 1024)
+    threshold = Application.get_env(:emily, :gc_threshold, 256 * 1024 * 1024)
     on = Application.get_env(:emily, :gc_pressure, true)
 
     unless is_integer(threshold) and threshold > 0 and is_boolean(on) do

@@ -25,7 +25,7 @@ static HANDLES: AtomicUsize = AtomicUsize::new(0);
 /// Lowest `HANDLE_BYTES` since the last request.
 static FLOOR: AtomicUsize = AtomicUsize::new(0);
 static ENABLED: AtomicBool = AtomicBool::new(true);
-static THRESHOLD: AtomicUsize = AtomicUsize::new(512 << 20);
+static THRESHOLD: AtomicUsize = AtomicUsize::new(256 << 20);
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
 /// Holders listed in one request.
 const TOP: usize = 4;
