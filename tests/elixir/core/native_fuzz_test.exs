@@ -173,6 +173,7 @@ defmodule Emily.NativeFuzzTest do
   end
 
   defp call_settled(name, args) do
+    if System.get_env("FUZZ_TRACE"), do: IO.puts(:stderr, "#{name} #{inspect(args, limit: 4)}")
     result = apply(N, name, args)
     settle(result)
   rescue
