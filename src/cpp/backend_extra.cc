@@ -28,7 +28,12 @@ EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints 
                                     " is larger than the array (" + std::to_string(a->a.size()) +
                                     " elements)");
       if (sh[i] == 0) empty = true;
-      else last += static_cast<int64_t>(sh[i] - 1) * str[i];
+      else {
+        int64_t step = 0;
+        if (__builtin_mul_overflow(static_cast<int64_t>(sh[i] - 1), str[i], &step) ||
+            __builtin_add_overflow(last, step, &last))
+          throw std::invalid_argument("[as_strided] the view reaches past any array");
+      }
     }
     int64_t size = static_cast<int64_t>(a->a.size());
     if (!empty && last >= size)

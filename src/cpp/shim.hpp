@@ -62,6 +62,24 @@ inline std::vector<int> ints(emily_ints v) {
   return out;
 }
 
+// Axes normalized to [0, ndim), refused when out of range or repeated (several MLX ops read
+// or write out of bounds otherwise).
+inline std::vector<int> axes_of(emily_ints v, size_t ndim, const char* op) {
+  std::vector<int> out;
+  int64_t n = static_cast<int64_t>(ndim);
+  for (size_t i = 0; i < v.len; i++) {
+    int64_t ax = v.ptr[i] < 0 ? v.ptr[i] + n : v.ptr[i];
+    if (ax < 0 || ax >= n)
+      throw std::invalid_argument(std::string(op) + " axis " + std::to_string(v.ptr[i]) +
+                                  " is out of range for an array with " + std::to_string(ndim) +
+                                  " dimensions");
+    for (int seen : out)
+      if (seen == ax) throw std::invalid_argument(std::string(op) + " repeated axis " + std::to_string(ax));
+    out.push_back(static_cast<int>(ax));
+  }
+  return out;
+}
+
 // Most bytes one array may have: 2^48, far below where size_t and MLX's own element
 // arithmetic wrap around, and on Linux no more than RAM + swap. MLX 0.32's allocator does
 // not check malloc's result: an allocation the kernel refuses (one larger than RAM + swap)

@@ -87,7 +87,7 @@ defmodule Emily.NativeFuzzTest do
   defp wrong(:AS), do: [:junk, [:junk], [1], "bin", [base(:A), :junk], [w()], base(:A)]
 
   defp wrong(:I),
-    do: [:junk, [2 ** 70], [-(2 ** 70)], [1.5], [:a], "bin", [base(:A)], 2 ** 70, [2 ** 40]]
+    do: [:junk, [2 ** 70], [-(2 ** 70)], [1.5], [:a], "bin", [base(:A)], 2 ** 70]
 
   defp wrong(:F), do: [:junk, 2 ** 1100, "x", nil, []]
   defp wrong(:N), do: [2 ** 70, -(2 ** 70), 1.5, :junk, "1", []]
@@ -139,6 +139,8 @@ defmodule Emily.NativeFuzzTest do
       [-(2 ** 31) - 1],
       [0, 0, 0, 0, 0, 0, 0, 0, 0],
       [2 ** 31 - 1, 2 ** 31 - 1],
+      [2 ** 40],
+      [2 ** 62, 2 ** 62],
       [100_000, 100_000],
       [1, 2, 3, 4, 5, 6, 7],
       [0, 1, 0]
@@ -160,7 +162,7 @@ defmodule Emily.NativeFuzzTest do
       assert is_reference(r)
       assert is_list(N.shape(r))
 
-      if N.nbytes(r) <= 16 * 1024 * 1024 do
+      if N.nbytes(r) <= 4 * 1024 * 1024 do
         try do
           Emily.eval(r)
           bin = Emily.to_binary(r)
@@ -173,12 +175,30 @@ defmodule Emily.NativeFuzzTest do
   end
 
   defp call_settled(name, args) do
-    if System.get_env("FUZZ_TRACE"), do: IO.puts(:stderr, "#{name} #{inspect(args, limit: 4)}")
+    trace(name, args)
     result = apply(N, name, args)
     settle(result)
   rescue
     e in [ArgumentError, Emily.Error] -> assert is_binary(Exception.message(e))
   end
+
+  # EMILY_FUZZ_TRACE=path appends each call to `path` before making it (written through
+  # to the file, so the call that kills the VM is the file's last line).
+  defp trace(name, args) do
+    if path = System.get_env("EMILY_FUZZ_TRACE") do
+      args = Enum.map(args, &describe/1)
+      File.write!(path, inspect({name, args}, limit: 12) <> "\n", [:append])
+    end
+  end
+
+  defp describe(a) when is_reference(a) do
+    {N.dtype(a), N.shape(a)}
+  rescue
+    _ -> :worker
+  end
+
+  defp describe(a) when is_list(a), do: Enum.map(a, &describe/1)
+  defp describe(a), do: a
 
   test "every op raises on a wrong-typed argument in any position" do
     for {name, kinds, _} <- N.op_signatures() do
