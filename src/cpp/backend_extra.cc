@@ -25,7 +25,7 @@ EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints 
       if (str[i] < 0) throw std::invalid_argument("[as_strided] strides must be non-negative");
       if (str[i] > static_cast<int64_t>(a->a.size()))
         throw std::invalid_argument("[as_strided] stride " + std::to_string(str[i]) +
-                                    " is larger than the array (" + std::to_string(a->a.size()) +
+                                    " reaches past the array (" + std::to_string(a->a.size()) +
                                     " elements)");
       if (sh[i] == 0) empty = true;
       else {
