@@ -112,6 +112,94 @@ defmodule Emily.Native do
   # Sorting, partitioning, top-k (src/ops/sort.rs).
   @sort [sort: 3, argsort: 3, partition: 4, argpartition: 4, topk: 4]
 
+  # Indexing: take, gather, scatter (src/ops/index.rs).
+  @index [
+    take: 3,
+    take_axis: 4,
+    take_along_axis: 4,
+    put_along_axis: 5,
+    scatter_add_axis: 5,
+    gather: 5,
+    scatter: 5,
+    scatter_add: 5,
+    scatter_prod: 5,
+    scatter_max: 5,
+    scatter_min: 5
+  ]
+
+  # Products and linalg (src/ops/linalg.rs); factorizations run on the worker's CPU stream.
+  @linalg [
+    matmul: 3,
+    tensordot: 5,
+    addmm: 6,
+    inner: 3,
+    outer: 3,
+    cross: 4,
+    norm: 6,
+    cholesky: 3,
+    cholesky_inv: 3,
+    inv: 2,
+    tri_inv: 3,
+    pinv: 2,
+    solve: 3,
+    solve_triangular: 4,
+    eigvalsh: 3,
+    eigvals: 2,
+    det: 2,
+    qr: 2,
+    svd: 3,
+    eigh: 3,
+    eig: 2,
+    lu: 2,
+    lu_factor: 2,
+    slogdet: 2
+  ]
+
+  # Convolutions, channels-last (src/ops/conv.rs).
+  @conv [
+    conv_general: 10,
+    conv1d: 7,
+    conv2d: 7,
+    conv3d: 7,
+    conv_transpose1d: 8,
+    conv_transpose2d: 8,
+    conv_transpose3d: 8
+  ]
+
+  # Fourier transforms (src/ops/fft.rs).
+  @fft [
+    fftn: 5,
+    ifftn: 5,
+    rfftn: 5,
+    irfftn: 5,
+    fft: 5,
+    ifft: 5,
+    rfft: 5,
+    irfft: 5,
+    fft2: 5,
+    ifft2: 5,
+    rfft2: 5,
+    irfft2: 5,
+    fftshift: 3,
+    ifftshift: 3
+  ]
+
+  # Fused ops (src/ops/fast.rs); optional arrays are lists of 0 or 1 tensors.
+  @fast [
+    rms_norm: 4,
+    layer_norm: 5,
+    rope: 8,
+    rope_offset: 8,
+    scaled_dot_product_attention: 8,
+    cross_entropy: 3
+  ]
+
+  # Quantization (src/ops/quantize.rs).
+  @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
+
+  # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
+  @backend_extra [as_strided: 5]
+
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
           # workers and devices
@@ -138,15 +226,19 @@ defmodule Emily.Native do
           set_memory_limit: 1,
           set_cache_limit: 1,
           # GC accounting (Emily.Memory.Pressure)
-          pressure_register: 1,
+          pressure_register: 0,
           pressure_configure: 2,
-          handle_bytes_of: 1,
+          handle_holders: 0,
           # every op NIF with its argument kinds
           op_signatures: 0
         ] ++
           Enum.map(@unary, &{&1, 2}) ++
           Enum.map(@binary, &{&1, 3}) ++
-          @creation ++ @reduce ++ @shape ++ @sort
+          @creation ++
+          @reduce ++
+          @shape ++
+          @sort ++
+          @index ++ @linalg ++ @conv ++ @fft ++ @fast ++ @quantize ++ @backend_extra
 
   @doc false
   def __nifs__, do: @nifs

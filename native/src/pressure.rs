@@ -184,10 +184,11 @@ fn notifier_loop(n: &'static Notifier) {
     }
 }
 
-/// Makes `pid` the receiver of pressure requests
+/// Makes the calling process the receiver of pressure requests
 /// (`{:emily_memory_pressure, {handle_bytes, active, threshold}, [{pid, bytes}]}`).
 #[rustler::nif]
-pub fn pressure_register(pid: LocalPid) -> NifResult<Atom> {
+pub fn pressure_register(env: Env) -> NifResult<Atom> {
+    let pid = env.pid();
     let n = NOTIFIER.get_or_init(|| Notifier {
         state: Mutex::new(NotifierState { pending: false, target: None }),
         wake: Condvar::new(),
@@ -237,10 +238,12 @@ pub fn figures() -> Figures {
     }
 }
 
-/// Bytes of live handles made by `pid` (0 when none).
+/// `[{pid, bytes}]`: the bytes of live handles per process that made them.
 #[rustler::nif]
-pub fn handle_bytes_of(env: Env, pid: LocalPid) -> u64 {
-    let o = Owner { pid, key: pid.encode(env).as_c_arg() };
-    let key = o.key;
-    lock(o.shard()).get(&key).map_or(0, |(_, b)| *b) as u64
+pub fn handle_holders() -> Vec<(LocalPid, u64)> {
+    let mut v = Vec::new();
+    for shard in OWNERS.iter() {
+        v.extend(lock(shard).values().map(|(p, b)| (*p, *b as u64)));
+    }
+    v
 }

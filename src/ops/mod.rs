@@ -109,6 +109,14 @@ const FAMILIES: &[&[Signature]] = &[
     reduce::SIGNATURES,
     shape::SIGNATURES,
     sort::SIGNATURES,
+    index::SIGNATURES,
+    linalg::SIGNATURES,
+    linalg::cpu::SIGNATURES,
+    conv::SIGNATURES,
+    fft::SIGNATURES,
+    fast::SIGNATURES,
+    quantize::SIGNATURES,
+    backend_extra::SIGNATURES,
 ];
 
 /// Most outputs an op returns (svd: u, s, vt; lu: p, l, u; ...).
@@ -190,8 +198,15 @@ pub fn collect_many(
     Ok(arrays)
 }
 
+pub mod backend_extra;
 pub mod binary;
+pub mod conv;
 pub mod creation;
+pub mod fast;
+pub mod fft;
+pub mod index;
+pub mod linalg;
+pub mod quantize;
 pub mod reduce;
 pub mod shape;
 pub mod sort;
