@@ -96,7 +96,16 @@ defmodule Emily.Memory do
 
   @doc "Bytes of live tensor handles made by `pid` (by the GC accounting)."
   @spec handle_bytes(pid()) :: non_neg_integer()
-  def handle_bytes(pid \\ self()) when is_pid(pid), do: Native.handle_bytes_of(pid)
+  def handle_bytes(pid \\ self()) when is_pid(pid) do
+    case List.keyfind(Native.handle_holders(), pid, 0) do
+      {^pid, bytes} -> bytes
+      nil -> 0
+    end
+  end
+
+  @doc "Processes holding tensor handles and their bytes, largest first."
+  @spec holders() :: [{pid(), non_neg_integer()}]
+  def holders, do: Native.handle_holders() |> Enum.sort_by(&elem(&1, 1), :desc)
 
   @doc false
   # Applies the application environment (called at start).

@@ -226,9 +226,9 @@ defmodule Emily.Native do
           set_memory_limit: 1,
           set_cache_limit: 1,
           # GC accounting (Emily.Memory.Pressure)
-          pressure_register: 1,
+          pressure_register: 0,
           pressure_configure: 2,
-          handle_bytes_of: 1,
+          handle_holders: 0,
           # every op NIF with its argument kinds
           op_signatures: 0
         ] ++

@@ -13,10 +13,12 @@
 //! `:erlang.garbage_collect(pid, async: ref)`. The request goes out from a notifier thread
 //! (never blocking the NIF), at most once per `threshold` bytes of growth.
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex, OnceLock};
 
-use rustler::{Atom, Encoder, LocalPid, NifResult, OwnedEnv};
+use rustler::sys::ErlNifTerm;
+use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv};
 
 use crate::atoms;
 
@@ -30,7 +32,57 @@ static SIGNALS: AtomicU64 = AtomicU64::new(0);
 /// Holders listed in one request.
 const TOP: usize = 4;
 
-static OWNERS: LazyLock<Mutex<HashMap<LocalPid, usize>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Bytes per owning process, in shards keyed by the pid's term (an immediate: equal for
+/// equal pids in any environment), so that processes making handles rarely share a lock.
+const SHARDS: usize = 16;
+type Owners = HashMap<ErlNifTerm, (LocalPid, usize), BuildHasherDefault<PidHasher>>;
+static OWNERS: LazyLock<[Mutex<Owners>; SHARDS]> =
+    LazyLock::new(|| std::array::from_fn(|_| Mutex::new(Owners::default())));
+
+/// A process that made handles: its pid and the pid's term, the key of the accounting.
+#[derive(Clone, Copy)]
+pub struct Owner {
+    pid: LocalPid,
+    key: ErlNifTerm,
+}
+
+impl Owner {
+    pub fn of(env: Env) -> Owner {
+        let pid = env.pid();
+        Owner { pid, key: pid.encode(env).as_c_arg() }
+    }
+
+    fn shard(&self) -> &'static Mutex<Owners> {
+        let mut h = PidHasher::default();
+        self.key.hash(&mut h);
+        &OWNERS[(h.finish() >> 60) as usize % SHARDS]
+    }
+}
+
+fn mix(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Hashes the u64 pid keys with one multiplication.
+#[derive(Default)]
+pub struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = mix(self.0 ^ b as u64);
+        }
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = mix(k);
+    }
+    fn write_usize(&mut self, k: usize) {
+        self.0 = mix(k as u64);
+    }
+}
 
 struct Notifier {
     state: Mutex<NotifierState>,
@@ -49,14 +101,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Counts a new handle of `bytes` made by `owner`.
-pub fn account(owner: Option<LocalPid>, bytes: usize) {
+pub fn account(owner: Option<Owner>, bytes: usize) {
     HANDLES.fetch_add(1, Ordering::Relaxed);
     if bytes == 0 {
         return;
     }
     let total = HANDLE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    if let Some(pid) = owner {
-        *lock(&OWNERS).entry(pid).or_insert(0) += bytes;
+    if let Some(o) = owner {
+        lock(o.shard()).entry(o.key).or_insert((o.pid, 0)).1 += bytes;
     }
     if ENABLED.load(Ordering::Relaxed) {
         let floor = FLOOR.load(Ordering::Relaxed);
@@ -69,19 +121,19 @@ pub fn account(owner: Option<LocalPid>, bytes: usize) {
 }
 
 /// Counts a handle's release.
-pub fn unaccount(owner: Option<LocalPid>, bytes: usize) {
+pub fn unaccount(owner: Option<Owner>, bytes: usize) {
     HANDLES.fetch_sub(1, Ordering::Relaxed);
     if bytes == 0 {
         return;
     }
     let total = HANDLE_BYTES.fetch_sub(bytes, Ordering::Relaxed) - bytes;
     FLOOR.fetch_min(total, Ordering::Relaxed);
-    if let Some(pid) = owner {
-        let mut owners = lock(&OWNERS);
-        if let Some(b) = owners.get_mut(&pid) {
+    if let Some(o) = owner {
+        let mut owners = lock(o.shard());
+        if let Some((_, b)) = owners.get_mut(&o.key) {
             *b = b.saturating_sub(bytes);
             if *b == 0 {
-                owners.remove(&pid);
+                owners.remove(&o.key);
             }
         }
     }
@@ -100,9 +152,10 @@ fn signal() {
 
 /// The top holders, largest first.
 fn top_holders() -> Vec<(LocalPid, usize)> {
-    let owners = lock(&OWNERS);
-    let mut v: Vec<(LocalPid, usize)> = owners.iter().map(|(p, b)| (*p, *b)).collect();
-    drop(owners);
+    let mut v: Vec<(LocalPid, usize)> = Vec::new();
+    for shard in OWNERS.iter() {
+        v.extend(lock(shard).values().copied());
+    }
     v.sort_unstable_by_key(|h| std::cmp::Reverse(h.1));
     v.truncate(TOP);
     v
@@ -131,10 +184,11 @@ fn notifier_loop(n: &'static Notifier) {
     }
 }
 
-/// Makes `pid` the receiver of pressure requests
+/// Makes the calling process the receiver of pressure requests
 /// (`{:emily_memory_pressure, {handle_bytes, active, threshold}, [{pid, bytes}]}`).
 #[rustler::nif]
-pub fn pressure_register(pid: LocalPid) -> NifResult<Atom> {
+pub fn pressure_register(env: Env) -> NifResult<Atom> {
+    let pid = env.pid();
     let n = NOTIFIER.get_or_init(|| Notifier {
         state: Mutex::new(NotifierState { pending: false, target: None }),
         wake: Condvar::new(),
@@ -184,8 +238,12 @@ pub fn figures() -> Figures {
     }
 }
 
-/// Bytes of live handles made by `pid` (0 when none).
+/// `[{pid, bytes}]`: the bytes of live handles per process that made them.
 #[rustler::nif]
-pub fn handle_bytes_of(pid: LocalPid) -> u64 {
-    lock(&OWNERS).get(&pid).copied().unwrap_or(0) as u64
+pub fn handle_holders() -> Vec<(LocalPid, u64)> {
+    let mut v = Vec::new();
+    for shard in OWNERS.iter() {
+        v.extend(lock(shard).values().map(|(p, b)| (*p, *b as u64)));
+    }
+    v
 }

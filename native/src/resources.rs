@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use emily::{Array, Worker};
-use rustler::{Env, LocalPid, ResourceArc};
+use rustler::{Env, ResourceArc};
 
-use crate::{bridge, pressure};
+use crate::bridge;
+use crate::pressure::{self, Owner};
 
 /// An MLX array held by the BEAM. Dropped on its worker's thread.
 pub struct TensorRes {
     array: Option<Array>,
     pub worker: Arc<Worker>,
     /// The process that made the handle (for GC accounting), when known.
-    owner: Option<LocalPid>,
+    owner: Option<Owner>,
     /// Bytes counted in the handle accounting (see pressure.rs).
     accounted: usize,
 }
@@ -23,7 +24,7 @@ impl rustler::Resource for TensorRes {}
 impl TensorRes {
     /// A handle made by the calling process of `env` (counted as that process's bytes).
     pub fn arc(env: Env, array: Array, worker: &Arc<Worker>) -> ResourceArc<TensorRes> {
-        ResourceArc::new(TensorRes::owned_by(Some(env.pid()), array, worker.clone()))
+        ResourceArc::new(TensorRes::owned_by(Some(Owner::of(env)), array, worker.clone()))
     }
 
     /// A handle with no known owner (made off a BEAM process, e.g. on a worker).
@@ -31,7 +32,7 @@ impl TensorRes {
         TensorRes::owned_by(None, array, worker)
     }
 
-    fn owned_by(owner: Option<LocalPid>, array: Array, worker: Arc<Worker>) -> TensorRes {
+    fn owned_by(owner: Option<Owner>, array: Array, worker: Arc<Worker>) -> TensorRes {
         let accounted = array.nbytes();
         pressure::account(owner, accounted);
         TensorRes { array: Some(array), worker, owner, accounted }

@@ -68,11 +68,14 @@ size_t checked_nbytes(const mx::Shape& s, mx::Dtype dt) {
   return n * dt.size();
 }
 
-// Bytes one new buffer may take: MLX's memory limit less what is in use.
+// Bytes one new buffer may take: MLX's memory limit less what is in use. When MLX's count
+// of bytes in use is past the limit (or wrong: an out-of-bounds write by a kernel corrupts
+// the size headers it adds and subtracts), only the limit itself: MLX paces evaluation
+// past the limit on its own, and a malloc fails only for sizes near the machine's memory.
 size_t alloc_budget() {
   size_t limit = mx::get_memory_limit();
   size_t active = mx::get_active_memory();
-  return limit > active ? limit - active : 0;
+  return limit > active ? limit - active : limit;
 }
 
 [[noreturn]] void over_budget(const char* what, size_t nbytes) {

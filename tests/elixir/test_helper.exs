@@ -7,8 +7,12 @@ exclude = if telemetry?, do: exclude, else: [:telemetry | exclude]
 
 IO.puts(
   "Emily test tiers: ExUnit core: on; ExUnit Nx: " <>
-    if(nx?, do: "on", else: "skipped (Nx is not available: no Hex and no EMILY_NX_PATH)") <>
-    "; telemetry spans: " <> if(telemetry?, do: "on", else: "skipped (:telemetry not loaded)")
+    if(nx?, do: "on", else: "skipped (Nx is not available: no Hex and no EMILY_NX_PATH)")
+)
+
+IO.puts(
+  "Emily telemetry span tests: " <>
+    if(telemetry?, do: "on", else: "off (:telemetry is not loaded)")
 )
 
 ExUnit.start(exclude: exclude)

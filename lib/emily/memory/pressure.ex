@@ -35,7 +35,7 @@ defmodule Emily.Memory.Pressure do
           c
       end
 
-    :ok = Emily.Native.pressure_register(self())
+    :ok = Emily.Native.pressure_register()
     {:ok, %{counter: counter, pending: %{}}}
   end
 

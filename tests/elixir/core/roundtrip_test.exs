@@ -194,26 +194,22 @@ defmodule Emily.RoundTripTest do
     end
   end
 
+  # Handlers run in the emitting process: keep the test's own events only.
+  def handle_event(event, measurements, meta, test) do
+    if self() == test, do: send(test, {:event, event, measurements, meta})
+  end
+
   describe "telemetry" do
     @describetag :telemetry
 
     test "spans for from_binary, to_binary and eval" do
-      parent = self()
+      {:ok, _} = Application.ensure_all_started(:telemetry)
       id = {__MODULE__, make_ref()}
 
       events =
         for e <- [:from_binary, :to_binary, :eval], k <- [:start, :stop], do: [:emily, e, k]
 
-      :ok =
-        apply(:telemetry, :attach_many, [
-          id,
-          events,
-          # Handlers run in the emitting process: keep this test's events only.
-          fn event, measurements, meta, _ ->
-            if self() == parent, do: send(parent, {:event, event, measurements, meta})
-          end,
-          nil
-        ])
+      :ok = apply(:telemetry, :attach_many, [id, events, &__MODULE__.handle_event/4, self()])
 
       try do
         x = Emily.from_binary(<<1, 2>>, {2}, {:u, 8})
