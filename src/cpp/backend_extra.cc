@@ -134,7 +134,8 @@ EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints 
     for (size_t i = 0; i < sh.size(); i++) {
       if (sh[i] < 0) throw std::invalid_argument("[as_strided] negative dimension");
       if (str[i] < 0) throw std::invalid_argument("[as_strided] strides must be non-negative");
-      if (str[i] > static_cast<int64_t>(a->a.size()))
+      // (a stride along a dimension of size 1 is never applied: any value is fine)
+      if (sh[i] > 1 && str[i] > static_cast<int64_t>(a->a.size()))
         throw std::invalid_argument("[as_strided] stride " + std::to_string(str[i]) +
                                     " reaches past the array (" + std::to_string(a->a.size()) +
                                     " elements)");

@@ -170,10 +170,8 @@ if Code.ensure_loaded?(Nx) do
         :telemetry.attach_many(
           id,
           events,
-          fn event, measurements, meta, _ ->
-            send(test_pid, {:event, event, measurements, meta})
-          end,
-          nil
+          &__MODULE__.forward/4,
+          test_pid
         )
 
         on_exit(fn -> :telemetry.detach(id) end)
