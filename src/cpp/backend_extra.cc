@@ -127,7 +127,8 @@ EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints 
     if (offset < 0) throw std::invalid_argument("[as_strided] offset must be non-negative");
     for (size_t i = 0; i < strides.len; i++)
       if (strides.ptr[i] > INT32_MAX || strides.ptr[i] < INT32_MIN)
-        throw std::invalid_argument("[as_strided] stride " + std::to_string(strides.ptr[i]) + " is out of range");
+        throw std::invalid_argument("[as_strided] stride " + std::to_string(strides.ptr[i]) +
+                                    " reaches past any array (strides are 32-bit)");
     mx::Strides str(strides.ptr, strides.ptr + strides.len);
     bool empty = false;
     int64_t last = offset;
