@@ -30,58 +30,78 @@ if Code.ensure_loaded?(Nx) do
 
     ## Fallbacks
 
-    Ops MLX cannot express run on `Nx.BinaryBackend` and the result comes back to MLX:
-
-      * `reduce/5` and `window_reduce/6` (they take an Elixir function)
-
-    Each fallback emits `[:emily, :fallback, :start | :stop | :exception]` telemetry events
-    (metadata `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks
-    what else happens: `:silent`, `:warn` (default; logs a warning once per op) or `:raise`
-    (raises `ArgumentError` naming the op).
+    Only callbacks that take an Elixir function run on `Nx.BinaryBackend` (the result
+    comes back to MLX): `reduce/5` and `window_reduce/6`. Each fallback emits
+    `[:emily, :fallback, :start | :stop | :exception]` telemetry events (metadata
+    `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks what
+    else happens: `:silent`, `:warn` (default; logs a warning once per op) or `:raise`
+    (raises `ArgumentError` naming the op). `from_pointer/5` and `to_pointer/2` raise, as
+    in Nx.BinaryBackend. Everything else runs on MLX, including what MLX has no single op
+    for (composed of MLX ops): window reductions and window scatters (strided views of
+    the padded input), conv in f64/c64 or more than 3 spatial axes (windows times the
+    kernel), integer dot products (multiply and sum), complex triangular_solve (a real
+    block system), population_count and count_leading_zeros (bit arithmetic), float64
+    transcendental functions (a C-library kernel: MLX's own compute them in single
+    precision).
 
     `Nx.block/4` structs without a native implementation here run their default function,
     which is made of Nx ops and so runs on MLX as well (not a fallback). Native blocks:
     LogicalNot, Phase, Cumulative{Sum,Product,Min,Max}, Take, TakeAlongAxis, TopK,
-    AllClose, FFT2, IFFT2, RFFT, IRFFT, LinAlg.{Cholesky, QR (reduced mode), Eigh, SVD, LU,
-    Solve, Determinant}. LinAlg blocks with complex inputs, and QR in `:complete` mode when
-    rows exceed columns, run the default function.
+    AllClose, FFT2, IFFT2, RFFT, IRFFT, LinAlg.{Cholesky, QR, Eigh, SVD, LU, Solve,
+    Determinant}. Determinants of 2x2 and 3x3 matrices use Nx's closed formulas (its
+    default function), linear-algebra blocks with complex inputs and QR in `:complete`
+    mode with more rows than columns run the default function too.
 
     ## Known divergences from Nx.BinaryBackend
 
-      * Floating-point results may differ in the last bits (MLX uses float32 arithmetic
-        for f32 and f16/bf16 inputs where BinaryBackend uses Erlang's float64; MLX's
-        transcendental functions are vectorised approximations). bf16 arithmetic rounds to
-        nearest even; `as_type/2` to bf16 truncates like BinaryBackend.
+      * Floating-point results may differ in the last bits: MLX computes f32 (and f16,
+        bf16) in single precision where BinaryBackend uses Erlang's doubles, and its
+        transcendental functions are vectorised approximations. float64 math goes
+        through the C library, like Erlang's `:math`: identical results, except `log1p`,
+        which is the C library's (BinaryBackend computes log(1 + x)).
+      * bf16 arithmetic rounds to nearest even (BinaryBackend truncates every result);
+        `as_type/2` to bf16 truncates like BinaryBackend. Half-precision arithmetic on
+        inputs of another type (an integer, say) computes in f32 and rounds once.
       * Integer `quotient/2` and `remainder/2` by zero do not raise: x quotient 0 is 0
-        and x remainder 0 is x. MIN quotient -1 wraps to MIN. Shifts by a negative amount
-        or by the bit width or more do not raise either (the result is MLX's).
+        and x remainder 0 is x. MIN quotient -1 wraps to MIN. Shifts by a negative
+        amount or by the bit width or more do not raise either (the result is MLX's).
       * Float to integer conversion of finite values out of the target range: 8, 16 and
         32-bit targets wrap modulo 2^bits like BinaryBackend; 64-bit targets give the
         platform's conversion (Nx documents this as platform dependent).
       * `sign/1` of -Inf is -1 and of NaN is NaN (BinaryBackend gives 1 for both: its
         comparison of atoms with numbers puts them above 0); of -0.0 it is 0.0.
-      * `indexed_put/5` with repeated indices: which update wins is MLX's (in practice
-        the last, as in BinaryBackend).
+      * Complex arithmetic with infinite parts follows MLX (C) rules: Inf * (2 + 0i)
+        keeps its infinities where BinaryBackend gives NaN.
       * `gather/4`, `Nx.take/3` and `Nx.take_along_axis/3` clamp out-of-range indices
         into range (as XLA does) where BinaryBackend raises; `indexed_add/5` and
         `indexed_put/5` ignore the updates of out-of-range index rows. Set
         `config :emily, debug_bounds_check: true` to raise `ArgumentError` like
-        BinaryBackend (costs an evaluation per op).
+        BinaryBackend (costs an evaluation per op). With repeated indices,
+        `indexed_put/5` keeps MLX's choice (in practice the last update, as
+        BinaryBackend).
+      * Decompositions that are not unique: `eigh` returns eigenvalues from the largest
+        down, each eigenvector with its largest-magnitude entry positive (BinaryBackend:
+        the order its iteration ends in); QR and SVD carry LAPACK's signs. All satisfy
+        the same identities. Results differ from BinaryBackend's iterative algorithms in
+        the last digits (LAPACK is usually the more accurate).
+      * `fft/2` and `ifft/2` along a middle axis of a rank-3 or higher tensor are right
+        here; BinaryBackend puts the transformed axis back with a swap (wrong there).
+      * `window_scatter_max/6`, `window_scatter_min/6` in f64 keep f64 sums
+        (BinaryBackend adds the scattered values as f32 scalars).
       * `backend_deallocate/1` drops nothing eagerly: the MLX array is freed when its last
         handle is garbage collected. It returns `:ok`.
-      * Linear algebra decompositions (eigh, svd, qr) may return vectors with other signs
-        or order of equal eigenvalues than BinaryBackend; they satisfy the same identities.
-      * `from_pointer/5`, `to_pointer/2` raise, as in Nx.BinaryBackend.
 
     ## Debug flags (compile time)
 
       * `config :emily, debug_bounds_check: true` - gather, take, take_along_axis,
         indexed_add and indexed_put raise `ArgumentError` on negative or out-of-range
         indices.
-      * `config :emily, debug_detect_nan_inf: true` - dot (matmul) raises
-        `ArgumentError` when its result holds NaN or Inf.
+      * `config :emily, debug_detect_nan_inf: true` - dot (matmul) and the fused kernels
+        of `Emily.Fast` (RMS norm, layer norm, scaled dot-product attention) raise
+        `ArgumentError` when their result holds NaN or Inf.
 
-    Both default to false and are compiled out then.
+    Both default to false and are compiled out then; either check evaluates the tensors
+    it looks at.
     """
 
     @behaviour Nx.Backend
