@@ -191,8 +191,8 @@ if Code.ensure_loaded?(Nx) do
       wrap(MX.copy(ref(t, w), w), t, device)
     end
 
-    def backend_copy(%T{type: type, shape: shape} = t, backend, opts) do
-      backend.from_binary(t, to_binary(t, Nx.size(shape)) |> ensure_bits(type, shape), opts)
+    def backend_copy(%T{shape: shape} = t, backend, opts) do
+      backend.from_binary(t, to_binary(t, Nx.size(shape)), opts)
     end
 
     @impl true
@@ -211,8 +211,6 @@ if Code.ensure_loaded?(Nx) do
       backend_deallocate(t)
       result
     end
-
-    defp ensure_bits(bin, _type, _shape), do: bin
 
     @impl true
     def backend_deallocate(%T{data: %Emily.Backend{}}), do: :ok

@@ -106,7 +106,7 @@ if Code.ensure_loaded?(Nx) do
     ones with 1 or 2); other types (f64, c64), grouped 3-D and more spatial axes run as
     windows (as_strided) times the kernel (matmul), on MLX as well.
     """
-    def conv(%T{type: type, shape: out_shape} = out, %T{shape: shape} = t, k, opts) do
+    def conv(%T{type: type} = out, %T{shape: shape} = t, k, opts) do
       device = device_of([t, k])
       w = worker(device)
       rank = tuple_size(shape)
@@ -140,7 +140,6 @@ if Code.ensure_loaded?(Nx) do
       # y is [n, out channels, spatial...]; Nx applies the output permutation to it.
       perm = opts[:output_permutation] || Enum.to_list(0..(rank - 1))
       y = permute(y, Core.invert_permutation(perm), w)
-      _ = out_shape
       wrap(fit(y, type, w), out, device)
     end
 
