@@ -33,6 +33,8 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .opt_level(2)
         .debug(false);
+    // The directory itself too: a new .cc file must trigger a rebuild.
+    println!("cargo:rerun-if-changed=src/cpp");
     for entry in std::fs::read_dir("src/cpp").expect("src/cpp") {
         let path = entry.expect("src/cpp entry").path();
         let ext = path.extension().and_then(|e| e.to_str());

@@ -54,7 +54,19 @@ defmodule Emily.Native do
           reset_peak_memory: 0,
           clear_cache: 0,
           set_memory_limit: 1,
-          set_cache_limit: 1
+          set_cache_limit: 1,
+          # programs (Emily.Compiler's native and fused lanes)
+          program_placeholder: 3,
+          program_builder: 0,
+          program_inputs: 2,
+          program_materialize: 2,
+          program_while: 5,
+          program_cond: 3,
+          program_finish: 3,
+          program_capture: 3,
+          program_run: 4,
+          program_foreign_pending: 2,
+          program_stats: 1
         ] ++
           Enum.map(@unary, &{&1, 2}) ++ Enum.map(@binary, &{&1, 3})
 

@@ -7,13 +7,18 @@ mod atoms;
 mod bridge;
 mod error;
 mod nif_ops;
+mod program;
 mod resources;
 mod worker;
 
 pub use resources::{AliasRes, TensorRes, WorkerRes};
 
 fn load(env: rustler::Env, _info: rustler::Term) -> bool {
-    env.register::<TensorRes>().is_ok() && env.register::<WorkerRes>().is_ok() && env.register::<AliasRes>().is_ok()
+    env.register::<TensorRes>().is_ok()
+        && env.register::<WorkerRes>().is_ok()
+        && env.register::<AliasRes>().is_ok()
+        && env.register::<program::BuilderRes>().is_ok()
+        && env.register::<program::ProgramRes>().is_ok()
 }
 
 rustler::init!("Elixir.Emily.Native", load = load);
