@@ -66,7 +66,10 @@ defmodule Emily.Native do
           program_capture: 3,
           program_run: 4,
           program_foreign_pending: 2,
-          program_stats: 1
+          program_stats: 1,
+          program_set_new: 0,
+          program_set_get: 2,
+          program_set_put: 2
         ] ++
           Enum.map(@unary, &{&1, 2}) ++ Enum.map(@binary, &{&1, 3})
 

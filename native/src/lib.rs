@@ -19,6 +19,7 @@ fn load(env: rustler::Env, _info: rustler::Term) -> bool {
         && env.register::<AliasRes>().is_ok()
         && env.register::<program::BuilderRes>().is_ok()
         && env.register::<program::ProgramRes>().is_ok()
+        && env.register::<program::ProgramSetRes>().is_ok()
 }
 
 rustler::init!("Elixir.Emily.Native", load = load);

@@ -50,6 +50,15 @@ impl ProgramRes {
     }
 }
 
+/// The programs of one compiled function, one per worker (primitives carry their stream).
+/// Lives as long as the function holding it.
+pub struct ProgramSetRes {
+    programs: Mutex<std::collections::HashMap<u64, ProgramArc>>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ProgramSetRes {}
+
 type BuilderArc = ResourceArc<BuilderRes>;
 type ProgramArc = ResourceArc<ProgramRes>;
 
@@ -208,6 +217,29 @@ pub fn program_foreign_pending(tensors: Vec<Tensor>, w: WorkerArc) -> Vec<usize>
         .filter(|(_, t)| t.worker.id() != id && !t.array().is_available())
         .map(|(i, _)| i)
         .collect()
+}
+
+#[rustler::nif]
+pub fn program_set_new() -> ResourceArc<ProgramSetRes> {
+    ResourceArc::new(ProgramSetRes { programs: Mutex::new(Default::default()) })
+}
+
+/// The program of `set` for worker `w`, or nil.
+#[rustler::nif]
+pub fn program_set_get(env: Env, set: ResourceArc<ProgramSetRes>, w: WorkerArc) -> Term {
+    let map = set.programs.lock().unwrap_or_else(|p| p.into_inner());
+    match map.get(&w.worker.id()) {
+        Some(p) => p.encode(env),
+        None => atoms::nil().encode(env),
+    }
+}
+
+/// Stores `program` in `set` under its worker (replacing any).
+#[rustler::nif]
+pub fn program_set_put(set: ResourceArc<ProgramSetRes>, program: ProgramArc) -> Atom {
+    let id = program.worker.id();
+    set.programs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, program);
+    atoms::ok()
 }
 
 /// `%{inputs:, outputs:, steps:, tapes:, nodes:, constants:, whiles:, conds:, worker:}`
