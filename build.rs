@@ -33,7 +33,7 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .opt_level(2)
         .debug(false);
-    // The directory itself too: a new .cc file must trigger a rebuild.
+    // The directory too: a new .cc file must rerun this script.
     println!("cargo:rerun-if-changed=src/cpp");
     for entry in std::fs::read_dir("src/cpp").expect("src/cpp") {
         let path = entry.expect("src/cpp entry").path();

@@ -94,6 +94,11 @@ impl Array {
         Some(unsafe { std::slice::from_raw_parts(p, n) })
     }
 
+    /// A lazy row-contiguous version of this array (a copy only if it is a strided view).
+    pub fn contiguous(&self, s: ffi::emily_stream) -> Result<Array> {
+        Array::from_call(|out| unsafe { ffi::emily_array_contiguous(s, self.as_ptr(), out) })
+    }
+
     /// Copies `data` into a new evaluated array (any thread).
     pub fn from_bytes(data: &[u8], shape: &[i64], dtype: Dtype) -> Result<Array> {
         Array::from_call(|out| unsafe {

@@ -34,6 +34,172 @@ defmodule Emily.Native do
              logical_and logical_or bitwise_and bitwise_or bitwise_xor left_shift
              right_shift)a
 
+  # Creation and dtype conversion (src/ops/creation.rs documents the arguments).
+  @creation [
+    full: 4,
+    full_int: 4,
+    full_complex: 5,
+    scalar: 3,
+    scalar_int: 3,
+    scalar_complex: 4,
+    zeros: 3,
+    ones: 3,
+    zeros_like: 2,
+    ones_like: 2,
+    arange: 5,
+    linspace: 6,
+    eye: 5,
+    identity: 3,
+    tri: 5,
+    tril: 3,
+    triu: 3,
+    astype: 3,
+    view: 3,
+    contiguous: 3
+  ]
+
+  # Reductions, arg-reductions, cumulative ops (src/ops/reduce.rs).
+  @reduce [
+    sum: 4,
+    prod: 4,
+    max: 4,
+    min: 4,
+    all: 4,
+    any: 4,
+    mean: 4,
+    logsumexp: 4,
+    median: 4,
+    var: 5,
+    std: 5,
+    argmax: 4,
+    argmin: 4,
+    cumsum: 5,
+    cumprod: 5,
+    cummax: 5,
+    cummin: 5,
+    logcumsumexp: 5
+  ]
+
+  # Shape and layout ops (src/ops/shape.rs).
+  @shape [
+    reshape: 3,
+    transpose: 3,
+    squeeze: 3,
+    expand_dims: 3,
+    broadcast_to: 3,
+    pad: 7,
+    concatenate: 3,
+    stack: 3,
+    slice: 5,
+    slice_dynamic: 5,
+    slice_update: 6,
+    slice_update_dynamic: 5,
+    slice_update_add: 6,
+    slice_update_prod: 6,
+    slice_update_max: 6,
+    slice_update_min: 6,
+    flip: 3,
+    tile: 3,
+    repeat: 4,
+    swapaxes: 4,
+    moveaxis: 4,
+    select: 4,
+    clip: 4,
+    flatten: 4,
+    unflatten: 4
+  ]
+
+  # Sorting, partitioning, top-k (src/ops/sort.rs).
+  @sort [sort: 3, argsort: 3, partition: 4, argpartition: 4, topk: 4]
+
+  # Indexing: take, gather, scatter (src/ops/index.rs).
+  @index [
+    take: 3,
+    take_axis: 4,
+    take_along_axis: 4,
+    put_along_axis: 5,
+    scatter_add_axis: 5,
+    gather: 5,
+    scatter: 5,
+    scatter_add: 5,
+    scatter_prod: 5,
+    scatter_max: 5,
+    scatter_min: 5
+  ]
+
+  # Products and linalg (src/ops/linalg.rs); factorizations run on the worker's CPU stream.
+  @linalg [
+    matmul: 3,
+    tensordot: 5,
+    addmm: 6,
+    inner: 3,
+    outer: 3,
+    cross: 4,
+    norm: 6,
+    cholesky: 3,
+    cholesky_inv: 3,
+    inv: 2,
+    tri_inv: 3,
+    pinv: 2,
+    solve: 3,
+    solve_triangular: 4,
+    eigvalsh: 3,
+    eigvals: 2,
+    det: 2,
+    qr: 2,
+    svd: 3,
+    eigh: 3,
+    eig: 2,
+    lu: 2,
+    lu_factor: 2,
+    slogdet: 2
+  ]
+
+  # Convolutions, channels-last (src/ops/conv.rs).
+  @conv [
+    conv_general: 10,
+    conv1d: 7,
+    conv2d: 7,
+    conv3d: 7,
+    conv_transpose1d: 8,
+    conv_transpose2d: 8,
+    conv_transpose3d: 8
+  ]
+
+  # Fourier transforms (src/ops/fft.rs).
+  @fft [
+    fftn: 5,
+    ifftn: 5,
+    rfftn: 5,
+    irfftn: 5,
+    fft: 5,
+    ifft: 5,
+    rfft: 5,
+    irfft: 5,
+    fft2: 5,
+    ifft2: 5,
+    rfft2: 5,
+    irfft2: 5,
+    fftshift: 3,
+    ifftshift: 3
+  ]
+
+  # Fused ops (src/ops/fast.rs); optional arrays are lists of 0 or 1 tensors.
+  @fast [
+    rms_norm: 4,
+    layer_norm: 5,
+    rope: 8,
+    rope_offset: 8,
+    scaled_dot_product_attention: 8,
+    cross_entropy: 3
+  ]
+
+  # Quantization (src/ops/quantize.rs).
+  @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
+
+  # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
+  @backend_extra [as_strided: 5]
+
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
           # workers and devices
@@ -69,9 +235,14 @@ defmodule Emily.Native do
           program_stats: 1,
           program_set_new: 0,
           program_set_get: 2,
-          program_set_put: 2
+          program_set_put: 2,
+          # every op NIF with its argument kinds
+          op_signatures: 0
         ] ++
-          Enum.map(@unary, &{&1, 2}) ++ Enum.map(@binary, &{&1, 3})
+          Enum.map(@unary, &{&1, 2}) ++
+          Enum.map(@binary, &{&1, 3}) ++
+          @creation ++ @reduce ++ @shape ++ @sort ++
+          @index ++ @linalg ++ @conv ++ @fft ++ @fast ++ @quantize ++ @backend_extra
 
   @doc false
   def __nifs__, do: @nifs

@@ -73,17 +73,20 @@ macro_rules! nif_describe {
     };
 }
 
-/// `nifs!(path::to::family; table...)` defines one NIF per table row.
+/// `nifs!(path::to::family; table...)` defines one NIF per table row, building on the
+/// worker's stream; `nifs!(path::to::family, cpu_stream; table...)` builds on its CPU stream
+/// (ops MLX runs only on the CPU).
 macro_rules! nifs {
-    ($family:path; $( $name:ident ( $($arg:ident : $k:ident),* ) $(-> $many:ident)? ; )*) => {
-        $( nifs!(@one $family; $name ( $($arg : $k),* ) $($many)?); )*
+    ($family:path; $($rows:tt)*) => { nifs!($family, stream; $($rows)*); };
+    ($family:path, $stream:ident; $( $name:ident ( $($arg:ident : $k:ident),* ) $(-> $many:ident)? ; )*) => {
+        $( nifs!(@one $family, $stream; $name ( $($arg : $k),* ) $($many)?); )*
     };
-    (@one $family:path; $name:ident ( $($arg:ident : $k:ident),* )) => {
+    (@one $family:path, $stream:ident; $name:ident ( $($arg:ident : $k:ident),* )) => {
         #[rustler::nif]
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
         pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
             use $family as family;
-            match family::$name($(nif_conv!($k, $arg),)* s.worker.stream()) {
+            match family::$name($(nif_conv!($k, $arg),)* s.worker.$stream()) {
                 Ok(a) => Ok(ResourceArc::new(TensorRes::new(a, s.worker.clone()))),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]
@@ -94,12 +97,12 @@ macro_rules! nifs {
             }
         }
     };
-    (@one $family:path; $name:ident ( $($arg:ident : $k:ident),* ) many) => {
+    (@one $family:path, $stream:ident; $name:ident ( $($arg:ident : $k:ident),* ) many) => {
         #[rustler::nif]
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
         pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
             use $family as family;
-            match family::$name($(nif_conv!($k, $arg),)* s.worker.stream()) {
+            match family::$name($(nif_conv!($k, $arg),)* s.worker.$stream()) {
                 Ok(v) => Ok(v.into_iter().map(|a| ResourceArc::new(TensorRes::new(a, s.worker.clone()))).collect()),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]
@@ -117,3 +120,48 @@ emily::unary_table!(unary_nifs);
 
 macro_rules! binary_nifs { ($($t:tt)*) => { nifs!(emily::ops::binary; $($t)*); } }
 emily::binary_table!(binary_nifs);
+
+macro_rules! creation_nifs { ($($t:tt)*) => { nifs!(emily::ops::creation; $($t)*); } }
+emily::creation_table!(creation_nifs);
+
+/// `[{name, [kind], many?}]` for every op NIF generated from the tables (kinds as atoms
+/// `:A`, `:AS`, `:I`, `:F`, `:N`, `:B`, `:D`; the worker argument not included).
+#[rustler::nif]
+pub fn op_signatures(env: rustler::Env) -> NifResult<Vec<(rustler::Atom, Vec<rustler::Atom>, bool)>> {
+    let atom = |s: &str| rustler::Atom::from_str(env, s);
+    emily::ops::signatures()
+        .map(|sig| Ok((atom(sig.name)?, sig.kinds.iter().map(|k| atom(k)).collect::<NifResult<Vec<_>>>()?, sig.many)))
+        .collect()
+}
+
+macro_rules! reduce_nifs { ($($t:tt)*) => { nifs!(emily::ops::reduce; $($t)*); } }
+emily::reduce_table!(reduce_nifs);
+
+macro_rules! shape_nifs { ($($t:tt)*) => { nifs!(emily::ops::shape; $($t)*); } }
+emily::shape_table!(shape_nifs);
+
+macro_rules! sort_nifs { ($($t:tt)*) => { nifs!(emily::ops::sort; $($t)*); } }
+emily::sort_table!(sort_nifs);
+macro_rules! index_nifs { ($($t:tt)*) => { nifs!(emily::ops::index; $($t)*); } }
+emily::index_table!(index_nifs);
+
+macro_rules! linalg_nifs { ($($t:tt)*) => { nifs!(emily::ops::linalg; $($t)*); } }
+emily::linalg_table!(linalg_nifs);
+
+macro_rules! linalg_cpu_nifs { ($($t:tt)*) => { nifs!(emily::ops::linalg::cpu, cpu_stream; $($t)*); } }
+emily::linalg_cpu_table!(linalg_cpu_nifs);
+
+macro_rules! conv_nifs { ($($t:tt)*) => { nifs!(emily::ops::conv; $($t)*); } }
+emily::conv_table!(conv_nifs);
+
+macro_rules! fft_nifs { ($($t:tt)*) => { nifs!(emily::ops::fft; $($t)*); } }
+emily::fft_table!(fft_nifs);
+
+macro_rules! fast_nifs { ($($t:tt)*) => { nifs!(emily::ops::fast; $($t)*); } }
+emily::fast_table!(fast_nifs);
+
+macro_rules! quantize_nifs { ($($t:tt)*) => { nifs!(emily::ops::quantize; $($t)*); } }
+emily::quantize_table!(quantize_nifs);
+
+macro_rules! backend_extra_nifs { ($($t:tt)*) => { nifs!(emily::ops::backend_extra; $($t)*); } }
+emily::backend_extra_table!(backend_extra_nifs);

@@ -117,6 +117,10 @@ const char* emily_mlx_version(void) {
   return v.c_str();
 }
 
+int emily_array_contiguous(emily_stream s, const emily_array* a, emily_array** out) {
+  EMILY_GUARD(put(out, mx::contiguous(a->a, false, stream(s))))
+}
+
 int emily_eval(emily_arrays v) { EMILY_GUARD(mx::eval(arrays(v))) }
 int emily_async_eval(emily_arrays v) { EMILY_GUARD(mx::async_eval(arrays(v))) }
 

@@ -1,0 +1,82 @@
+// Fused ops (mlx::core::fast). The functions mirror fast_table! in src/ops/fast.rs.
+// Optional arrays arrive as lists of 0 or 1 arrays.
+#include "mlx/fast.h"
+#include "shim.hpp"
+
+using namespace emily;
+
+namespace {
+
+std::optional<mx::array> opt(emily_arrays v, const char* op, const char* what) {
+  if (v.len > 1)
+    throw std::invalid_argument(std::string("[") + op + "] " + what +
+                                " must be a list of 0 or 1 arrays");
+  if (v.len == 0) return std::nullopt;
+  return v.ptr[0]->a;
+}
+
+}  // namespace
+
+extern "C" {
+
+EMILY_API int emily_rms_norm(emily_stream s, const emily_array* x, emily_arrays weight,
+                             double eps, emily_array** out) {
+  EMILY_GUARD(put(out, mx::fast::rms_norm(x->a, opt(weight, "rms_norm", "weight"),
+                                          static_cast<float>(eps), stream(s))))
+}
+
+EMILY_API int emily_layer_norm(emily_stream s, const emily_array* x, emily_arrays weight,
+                               emily_arrays bias, double eps, emily_array** out) {
+  EMILY_GUARD(put(out, mx::fast::layer_norm(x->a, opt(weight, "layer_norm", "weight"),
+                                            opt(bias, "layer_norm", "bias"),
+                                            static_cast<float>(eps), stream(s))))
+}
+
+// base is ignored when freqs are given (MLX takes one or the other).
+EMILY_API int emily_rope(emily_stream s, const emily_array* x, int64_t dims, bool traditional,
+                         double base, double scale, int64_t offset, emily_arrays freqs,
+                         emily_array** out) {
+  EMILY_GUARD({
+    auto f = opt(freqs, "rope", "freqs");
+    std::optional<float> b;
+    if (!f) b = static_cast<float>(base);
+    put(out, mx::fast::rope(x->a, static_cast<int>(dims), traditional, b,
+                            static_cast<float>(scale), static_cast<int>(offset), f, stream(s)));
+  })
+}
+
+EMILY_API int emily_rope_offset(emily_stream s, const emily_array* x, int64_t dims,
+                                bool traditional, double base, double scale,
+                                const emily_array* offset, emily_arrays freqs,
+                                emily_array** out) {
+  EMILY_GUARD({
+    auto f = opt(freqs, "rope", "freqs");
+    std::optional<float> b;
+    if (!f) b = static_cast<float>(base);
+    put(out, mx::fast::rope(x->a, static_cast<int>(dims), traditional, b,
+                            static_cast<float>(scale), offset->a, f, stream(s)));
+  })
+}
+
+// mask: [] or [additive float mask / boolean keep-mask]; causal and a mask are exclusive.
+EMILY_API int emily_scaled_dot_product_attention(emily_stream s, const emily_array* q,
+                                                 const emily_array* k, const emily_array* v,
+                                                 double scale, bool causal, emily_arrays mask,
+                                                 emily_arrays sinks, emily_array** out) {
+  EMILY_GUARD({
+    auto m = opt(mask, "scaled_dot_product_attention", "mask");
+    if (causal && m)
+      throw std::invalid_argument(
+          "[scaled_dot_product_attention] give either causal or a mask array, not both");
+    std::string mode = m ? "array" : (causal ? "causal" : "");
+    put(out, mx::fast::scaled_dot_product_attention(
+                 q->a, k->a, v->a, static_cast<float>(scale), mode, m,
+                 opt(sinks, "scaled_dot_product_attention", "sinks"), false, stream(s)));
+  })
+}
+
+EMILY_API int emily_cross_entropy(emily_stream s, const emily_array* logits,
+                                  const emily_array* targets, emily_array** out) {
+  EMILY_GUARD(put(out, mx::fast::cross_entropy(logits->a, targets->a, stream(s))))
+}
+}

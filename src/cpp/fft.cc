@@ -1,0 +1,101 @@
+// Fourier transforms (mlx::core::fft). The functions mirror fft_table! in src/ops/fft.rs.
+// norm codes: 0 = "backward" (MLX's default), 1 = "ortho", 2 = "forward".
+#include "mlx/fft.h"
+#include "shim.hpp"
+
+using namespace emily;
+namespace fft = mx::fft;
+
+namespace {
+
+fft::FFTNorm norm_of(int64_t code) {
+  switch (code) {
+    case 0: return fft::FFTNorm::Backward;
+    case 1: return fft::FFTNorm::Ortho;
+    case 2: return fft::FFTNorm::Forward;
+  }
+  throw std::invalid_argument("[fft] norm must be 0 (backward), 1 (ortho) or 2 (forward), got " +
+                              std::to_string(code));
+}
+
+std::vector<int> last_two() { return {-2, -1}; }
+
+// With explicit sizes, MLX pads the input with a node on the calling thread's default stream,
+// which the worker cannot evaluate; while building those, make the worker's stream the
+// default on this thread (restored when the guard goes).
+struct DefaultStream {
+  mx::StreamContext ctx;
+  explicit DefaultStream(emily_stream s) : ctx(stream(s)) {}
+};
+
+}  // namespace
+
+extern "C" {
+
+// n-dimensional: op(a, n, axes, norm). Empty n = the sizes of a along axes.
+#define EMILY_FFTN_OPS(X) X(fftn) X(ifftn) X(rfftn) X(irfftn)
+#define X(name)                                                                               \
+  EMILY_API int emily_##name(emily_stream s, const emily_array* a, emily_ints n, emily_ints axes, \
+                             int64_t norm, emily_array** out) {                               \
+    EMILY_GUARD({                                                                             \
+      if (n.len == 0) {                                                                       \
+        put(out, fft::name(a->a, ints(axes), norm_of(norm), stream(s)));                      \
+      } else {                                                                                \
+        DefaultStream guard(s);                                                               \
+        put(out, fft::name(a->a, shape(n), ints(axes), norm_of(norm), stream(s)));            \
+      }                                                                                       \
+    })                                                                                        \
+  }
+EMILY_FFTN_OPS(X)
+#undef X
+
+// one-dimensional: op(a, n, axis, norm). n <= 0 = the size of a along axis.
+#define EMILY_FFT1_OPS(X) X(fft, fftn) X(ifft, ifftn) X(rfft, rfftn) X(irfft, irfftn)
+#define X(name, nd)                                                                          \
+  EMILY_API int emily_##name(emily_stream s, const emily_array* a, int64_t n, int64_t axis,   \
+                             int64_t norm, emily_array** out) {                              \
+    EMILY_GUARD({                                                                            \
+      std::vector<int> ax{static_cast<int>(axis)};                                           \
+      if (n <= 0) {                                                                          \
+        put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
+      } else {                                                                               \
+        DefaultStream guard(s);                                                              \
+        put(out, fft::nd(a->a, mx::Shape{static_cast<mx::ShapeElem>(n)}, ax, norm_of(norm),  \
+                         stream(s)));                                                        \
+      }                                                                                      \
+    })                                                                                       \
+  }
+EMILY_FFT1_OPS(X)
+#undef X
+
+// two-dimensional: op(a, n, axes, norm). Empty axes = {-2, -1}; empty n = the array's sizes.
+#define EMILY_FFT2_OPS(X) X(fft2, fftn) X(ifft2, ifftn) X(rfft2, rfftn) X(irfft2, irfftn)
+#define X(name, nd)                                                                          \
+  EMILY_API int emily_##name(emily_stream s, const emily_array* a, emily_ints n,              \
+                             emily_ints axes, int64_t norm, emily_array** out) {             \
+    EMILY_GUARD({                                                                            \
+      std::vector<int> ax = axes.len == 0 ? last_two() : ints(axes);                         \
+      if (ax.size() != 2) throw std::invalid_argument("[" #name "] needs exactly 2 axes");   \
+      if (n.len == 0) {                                                                      \
+        put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
+      } else {                                                                               \
+        DefaultStream guard(s);                                                              \
+        put(out, fft::nd(a->a, shape(n), ax, norm_of(norm), stream(s)));                     \
+      }                                                                                      \
+    })                                                                                       \
+  }
+EMILY_FFT2_OPS(X)
+#undef X
+
+EMILY_API int emily_fftshift(emily_stream s, const emily_array* a, emily_ints axes,
+                             emily_array** out) {
+  EMILY_GUARD(put(out, axes.len == 0 ? fft::fftshift(a->a, stream(s))
+                                     : fft::fftshift(a->a, ints(axes), stream(s))))
+}
+
+EMILY_API int emily_ifftshift(emily_stream s, const emily_array* a, emily_ints axes,
+                              emily_array** out) {
+  EMILY_GUARD(put(out, axes.len == 0 ? fft::ifftshift(a->a, stream(s))
+                                     : fft::ifftshift(a->a, ints(axes), stream(s))))
+}
+}

@@ -1,0 +1,198 @@
+// Matrix products and mlx::core::linalg.
+// The functions mirror linalg_table! and linalg_cpu_table! in src/ops/linalg.rs. MLX has
+// CPU kernels only for the factorizations (linalg_cpu_table!): the NIFs build those on the
+// worker's CPU stream.
+#include <cmath>
+#include <limits>
+
+#include "shim.hpp"
+
+using namespace emily;
+
+namespace {
+
+int put_all(emily_array** outs, size_t* n, std::vector<mx::array>&& v) {
+  if (v.size() > 4) throw std::runtime_error("more outputs than the shim can return");
+  *n = 0;
+  for (auto& a : v) outs[(*n)++] = new emily_array{std::move(a)};
+  return 0;
+}
+
+int put_pair(emily_array** outs, size_t* n, std::pair<mx::array, mx::array>&& p) {
+  return put_all(outs, n, {std::move(p.first), std::move(p.second)});
+}
+
+std::optional<std::vector<int>> opt_axes(emily_ints v) {
+  if (v.len == 0) return std::nullopt;
+  return ints(v);
+}
+
+const char* uplo(bool upper) { return upper ? "U" : "L"; }
+
+// linalg::cross builds part of its graph on the calling thread's default stream, which the
+// worker cannot evaluate ("There is no Stream(cpu, n) in current thread"): the same
+// computation with every node on `s`.
+mx::array cross(const mx::array& a0, const mx::array& b0, int axis, mx::Stream s) {
+  auto ab = mx::broadcast_arrays({a0, b0}, s);
+  int nd = static_cast<int>(ab[0].ndim());
+  int ax = axis < 0 ? axis + nd : axis;
+  if (ax < 0 || ax >= nd)
+    throw std::invalid_argument("[cross] axis " + std::to_string(axis) + " is out of bounds for " +
+                                std::to_string(nd) + " dimensions");
+  auto three = [&](const mx::array& x) {
+    int n = x.shape(ax);
+    if (n == 3) return x;
+    if (n != 2)
+      throw std::invalid_argument("[cross] the axis must have size 2 or 3, got " +
+                                  std::to_string(n));
+    return mx::pad(x, std::vector<int>{ax}, mx::Shape{0}, mx::Shape{1}, mx::array(0, x.dtype()),
+                   "constant", s);
+  };
+  auto a = mx::split(three(ab[0]), 3, ax, s);
+  auto b = mx::split(three(ab[1]), 3, ax, s);
+  auto d = [&](int i, int j) {
+    return mx::subtract(mx::multiply(a[i], b[j], s), mx::multiply(a[j], b[i], s), s);
+  };
+  return mx::concatenate({d(1, 2), d(2, 0), d(0, 1)}, ax, s);
+}
+
+}  // namespace
+
+extern "C" {
+
+// ---- products (any device) ----
+
+EMILY_API int emily_matmul(emily_stream s, const emily_array* a, const emily_array* b,
+                           emily_array** out) {
+  EMILY_GUARD(put(out, mx::matmul(a->a, b->a, stream(s))))
+}
+
+EMILY_API int emily_tensordot(emily_stream s, const emily_array* a, const emily_array* b,
+                              emily_ints axes_a, emily_ints axes_b, emily_array** out) {
+  EMILY_GUARD(put(out, mx::tensordot(a->a, b->a, ints(axes_a), ints(axes_b), stream(s))))
+}
+
+EMILY_API int emily_addmm(emily_stream s, const emily_array* c, const emily_array* a,
+                          const emily_array* b, double alpha, double beta, emily_array** out) {
+  EMILY_GUARD(put(out, mx::addmm(c->a, a->a, b->a, static_cast<float>(alpha),
+                                 static_cast<float>(beta), stream(s))))
+}
+
+EMILY_API int emily_inner(emily_stream s, const emily_array* a, const emily_array* b,
+                          emily_array** out) {
+  EMILY_GUARD(put(out, mx::inner(a->a, b->a, stream(s))))
+}
+
+EMILY_API int emily_outer(emily_stream s, const emily_array* a, const emily_array* b,
+                          emily_array** out) {
+  EMILY_GUARD(put(out, mx::outer(a->a, b->a, stream(s))))
+}
+
+EMILY_API int emily_cross(emily_stream s, const emily_array* a, const emily_array* b,
+                          int64_t axis, emily_array** out) {
+  EMILY_GUARD(put(out, cross(a->a, b->a, static_cast<int>(axis), stream(s))))
+}
+
+// norm(a, ord_kind, p, axes, keepdims): ord_kind 0 = default (2-norm of vectors, Frobenius
+// of matrices), 1 = the number p, 2 = inf, 3 = -inf, 4 = "fro", 5 = "nuc". Empty axes = all
+// axes (then a must have at most 2 dims when an ord is given).
+EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind, double p,
+                         emily_ints axes, bool keepdims, emily_array** out) {
+  EMILY_GUARD({
+    auto ax = opt_axes(axes);
+    auto st = stream(s);
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    switch (ord_kind) {
+      case 0: put(out, mx::linalg::norm(a->a, ax, keepdims, st)); break;
+      case 1: put(out, mx::linalg::norm(a->a, p, ax, keepdims, st)); break;
+      case 2: put(out, mx::linalg::norm(a->a, inf, ax, keepdims, st)); break;
+      case 3: put(out, mx::linalg::norm(a->a, -inf, ax, keepdims, st)); break;
+      case 4: put(out, mx::linalg::norm(a->a, std::string("fro"), ax, keepdims, st)); break;
+      case 5: put(out, mx::linalg::norm(a->a, std::string("nuc"), ax, keepdims, st)); break;
+      default:
+        throw std::invalid_argument("[norm] ord kind must be 0..5, got " +
+                                    std::to_string(ord_kind));
+    }
+  })
+}
+
+// ---- factorizations and solvers (CPU stream) ----
+
+EMILY_API int emily_cholesky(emily_stream s, const emily_array* a, bool upper,
+                             emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::cholesky(a->a, upper, stream(s))))
+}
+
+EMILY_API int emily_cholesky_inv(emily_stream s, const emily_array* a, bool upper,
+                                 emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::cholesky_inv(a->a, upper, stream(s))))
+}
+
+EMILY_API int emily_inv(emily_stream s, const emily_array* a, emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::inv(a->a, stream(s))))
+}
+
+EMILY_API int emily_tri_inv(emily_stream s, const emily_array* a, bool upper,
+                            emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::tri_inv(a->a, upper, stream(s))))
+}
+
+EMILY_API int emily_pinv(emily_stream s, const emily_array* a, emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::pinv(a->a, stream(s))))
+}
+
+EMILY_API int emily_solve(emily_stream s, const emily_array* a, const emily_array* b,
+                          emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::solve(a->a, b->a, stream(s))))
+}
+
+EMILY_API int emily_solve_triangular(emily_stream s, const emily_array* a, const emily_array* b,
+                                     bool upper, emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::solve_triangular(a->a, b->a, upper, stream(s))))
+}
+
+EMILY_API int emily_eigvalsh(emily_stream s, const emily_array* a, bool upper,
+                             emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::eigvalsh(a->a, uplo(upper), stream(s))))
+}
+
+EMILY_API int emily_eigvals(emily_stream s, const emily_array* a, emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::eigvals(a->a, stream(s))))
+}
+
+EMILY_API int emily_det(emily_stream s, const emily_array* a, emily_array** out) {
+  EMILY_GUARD(put(out, mx::linalg::det(a->a, stream(s))))
+}
+
+EMILY_API int emily_qr(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::qr(a->a, stream(s))))
+}
+
+EMILY_API int emily_svd(emily_stream s, const emily_array* a, bool compute_uv,
+                        emily_array** outs, size_t* n) {
+  EMILY_GUARD(put_all(outs, n, mx::linalg::svd(a->a, compute_uv, stream(s))))
+}
+
+EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily_array** outs,
+                         size_t* n) {
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(a->a, uplo(upper), stream(s))))
+}
+
+EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::eig(a->a, stream(s))))
+}
+
+EMILY_API int emily_lu(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
+  EMILY_GUARD(put_all(outs, n, mx::linalg::lu(a->a, stream(s))))
+}
+
+EMILY_API int emily_lu_factor(emily_stream s, const emily_array* a, emily_array** outs,
+                              size_t* n) {
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::lu_factor(a->a, stream(s))))
+}
+
+EMILY_API int emily_slogdet(emily_stream s, const emily_array* a, emily_array** outs,
+                            size_t* n) {
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::slogdet(a->a, stream(s))))
+}
+}

@@ -1,0 +1,62 @@
+//! Matrix products and `mlx::core::linalg` (src/cpp/linalg.cc).
+
+/// Products and norms, built on the worker's own stream (any device).
+///
+/// * `tensordot(a, b, axes_a, axes_b)` contracts `axes_a` of `a` with `axes_b` of `b`.
+/// * `addmm(c, a, b, alpha, beta)` is `beta * c + alpha * (a @ b)`.
+/// * `norm(a, ord_kind, p, axes, keepdims)`: `ord_kind` 0 = default (2-norm of vectors,
+///   Frobenius of matrices), 1 = the number `p`, 2 = inf, 3 = -inf, 4 = Frobenius,
+///   5 = nuclear (an SVD: CPU only). Empty `axes` = every axis.
+#[macro_export]
+macro_rules! linalg_table {
+    ($m:path) => {
+        $m! {
+            matmul(a: A, b: A);
+            tensordot(a: A, b: A, axes_a: I, axes_b: I);
+            addmm(c: A, a: A, b: A, alpha: F, beta: F);
+            inner(a: A, b: A);
+            outer(a: A, b: A);
+            cross(a: A, b: A, axis: N);
+            norm(a: A, ord_kind: N, p: F, axes: I, keepdims: B);
+        }
+    };
+}
+
+/// Factorizations and solvers: MLX runs them only on the CPU, so the NIFs build them on the
+/// worker's CPU stream (`Worker::cpu_stream`) whatever its device.
+///
+/// `upper` picks the upper triangle (`"U"`) instead of the lower one. Multi-output ops:
+/// `qr` -> [q, r]; `svd` -> [u, s, vt] (or [s] without `compute_uv`); `eigh`, `eig` ->
+/// [eigenvalues, eigenvectors]; `lu` -> [pivots, l, u]; `lu_factor` -> [lu, pivots];
+/// `slogdet` -> [sign, log|det|].
+#[macro_export]
+macro_rules! linalg_cpu_table {
+    ($m:path) => {
+        $m! {
+            cholesky(a: A, upper: B);
+            cholesky_inv(a: A, upper: B);
+            inv(a: A);
+            tri_inv(a: A, upper: B);
+            pinv(a: A);
+            solve(a: A, b: A);
+            solve_triangular(a: A, b: A, upper: B);
+            eigvalsh(a: A, upper: B);
+            eigvals(a: A);
+            det(a: A);
+            qr(a: A) -> many;
+            svd(a: A, compute_uv: B) -> many;
+            eigh(a: A, upper: B) -> many;
+            eig(a: A) -> many;
+            lu(a: A) -> many;
+            lu_factor(a: A) -> many;
+            slogdet(a: A) -> many;
+        }
+    };
+}
+
+linalg_table!(crate::mlx_ops);
+
+/// The CPU-only part (see [`linalg_cpu_table!`]).
+pub mod cpu {
+    linalg_cpu_table!(crate::mlx_ops);
+}

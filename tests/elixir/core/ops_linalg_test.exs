@@ -1,0 +1,214 @@
+defmodule Emily.OpsLinalgTest do
+  use ExUnit.Case, async: true
+  import Emily.Case
+  alias Emily.Native, as: N
+
+  setup do
+    {:ok, w: Emily.Worker.current()}
+  end
+
+  defp f(values, shape), do: t(values, shape, {:f, 32})
+
+  defp assert_close(actual, expected, tol \\ 1.0e-4) do
+    assert length(actual) == length(expected), "#{inspect(actual)} vs #{inspect(expected)}"
+
+    for {a, e} <- Enum.zip(actual, expected) do
+      assert abs(a - e) <= tol, "#{inspect(actual)} is not close to #{inspect(expected)}"
+    end
+  end
+
+  # Row-major product of two matrices given as flat lists.
+  defp mm(a, {m, k}, b, n) do
+    for i <- 0..(m - 1), j <- 0..(n - 1) do
+      Enum.sum(for l <- 0..(k - 1), do: Enum.at(a, i * k + l) * Enum.at(b, l * n + j))
+    end
+  end
+
+  test "matmul, tensordot, addmm", %{w: w} do
+    a = f([1, 2, 3, 4], {2, 2})
+    b = f([5, 6, 7, 8], {2, 2})
+    assert read(N.matmul(a, b, w)) == [19.0, 22.0, 43.0, 50.0]
+
+    a23 = f([1, 2, 3, 4, 5, 6], {2, 3})
+    b32 = f([1, 2, 3, 4, 5, 6], {3, 2})
+    r = N.tensordot(a23, b32, [1], [0], w)
+    assert Emily.shape(r) == {2, 2}
+    assert read(r) == [22.0, 28.0, 49.0, 64.0]
+    # contracting both axes: sum of a .* b^T
+    assert read(N.tensordot(a23, f([1, 2, 3, 4, 5, 6], {2, 3}), [0, 1], [0, 1], w)) == [91.0]
+
+    c = f([1, 1, 1, 1], {2, 2})
+    assert read(N.addmm(c, a, b, 2.0, 0.5, w)) == [38.5, 44.5, 86.5, 100.5]
+  end
+
+  test "matmul broadcasts batches and promotes integer inputs", %{w: w} do
+    a = f([1, 0, 0, 1, 2, 0, 0, 2], {2, 2, 2})
+    b = f([1, 2, 3, 4], {2, 2})
+    r = N.matmul(a, b, w)
+    assert Emily.shape(r) == {2, 2, 2}
+    assert read(r) == [1.0, 2.0, 3.0, 4.0, 2.0, 4.0, 6.0, 8.0]
+  end
+
+  test "inner, outer, cross", %{w: w} do
+    r = N.inner(f([1, 2, 3], {3}), f([4, 5, 6], {3}), w)
+    assert Emily.shape(r) == {}
+    assert read(r) == [32.0]
+
+    r = N.outer(f([1, 2], {2}), f([3, 4, 5], {3}), w)
+    assert Emily.shape(r) == {2, 3}
+    assert read(r) == [3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+
+    assert read(N.cross(f([1, 0, 0], {3}), f([0, 1, 0], {3}), -1, w)) == [0.0, 0.0, 1.0]
+    assert read(N.cross(f([1, 2, 3], {3}), f([4, 5, 6], {3}), 0, w)) == [-3.0, 6.0, -3.0]
+    # size-2 vectors are padded with a zero; batches broadcast
+    r = N.cross(f([1, 0, 0, 1], {2, 2}), f([0, 1], {2}), -1, w)
+    assert Emily.shape(r) == {2, 3}
+    assert read(r) == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert_raise ArgumentError, ~r/cross/, fn -> N.cross(f([1], {1}), f([1], {1}), 0, w) end
+  end
+
+  test "norm: default, p, inf, Frobenius, nuclear, along an axis", %{w: w} do
+    v = f([3, -4], {2})
+    assert_close(read(N.norm(v, 0, 0.0, [], false, w)), [5.0])
+    assert_close(read(N.norm(v, 1, 1.0, [], false, w)), [7.0])
+    assert_close(read(N.norm(v, 2, 0.0, [], false, w)), [4.0])
+    assert_close(read(N.norm(v, 3, 0.0, [], false, w)), [3.0])
+
+    m = f([1, 2, 3, 4], {2, 2})
+    assert_close(read(N.norm(m, 4, 0.0, [], false, w)), [:math.sqrt(30)])
+    assert_close(read(N.norm(f([3, 0, 0, -4], {2, 2}), 5, 0.0, [], false, w)), [7.0])
+
+    r = N.norm(f([3, 4, 6, 8], {2, 2}), 0, 0.0, [1], true, w)
+    assert Emily.shape(r) == {2, 1}
+    assert_close(read(r), [5.0, 10.0])
+
+    assert_raise ArgumentError, ~r/norm/, fn -> N.norm(v, 9, 0.0, [], false, w) end
+  end
+
+  test "cholesky, cholesky_inv, inv, tri_inv, pinv", %{w: w} do
+    s2 = :math.sqrt(2)
+    a = f([4, 2, 2, 3], {2, 2})
+    assert_close(read(N.cholesky(a, false, w)), [2.0, 0.0, 1.0, s2])
+    assert_close(read(N.cholesky(a, true, w)), [2.0, 1.0, 0.0, s2])
+
+    # cholesky_inv takes the factor L of A = L L^T and returns A^-1
+    l = f([2, 0, 1, s2], {2, 2})
+    assert_close(read(N.cholesky_inv(l, false, w)), [0.375, -0.25, -0.25, 0.5])
+
+    assert_close(read(N.inv(f([4, 7, 2, 6], {2, 2}), w)), [0.6, -0.7, -0.2, 0.4])
+    assert_close(read(N.tri_inv(f([2, 0, 1, 4], {2, 2}), false, w)), [0.5, 0.0, -0.125, 0.25])
+    assert_close(read(N.tri_inv(f([2, 1, 0, 4], {2, 2}), true, w)), [0.5, -0.125, 0.0, 0.25])
+
+    assert_close(read(N.pinv(f([1, 0, 0, 2], {2, 2}), w)), [1.0, 0.0, 0.0, 0.5])
+    r = N.pinv(f([1, 2], {1, 2}), w)
+    assert Emily.shape(r) == {2, 1}
+    assert_close(read(r), [0.2, 0.4])
+  end
+
+  test "solve and solve_triangular", %{w: w} do
+    assert_close(read(N.solve(f([3, 1, 1, 2], {2, 2}), f([9, 8], {2}), w)), [2.0, 3.0])
+
+    lower = f([2, 0, 1, 1], {2, 2})
+    assert_close(read(N.solve_triangular(lower, f([4, 5], {2}), false, w)), [2.0, 3.0])
+    upper = f([2, 1, 0, 1], {2, 2})
+    assert_close(read(N.solve_triangular(upper, f([7, 3], {2}), true, w)), [2.0, 3.0])
+  end
+
+  test "eigvalsh, eigh, eigvals, eig", %{w: w} do
+    a = f([2, 1, 1, 2], {2, 2})
+    assert_close(read(N.eigvalsh(a, false, w)), [1.0, 3.0])
+    assert_close(read(N.eigvalsh(a, true, w)), [1.0, 3.0])
+
+    [vals, vecs] = N.eigh(a, false, w)
+    assert_close(read(vals), [1.0, 3.0])
+    # columns: ±[1, -1]/√2 for 1, ±[1, 1]/√2 for 3
+    [v00, v01, v10, v11] = read(vecs)
+    h = 1 / :math.sqrt(2)
+    assert_close(Enum.map([v00, v01, v10, v11], &abs/1), [h, h, h, h])
+    assert v00 * v10 < 0 and v01 * v11 > 0
+
+    # triangular: eigenvalues are the diagonal (complex results)
+    ev = N.eigvals(f([1, 2, 0, 3], {2, 2}), w)
+    assert Emily.dtype(ev) == {:c, 64}
+    {re, im} = read(ev) |> Enum.unzip()
+    assert_close(Enum.sort(re), [1.0, 3.0])
+    assert_close(im, [0.0, 0.0])
+
+    [vals, vecs] = N.eig(f([2, 0, 0, 3], {2, 2}), w)
+    {re, _} = read(vals) |> Enum.unzip()
+    assert_close(Enum.sort(re), [2.0, 3.0])
+    assert Emily.shape(vecs) == {2, 2}
+  end
+
+  test "det and slogdet", %{w: w} do
+    assert_close(read(N.det(f([1, 2, 3, 4], {2, 2}), w)), [-2.0])
+    [sign, logabs] = N.slogdet(f([1, 2, 3, 4], {2, 2}), w)
+    assert_close(read(sign), [-1.0])
+    assert_close(read(logabs), [:math.log(2)])
+  end
+
+  test "qr reconstructs A with orthonormal Q and upper R", %{w: w} do
+    av = [3, 0, 4, 5]
+    [q, r] = N.qr(f(av, {2, 2}), w)
+    qv = read(q)
+    rv = read(r)
+    assert_close(Enum.map(qv, &abs/1), [0.6, 0.8, 0.8, 0.6])
+    assert_close(Enum.map(rv, &abs/1), [5.0, 4.0, 0.0, 3.0])
+    assert_close(mm(qv, {2, 2}, rv, 2), [3.0, 0.0, 4.0, 5.0])
+  end
+
+  test "svd: singular values, and u s vt reconstructs A", %{w: w} do
+    av = [3, 0, 0, -4]
+    [s] = N.svd(f(av, {2, 2}), false, w)
+    assert_close(read(s), [4.0, 3.0])
+
+    [u, s, vt] = N.svd(f(av, {2, 2}), true, w)
+    [s0, s1] = read(s)
+    us = mm(read(u), {2, 2}, [s0, 0, 0, s1], 2)
+    assert_close(mm(us, {2, 2}, read(vt), 2), [3.0, 0.0, 0.0, -4.0])
+  end
+
+  test "lu and lu_factor with partial pivoting", %{w: w} do
+    [p, l, u] = N.lu(f([1, 2, 3, 4], {2, 2}), w)
+    # the larger pivot 3 comes first: A = L[p] U ... rows swapped
+    assert read(p) == [1, 0]
+    assert_close(read(l), [1.0, 0.0, 1 / 3, 1.0])
+    assert_close(read(u), [3.0, 4.0, 0.0, 2 / 3])
+
+    [lu, piv] = N.lu_factor(f([1, 2, 3, 4], {2, 2}), w)
+    assert_close(read(lu), [3.0, 4.0, 1 / 3, 2 / 3])
+    # LAPACK-style: row 0 was swapped with row 1, then row 1 stayed
+    assert read(piv) == [1, 1]
+  end
+
+  test "bad shapes raise ArgumentError; numerical failures raise, never crash", %{w: w} do
+    assert_raise ArgumentError, ~r/inv/, fn -> N.inv(f([1, 2, 3, 4, 5, 6], {2, 3}), w) end
+
+    assert_raise ArgumentError, ~r/matmul/, fn ->
+      N.matmul(f([1, 2], {2}), f([1, 2, 3], {3}), w)
+    end
+
+    singular = N.inv(f([1, 2, 2, 4], {2, 2}), w)
+
+    try do
+      Emily.eval(singular)
+      flunk("inverting a singular matrix did not raise")
+    rescue
+      e in [ArgumentError, Emily.Error] -> assert Exception.message(e) =~ "factorization failed"
+    end
+
+    # the worker survives
+    assert read(N.det(f([2, 0, 0, 2], {2, 2}), w)) == [4.0]
+  end
+
+  test "factorizations on a GPU worker run on its CPU stream" do
+    if Emily.Native.device_available(:gpu) do
+      g = Emily.Worker.start(:gpu)
+      a = Emily.Native.from_binary(bin([4, 2, 2, 3], {:f, 32}), [2, 2], :f32, g)
+      assert_close(read(N.cholesky(a, false, g)), [2.0, 0.0, 1.0, :math.sqrt(2)])
+      [s] = N.svd(a, false, g)
+      assert length(read(s)) == 2
+      Emily.Worker.stop(g)
+    end
+  end
+end
