@@ -51,10 +51,12 @@ if Code.ensure_loaded?(Nx) do
     @doc false
     def to_emily(%T{data: %Emily.Backend{device: d}} = t, d), do: t
     def to_emily(%T{} = t, d), do: Nx.backend_copy(t, {Emily.Backend, device: d})
-    def to_emily(number, d) when is_number(number), do: Nx.tensor(number, backend: {Emily.Backend, device: d})
+
+    def to_emily(number, d) when is_number(number),
+      do: Nx.tensor(number, backend: {Emily.Backend, device: d})
 
     defp eval_outputs(res) do
-      res
+      [res]
       |> Nx.Defn.Composite.flatten_list()
       |> Enum.flat_map(fn
         %T{data: %Emily.Backend{ref: r}} -> [r]

@@ -70,7 +70,10 @@ if Code.ensure_loaded?(Nx) do
         %{
           program: program,
           n_outputs: length(out_refs),
-          hooks: Enum.map(hooks, fn {spec, value} -> {spec, Composite.traverse(value, &Nx.to_template/1)} end),
+          hooks:
+            Enum.map(hooks, fn {spec, value} ->
+              {spec, Composite.traverse(value, &Nx.to_template/1)}
+            end),
           stats: Native.program_stats(program)
         }
       end)
@@ -84,9 +87,11 @@ if Code.ensure_loaded?(Nx) do
       raise Unsupported, "expected an Emily.Backend tensor while lowering, got: #{inspect(other)}"
     end
 
-    defp refs(composite), do: composite |> List.wrap() |> Composite.flatten_list() |> Enum.map(&ref/1)
+    defp refs(composite),
+      do: composite |> List.wrap() |> Composite.flatten_list() |> Enum.map(&ref/1)
 
-    defp wrap(r, %T{} = template, ctx), do: %{template | data: %Emily.Backend{ref: r, device: ctx.device}}
+    defp wrap(r, %T{} = template, ctx),
+      do: %{template | data: %Emily.Backend{ref: r, device: ctx.device}}
 
     # A placeholder for the parameter expression `p` (devectorized shape).
     defp placeholder(%T{type: type, shape: shape, vectorized_axes: axes} = p, ctx) do
@@ -179,7 +184,8 @@ if Code.ensure_loaded?(Nx) do
     end
 
     defp eval_op(:fun, _ans, _stack) do
-      raise Unsupported, "anonymous functions in expressions (reduce/window_reduce with a function)"
+      raise Unsupported,
+            "anonymous functions in expressions (reduce/window_reduce with a function)"
     end
 
     defp eval_op(:runtime_call, _ans, _stack) do
@@ -255,7 +261,10 @@ if Code.ensure_loaded?(Nx) do
 
       check_same!(body_refs, init_refs, "while body")
       outs = Enum.zip_with(init_refs, flat, &placeholder_like(&1, &2, scope.ctx))
-      :ok = Native.program_while(scope.builder, cond_prog, body_prog, slots, Enum.map(outs, &ref/1))
+
+      :ok =
+        Native.program_while(scope.builder, cond_prog, body_prog, slots, Enum.map(outs, &ref/1))
+
       {result, []} = Composite.traverse(init, outs, fn _, [o | rest] -> {o, rest} end)
       {result, [scope | parents]}
     end

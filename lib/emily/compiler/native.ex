@@ -24,7 +24,10 @@ if Code.ensure_loaded?(Nx) do
           case :persistent_term.get(cache_key, nil) do
             nil ->
               entry = new_entry(key, vars, fun, o)
-              if :persistent_term.get(cache_key, nil) == nil, do: :persistent_term.put(cache_key, entry)
+
+              if :persistent_term.get(cache_key, nil) == nil,
+                do: :persistent_term.put(cache_key, entry)
+
               entry
 
             entry ->
@@ -40,7 +43,9 @@ if Code.ensure_loaded?(Nx) do
     @doc false
     # Drops every cached jit entry (tests and benchmarks).
     def clear_cache do
-      for {{__MODULE__, _, _, _, _} = k, _} <- :persistent_term.get(), do: :persistent_term.erase(k)
+      for {{__MODULE__, _, _, _, _} = k, _} <- :persistent_term.get(),
+          do: :persistent_term.erase(k)
+
       :ok
     end
 
@@ -174,7 +179,8 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
-    defp fill(template, [r | rest], d), do: {%{template | data: %Emily.Backend{ref: r, device: d}}, rest}
+    defp fill(template, [r | rest], d),
+      do: {%{template | data: %Emily.Backend{ref: r, device: d}}, rest}
 
     defp program_for(entry, w, o) do
       case Emily.Native.program_set_get(entry.set, w) do
