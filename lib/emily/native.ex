@@ -241,7 +241,10 @@ defmodule Emily.Native do
         ] ++
           Enum.map(@unary, &{&1, 2}) ++
           Enum.map(@binary, &{&1, 3}) ++
-          @creation ++ @reduce ++ @shape ++ @sort ++
+          @creation ++
+          @reduce ++
+          @shape ++
+          @sort ++
           @index ++ @linalg ++ @conv ++ @fft ++ @fast ++ @quantize ++ @backend_extra
 
   @doc false
