@@ -21,7 +21,9 @@ if Code.ensure_loaded?(Nx) do
         w = Emily.Compiler.worker(o)
 
         with_env(o, w, fn ->
-          args = Enum.map(args, fn f -> fn -> to_emily(f.(), o.device) end end)
+          args =
+            Enum.map(args, fn f -> fn -> f.() |> to_emily(o.device) |> finish_foreign(w) end end)
+
           [res] = inner.([args])
           eval_outputs(res)
           [res]
@@ -46,6 +48,13 @@ if Code.ensure_loaded?(Nx) do
         if prev, do: Process.put(key, prev), else: Process.delete(key)
         if prev_w, do: Process.put(wkey, prev_w), else: Process.delete(wkey)
       end
+    end
+
+    # A tensor still being computed on another worker is finished there first: this
+    # worker cannot evaluate nodes of another worker's stream.
+    defp finish_foreign(%T{data: %Emily.Backend{ref: r}} = t, w) do
+      if Emily.Native.program_foreign_pending([r], w) != [], do: Emily.eval(r)
+      t
     end
 
     @doc false
