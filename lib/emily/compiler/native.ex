@@ -23,7 +23,7 @@ if Code.ensure_loaded?(Nx) do
 
           case :persistent_term.get(cache_key, nil) do
             nil ->
-              entry = new_entry(key, vars, fun, o)
+              entry = new_entry(vars, fun, o)
 
               if :persistent_term.get(cache_key, nil) == nil,
                 do: :persistent_term.put(cache_key, entry)
@@ -34,10 +34,10 @@ if Code.ensure_loaded?(Nx) do
               entry
           end
         else
-          new_entry(key, vars, fun, o)
+          new_entry(vars, fun, o)
         end
 
-      runner(entry, o)
+      runner(entry, o, {key, vars, fun})
     end
 
     @doc false
@@ -57,7 +57,7 @@ if Code.ensure_loaded?(Nx) do
 
     defp hook_names(o), do: o.hooks |> Map.keys() |> Enum.sort()
 
-    defp new_entry(key, vars, fun, o) do
+    defp new_entry(vars, fun, o) do
       {expr, out_struct} = precompile(fun, vars)
       params = Composite.flatten_list(vars)
       w = Emily.Compiler.worker(o)
@@ -81,7 +81,7 @@ if Code.ensure_loaded?(Nx) do
 
         {:error, reason} ->
           fallback!(reason, o)
-          %{kind: :fallback, reason: reason, run: Evaluator.compile(key, vars, fun, o)}
+          %{kind: :fallback, reason: reason}
       end
     end
 
@@ -149,9 +149,13 @@ if Code.ensure_loaded?(Nx) do
 
     ## Running
 
-    defp runner(%{kind: :fallback, run: run}, _o), do: run
+    # The evaluator lane, built for this call's options (hooks may differ between calls).
+    defp runner(%{kind: :fallback, reason: reason}, o, {key, vars, fun}) do
+      if o.fallback == :raise, do: fallback!(reason, o)
+      Evaluator.compile(key, vars, fun, o)
+    end
 
-    defp runner(entry, o) do
+    defp runner(entry, o, _) do
       fused = o.lane == :fused
       d = o.device
 
