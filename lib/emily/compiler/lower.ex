@@ -228,38 +228,10 @@ if Code.ensure_loaded?(Nx) do
       [initial, _arg, pred, block] = args
       {init, [scope | parents]} = composite_eval(initial, [scope | parents])
       flat = Composite.flatten_list([init])
+      ids = Tree.scope_ids({pred, block})
+      {flat, cond_prog, body_prog} = while_programs(flat, pred, block, ids, scope, 3)
       init_refs = Enum.map(flat, &ref/1)
       slots = Native.program_materialize(scope.builder, init_refs)
-      ids = Tree.scope_ids({pred, block})
-
-      new_scope = fn ->
-        b = Native.program_builder()
-        phs = Enum.zip_with(init_refs, flat, &placeholder_like(&1, &2, scope.ctx))
-        Native.program_inputs(b, Enum.map(phs, &ref/1))
-
-        %{
-          kind: :while,
-          builder: b,
-          ids: ids,
-          parent_ids: nil,
-          memo: %{},
-          params: phs,
-          free: [],
-          hooks: [],
-          ctx: scope.ctx
-        }
-      end
-
-      {cond_prog, _} =
-        sub_program(new_scope.(), [], fn st ->
-          {p, st} = eval(pred, st)
-          {[p], st}
-        end)
-
-      {body_prog, body_refs} =
-        sub_program(new_scope.(), [], fn st -> composite_eval(block, st) end)
-
-      check_same!(body_refs, init_refs, "while body")
       outs = Enum.zip_with(init_refs, flat, &placeholder_like(&1, &2, scope.ctx))
 
       :ok =
@@ -336,14 +308,64 @@ if Code.ensure_loaded?(Nx) do
       {apply(Emily.Backend, op, args), stack}
     end
 
+    # The condition and body programs of a while over the state `flat`. The loop state must
+    # keep one type: when the body returns other types than the initial state (as
+    # Nx.Defn.Grad's loops can: Nx.Defn.Evaluator just carries whatever the body returns),
+    # the initial state is converted to the body's types and the loop traced again.
+    defp while_programs(flat, pred, block, ids, scope, tries) do
+      init_refs = Enum.map(flat, &ref/1)
+
+      new_scope = fn ->
+        b = Native.program_builder()
+        phs = Enum.zip_with(init_refs, flat, &placeholder_like(&1, &2, scope.ctx))
+        Native.program_inputs(b, Enum.map(phs, &ref/1))
+
+        %{
+          kind: :while,
+          builder: b,
+          ids: ids,
+          parent_ids: nil,
+          memo: %{},
+          params: phs,
+          free: [],
+          hooks: [],
+          ctx: scope.ctx
+        }
+      end
+
+      {body_prog, body_refs, body_out} =
+        sub_program(new_scope.(), [], fn st -> composite_eval(block, st) end)
+
+      body_flat = Composite.flatten_list([body_out])
+      sig = fn r -> {Native.shape(r), Native.dtype(r)} end
+
+      cond do
+        Enum.map(body_refs, sig) == Enum.map(init_refs, sig) ->
+          {cond_prog, _, _} =
+            sub_program(new_scope.(), [], fn st ->
+              {p, st} = eval(pred, st)
+              {[p], st}
+            end)
+
+          {flat, cond_prog, body_prog}
+
+        tries > 0 and Enum.map(body_flat, & &1.shape) == Enum.map(flat, & &1.shape) ->
+          flat = Enum.zip_with(flat, body_flat, fn t, b -> Nx.as_type(t, b.type) end)
+          while_programs(flat, pred, block, ids, scope, tries - 1)
+
+        true ->
+          check_same!(body_refs, init_refs, "while body")
+      end
+    end
+
     ## Sub-programs
 
-    # Runs `fun` in `scope` (pushed on `parents`); returns the finished program and the refs
-    # of its outputs.
+    # Runs `fun` in `scope` (pushed on `parents`); returns the finished program, the refs of
+    # its outputs and the outputs.
     defp sub_program(scope, parents, fun) do
       {outs, [scope | _]} = fun.([scope | parents])
       out_refs = refs(outs)
-      {Native.program_finish(scope.builder, out_refs, scope.ctx.worker), out_refs}
+      {Native.program_finish(scope.builder, out_refs, scope.ctx.worker), out_refs, outs}
     end
 
     # A cond clause scope over `stack`: returns the program, the refs of the enclosing

@@ -19,8 +19,13 @@ if Code.ensure_loaded?(Nx) do
       |> to_binary_backend()
     end
 
-    @doc "Runs `fun` on `lane` (inputs as given), results copied to Nx.BinaryBackend."
+    @doc """
+    Runs `fun` on `lane` (inputs as given), results copied to Nx.BinaryBackend. The native
+    lanes must not fall back to the evaluator unless `native_fallback: :evaluator` is given.
+    """
     def on_lane(fun, args, lane, opts \\ []) do
+      opts = Keyword.put_new(opts, :native_fallback, :raise)
+
       Nx.Defn.jit_apply(fun, args, [compiler: Emily.Compiler, lane: lane] ++ opts)
       |> check_backend!()
       |> to_binary_backend()
