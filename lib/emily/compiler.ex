@@ -58,8 +58,8 @@ if Code.ensure_loaded?(Nx) do
       * `:cache` - `false` disables the program cache of `Nx.Defn.jit/2` calls (default
         `true`; `Nx.Defn.compile/3` always keeps its program in the returned function)
 
-    Nx itself may also pass `:batch_keys` (from `Nx.Serving`), which is ignored. Any other
-    option raises `ArgumentError`.
+    Nx itself may also pass `:batch_keys` (from `Nx.Serving`), which is ignored, and
+    `:compiler` (to `__partitions_options__/1`). Any other option raises `ArgumentError`.
     """
 
     @behaviour Nx.Defn.Compiler
@@ -79,7 +79,8 @@ if Code.ensure_loaded?(Nx) do
       :debug_options,
       :worker,
       :cache,
-      :batch_keys
+      :batch_keys,
+      :compiler
     ]
 
     @impl true
