@@ -198,7 +198,7 @@ defmodule Emily.Native do
   @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
 
   # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
-  @backend_extra [as_strided: 5]
+  @backend_extra [as_strided: 5, precise_unary: 3]
 
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
