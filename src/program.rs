@@ -53,6 +53,7 @@ extern "C" {
     fn emily_program_n_inputs(p: *const emily_program) -> usize;
     fn emily_program_n_outputs(p: *const emily_program) -> usize;
     fn emily_program_stats(p: *const emily_program, out: *mut i64);
+    fn emily_program_describe(p: *const emily_program, buf: *mut std::ffi::c_char, cap: usize) -> usize;
     fn emily_program_run(
         p: *mut emily_program,
         inputs: emily_arrays,
@@ -174,6 +175,10 @@ pub struct Stats {
     pub constants: usize,
     pub whiles: usize,
     pub conds: usize,
+    /// The last run's replay (graph building, control flow included) and final
+    /// evaluation, in nanoseconds.
+    pub last_replay_ns: u64,
+    pub last_eval_ns: u64,
 }
 
 /// A captured program. Runs only on the thread owning the stream it was captured with
@@ -208,7 +213,7 @@ impl Program {
     }
 
     pub fn stats(&self) -> Stats {
-        let mut v = [0i64; 6];
+        let mut v = [0i64; 8];
         unsafe { emily_program_stats(self.0.as_ptr(), v.as_mut_ptr()) };
         Stats {
             steps: v[0] as usize,
@@ -217,7 +222,18 @@ impl Program {
             constants: v[3] as usize,
             whiles: v[4] as usize,
             conds: v[5] as usize,
+            last_replay_ns: v[6] as u64,
+            last_eval_ns: v[7] as u64,
         }
+    }
+
+    /// The MLX primitive of every node, sub-programs included (for inspection).
+    pub fn primitives(&self) -> Vec<String> {
+        let n = unsafe { emily_program_describe(self.0.as_ptr(), std::ptr::null_mut(), 0) };
+        let mut buf = vec![0u8; n];
+        unsafe { emily_program_describe(self.0.as_ptr(), buf.as_mut_ptr().cast(), n) };
+        let s = String::from_utf8_lossy(&buf[..n.saturating_sub(1)]).into_owned();
+        s.split(' ').filter(|w| !w.is_empty()).map(str::to_owned).collect()
     }
 
     /// Replays the program on `inputs` and evaluates the outputs. `fused` wraps each tape in

@@ -280,3 +280,24 @@ fn programs_run_concurrently_on_their_own_workers() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn constant_subgraphs_are_folded_on_the_first_run() {
+    let w = Worker::start(Device::Cpu, 8).unwrap();
+    let s = w.stream();
+    let c = arr(&[0.0, 1.0]);
+    let p = capture(&w, &[&[2]], |x| {
+        // exp(c) * 2 depends on constants only (3 nodes: exp, broadcast of 2, multiply).
+        let k = binary::multiply(&unary::exp(&c, s).unwrap(), &scalar(2.0), s).unwrap();
+        vec![binary::add(&x[0], &k, s).unwrap(), k]
+    });
+    assert_eq!((p.stats().nodes, p.stats().constants), (4, 2));
+    let e = 1f32.exp();
+    for fused in [false, true, false] {
+        let out = run_on(&w, &p, vec![arr(&[10.0, 20.0])], fused).unwrap();
+        assert_eq!(read_f32(&out[0]), vec![12.0, 20.0 + 2.0 * e]);
+        assert_eq!(read_f32(&out[1]), vec![2.0, 2.0 * e]);
+        // After the first run only the add is left; its constant is the folded product.
+        assert_eq!((p.stats().nodes, p.stats().constants), (1, 1));
+    }
+}

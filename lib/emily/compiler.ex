@@ -52,7 +52,10 @@ if Code.ensure_loaded?(Nx) do
         `Nx.Defn.Evaluator`); on the native lanes, after each call
       * `:debug_options` - a keyword list: `log: true` logs which lane runs each compiled
         function, with the program's size and the time to trace and capture it;
-        `stats: pid` sends `{:emily_compiler, stats}` to `pid` after each capture
+        `stats: pid` sends `{:emily_compiler, stats}` to `pid` after each capture (the
+        program's size, `:capture_us`, and `:program`, whose
+        `Emily.Native.program_stats/1` also gives the last run's replay and evaluation
+        times)
       * `:worker` - the `Emily.Worker` to run on (set per partition by
         `__partitions_options__/1`); defaults to `Emily.Worker.current/1`
       * `:cache` - `false` disables the program cache of `Nx.Defn.jit/2` calls (default

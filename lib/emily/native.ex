@@ -233,6 +233,7 @@ defmodule Emily.Native do
           program_run: 4,
           program_foreign_pending: 2,
           program_stats: 1,
+          program_primitives: 1,
           program_set_new: 0,
           program_set_get: 2,
           program_set_put: 2,

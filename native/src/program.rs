@@ -242,12 +242,18 @@ pub fn program_set_put(set: ResourceArc<ProgramSetRes>, program: ProgramArc) -> 
     atoms::ok()
 }
 
+/// The MLX primitive names of the program's nodes (sub-programs included).
+#[rustler::nif]
+pub fn program_primitives(program: ProgramArc) -> Vec<String> {
+    program.program().primitives()
+}
+
 /// `%{inputs:, outputs:, steps:, tapes:, nodes:, constants:, whiles:, conds:, worker:}`
 #[rustler::nif]
 pub fn program_stats(env: Env, program: ProgramArc) -> NifResult<Term> {
     let p = program.program();
     let s = p.stats();
-    let pairs: [(&str, u64); 9] = [
+    let pairs: [(&str, u64); 11] = [
         ("inputs", p.n_inputs() as u64),
         ("outputs", p.n_outputs() as u64),
         ("steps", s.steps as u64),
@@ -257,6 +263,8 @@ pub fn program_stats(env: Env, program: ProgramArc) -> NifResult<Term> {
         ("whiles", s.whiles as u64),
         ("conds", s.conds as u64),
         ("worker", program.worker.id()),
+        ("last_replay_us", s.last_replay_ns / 1000),
+        ("last_eval_us", s.last_eval_ns / 1000),
     ];
     let mut map = Term::map_new(env);
     for (k, v) in pairs {

@@ -25,10 +25,14 @@
 // thread). Function ids come from a global counter, never from addresses, so a stale cache
 // entry can never match a new tape.
 #include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
 #include "mlx/compile_impl.h"
+#include "mlx/primitives.h"
 #include "shim.hpp"
 
 namespace emily::program {
@@ -93,7 +97,103 @@ struct Tape {
     return out;
   }
 
+  // Constant folding, done once on the worker thread before the first run: nodes computed
+  // from constants alone (the backend's broadcast scalars, iotas, ...) are evaluated once
+  // and become constants. Skipped when the values to keep would exceed kFoldLimit bytes
+  // (broadcasts count as the bytes they really hold).
+  static constexpr size_t kFoldLimit = 16 << 20;
+  bool folded = false;
+
+  void fold() {
+    folded = true;
+    std::vector<char> is_const(n_regs, 0);
+    for (size_t i = 0; i < consts.size(); i++) is_const[n_in + i] = 1;
+    std::vector<char> node_const(nodes.size(), 0);
+    Reg r = n_in + static_cast<Reg>(consts.size());
+    bool any = false;
+    for (size_t k = 0; k < nodes.size(); k++) {
+      auto& n = nodes[k];
+      bool c = !n.in.empty();
+      for (Reg i : n.in) c = c && is_const[i];
+      node_const[k] = c;
+      any = any || c;
+      for (size_t o = 0; o < n.shapes.size(); o++) is_const[r++] = c;
+    }
+    if (!any) return;
+    // Registers of constant values read by non-constant nodes or by the outputs.
+    std::vector<char> needed(n_regs, 0);
+    for (size_t k = 0; k < nodes.size(); k++)
+      if (!node_const[k])
+        for (Reg i : nodes[k].in)
+          if (is_const[i]) needed[i] = 1;
+    for (Reg o : outs)
+      if (is_const[o]) needed[o] = 1;
+    // Evaluate the constant nodes (replaying them on the constants).
+    std::vector<std::optional<mx::array>> regs(n_regs);
+    for (size_t i = 0; i < consts.size(); i++) regs[n_in + i] = consts[i];
+    std::vector<mx::array> ins;
+    r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      auto& n = nodes[k];
+      if (node_const[k]) {
+        ins.clear();
+        for (Reg i : n.in) ins.push_back(*regs[i]);
+        if (n.shapes.size() == 1) {
+          regs[r] = mx::array(n.shapes[0], n.dtypes[0], n.prim, ins);
+        } else {
+          auto outs_k = mx::array::make_arrays(n.shapes, n.dtypes, n.prim, ins);
+          for (size_t o = 0; o < outs_k.size(); o++) regs[r + o] = outs_k[o];
+        }
+      }
+      r += static_cast<Reg>(n.shapes.size());
+    }
+    std::vector<mx::array> keep;
+    for (Reg i = n_in + static_cast<Reg>(consts.size()); i < n_regs; i++)
+      if (needed[i]) keep.push_back(*regs[i]);
+    mx::eval(keep);
+    size_t bytes = 0;
+    for (auto& a : keep) bytes += a.data_size() * a.itemsize();
+    if (bytes > kFoldLimit) return;
+    // Rebuild: inputs, the constants still read, the folded values, the other nodes.
+    std::vector<Reg> remap(n_regs, UINT32_MAX);
+    for (Reg i = 0; i < n_in; i++) remap[i] = i;
+    std::vector<mx::array> new_consts;
+    for (Reg i = n_in; i < n_regs; i++) {
+      if (is_const[i] && needed[i]) {
+        remap[i] = n_in + static_cast<Reg>(new_consts.size());
+        new_consts.push_back(*regs[i]);
+      }
+    }
+    Reg next = n_in + static_cast<Reg>(new_consts.size());
+    std::vector<Node> new_nodes;
+    r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      auto& n = nodes[k];
+      if (!node_const[k]) {
+        Node m = n;
+        for (auto& i : m.in) i = remap[i];
+        for (size_t o = 0; o < n.shapes.size(); o++) remap[r + o] = next++;
+        new_nodes.push_back(std::move(m));
+      }
+      r += static_cast<Reg>(n.shapes.size());
+    }
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& o : outs) o = remap[o];
+    consts = std::move(new_consts);
+    nodes = std::move(new_nodes);
+    n_regs = next;
+  }
+
+  // Held while fold() swaps the tape's contents and while other threads inspect it (the
+  // worker thread alone runs and folds).
+  mutable std::mutex mu;
+  std::pair<size_t, size_t> sizes() const {
+    std::lock_guard<std::mutex> g(mu);
+    return {nodes.size(), consts.size()};
+  }
+
   std::vector<mx::array> run(const std::vector<mx::array>& inputs, bool fused) {
+    if (!folded) fold();
     if (!fused || nodes.empty()) return replay(inputs);
     if (!compiled) {
       uintptr_t id = next_fun_id.fetch_add(1);
@@ -123,6 +223,9 @@ struct Step {
 };
 
 struct Program {
+  // Wall time of the last top-level run: replay (graph building, control flow included)
+  // and the final evaluation, in nanoseconds.
+  std::atomic<int64_t> last_replay_ns{0}, last_eval_ns{0};
   int n_slots = 0;
   std::vector<int> inputs;
   std::vector<int> outputs;
@@ -548,12 +651,49 @@ EMILY_API int emily_builder_finish(emily_builder* b, emily_arrays outputs, emily
 
 EMILY_API void emily_program_free(emily_program* p) { delete p; }
 
+// The primitive names of every node (sub-programs included), separated by spaces, into
+// `buf` (at most `cap` bytes, NUL-terminated); returns the length needed.
+EMILY_API size_t emily_program_describe(const emily_program* p, char* buf, size_t cap) {
+  std::string s;
+  std::vector<const Program*> todo{p->p.get()};
+  while (!todo.empty()) {
+    auto* q = todo.back();
+    todo.pop_back();
+    for (auto& st : q->steps) {
+      if (st.kind == Step::TAPE) {
+        std::lock_guard<std::mutex> g(st.tape->mu);
+        for (auto& n : st.tape->nodes) {
+          if (!s.empty()) s += ' ';
+          s += n.prim->name();
+        }
+      } else if (st.kind == Step::WHILE) {
+        todo.push_back(st.cond.get());
+        todo.push_back(st.body.get());
+      } else {
+        for (auto& c : st.clauses) {
+          if (c.pred) todo.push_back(c.pred.get());
+          todo.push_back(c.body.get());
+        }
+      }
+    }
+  }
+  if (cap > 0) {
+    size_t n = std::min(cap - 1, s.size());
+    std::memcpy(buf, s.data(), n);
+    buf[n] = 0;
+  }
+  return s.size() + 1;
+}
+
 EMILY_API size_t emily_program_n_inputs(const emily_program* p) { return p->p->inputs.size(); }
 EMILY_API size_t emily_program_n_outputs(const emily_program* p) { return p->p->outputs.size(); }
 
-// Counts over the program and its sub-programs: steps, tapes, nodes, constants, whiles, conds.
+// Counts over the program and its sub-programs: steps, tapes, nodes, constants, whiles, conds;
+// then the last run's replay and evaluation times (ns).
 EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
   for (int i = 0; i < 6; i++) out[i] = 0;
+  out[6] = p->p->last_replay_ns;
+  out[7] = p->p->last_eval_ns;
   std::vector<const Program*> todo{p->p.get()};
   while (!todo.empty()) {
     auto* q = todo.back();
@@ -561,11 +701,13 @@ EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
     for (auto& st : q->steps) {
       out[0]++;
       switch (st.kind) {
-        case Step::TAPE:
+        case Step::TAPE: {
           out[1]++;
-          out[2] += static_cast<int64_t>(st.tape->nodes.size());
-          out[3] += static_cast<int64_t>(st.tape->consts.size());
+          auto [n, c] = st.tape->sizes();
+          out[2] += static_cast<int64_t>(n);
+          out[3] += static_cast<int64_t>(c);
           break;
+        }
         case Step::WHILE:
           out[4]++;
           todo.push_back(st.cond.get());
@@ -587,8 +729,13 @@ EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
 // the stream the program was captured with. `outs` has room for emily_program_n_outputs().
 EMILY_API int emily_program_run(emily_program* p, emily_arrays inputs, int32_t fused, emily_array** outs) {
   EMILY_GUARD({
+    auto t0 = std::chrono::steady_clock::now();
     auto res = run(*p->p, arrays(inputs), fused != 0);
+    auto t1 = std::chrono::steady_clock::now();
     mx::eval(res);
+    auto t2 = std::chrono::steady_clock::now();
+    p->p->last_replay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+    p->p->last_eval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t2 - t1).count();
     for (size_t i = 0; i < res.size(); i++) outs[i] = new emily_array{std::move(res[i])};
   })
 }

@@ -67,7 +67,7 @@ if Code.ensure_loaded?(Nx) do
         {:ok, lowered} ->
           set = Emily.Native.program_set_new()
           :ok = Emily.Native.program_set_put(set, lowered.program)
-          debug(o, lowered.stats, time)
+          debug(o, lowered, time)
 
           %{
             kind: :native,
@@ -136,14 +136,19 @@ if Code.ensure_loaded?(Nx) do
       end)
     end
 
-    defp debug(o, stats, time) do
+    defp debug(o, lowered, time) do
       Emily.Compiler.debug_log(o, fn ->
-        "Emily.Compiler: #{o.lane} program captured in #{div(time, 1000)} ms: #{inspect(stats)}"
+        "Emily.Compiler: #{o.lane} program captured in #{div(time, 1000)} ms: " <>
+          inspect(lowered.stats)
       end)
 
       case o.debug[:stats] do
-        pid when is_pid(pid) -> send(pid, {:emily_compiler, Map.put(stats, :capture_us, time)})
-        _ -> :ok
+        pid when is_pid(pid) ->
+          stats = Map.merge(lowered.stats, %{capture_us: time, program: lowered.program})
+          send(pid, {:emily_compiler, stats})
+
+        _ ->
+          :ok
       end
     end
 
@@ -191,7 +196,7 @@ if Code.ensure_loaded?(Nx) do
         nil ->
           # First call on this worker: lower again (primitives carry their stream).
           {time, lowered} = :timer.tc(fn -> Lower.lower(entry.expr, entry.params, o, w) end)
-          debug(o, lowered.stats, time)
+          debug(o, lowered, time)
           :ok = Emily.Native.program_set_put(entry.set, lowered.program)
           lowered.program
 
