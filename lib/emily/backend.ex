@@ -24,8 +24,8 @@ if Code.ensure_loaded?(Nx) do
     convert at the boundary**. `{:u, 2}`, `{:u, 4}` are stored as `u8`, `{:s, 2}`, `{:s, 4}`
     as `s8`, `{:f, 8}` (E5M2) and `{:f8_e4m3fn, 8}` as `f16` (both are exact subsets of
     f16). Results of ops in those types are brought back into the type after each op
-    (integers wrap, E5M2 rounds to nearest even; E4M3FN rounds through Nx's own encoder,
-    which evaluates), and `from_binary`/`to_binary` convert with Nx.BinaryBackend's own
+    (integers wrap, E5M2 truncates like Nx's encoder; E4M3FN goes through Nx's own
+    encoder, which evaluates), and `from_binary`/`to_binary` convert with Nx.BinaryBackend's own
     code. `{:c, 128}` raises `ArgumentError` (MLX has complex64 only).
 
     ## Fallbacks
@@ -33,9 +33,7 @@ if Code.ensure_loaded?(Nx) do
     Ops MLX cannot express run on `Nx.BinaryBackend` and the result comes back to MLX:
 
       * `reduce/5` and `window_reduce/6` (they take an Elixir function)
-      * `conv/4` with complex operands (MLX convolutions are real-only)
-      * `triangular_solve/4` with complex operands (MLX linear algebra is real-only)
-      * `dot/7` with `{:f, 64}` on a GPU device (no float64 matmul on GPUs)
+      * `triangular_solve/4` with complex operands (MLX's linear algebra is real-only)
 
     Each fallback emits `[:emily, :fallback, :start | :stop | :exception]` telemetry events
     (metadata `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks
@@ -65,9 +63,10 @@ if Code.ensure_loaded?(Nx) do
         numbers puts :neg_infinity above 0) and of NaN is NaN.
       * `indexed_put/5` with repeated indices: which update wins is MLX's (in practice
         the last, as in BinaryBackend).
-      * `gather/4`, `indexed_add/5`, `indexed_put/5`, `Nx.take/3` and `Nx.take_along_axis/3`
-        do not check indices: out-of-range indices read or write unspecified elements.
-        Set `config :emily, debug_bounds_check: true` to raise `ArgumentError` like
+      * `gather/4`, `Nx.take/3` and `Nx.take_along_axis/3` clamp out-of-range indices
+        into range (as XLA does) where BinaryBackend raises; `indexed_add/5` and
+        `indexed_put/5` ignore the updates of out-of-range index rows. Set
+        `config :emily, debug_bounds_check: true` to raise `ArgumentError` like
         BinaryBackend (costs an evaluation per op).
       * `backend_deallocate/1` drops nothing eagerly: the MLX array is freed when its last
         handle is garbage collected. It returns `:ok`.
@@ -356,13 +355,16 @@ if Code.ensure_loaded?(Nx) do
     def clip(%T{type: type} = out, t, min, max) do
       device = device_of([t, min, max])
       w = worker(device)
-      x = ref(t, type, w)
-      lo = ref(min, type, w)
-      hi = ref(max, type, w)
-      # Nx: x > min ? x : min, then (that) < max ? that : max (NaN becomes min).
-      c = MX.where(MX.greater(x, lo, w), x, lo, w)
-      c = MX.where(MX.less(c, hi, w), c, hi, w)
-      wrap(c, out, device)
+      # Nx: c = x > min ? x : min, then c < max ? c : max (NaN becomes min), comparing
+      # the exact values of the three (possibly different) types.
+      gt_lo = compare(:greater, t, min, device, w)
+
+      below =
+        MX.where(gt_lo, compare(:less, t, max, device, w), compare(:less, min, max, device, w), w)
+
+      c = MX.where(gt_lo, ref(t, type, w), ref(min, type, w), w)
+      c = MX.where(below, c, ref(max, type, w), w)
+      wrap(fit(broadcast_out(c, out, w), type, w), out, device)
     end
 
     defp broadcast_out(r, %T{shape: shape}, w) do
@@ -374,7 +376,7 @@ if Code.ensure_loaded?(Nx) do
     ## Element-wise binary ops
 
     @arith [add: :add, subtract: :subtract, multiply: :multiply, divide: :divide, pow: :power] ++
-             [atan2: :arctan2, min: :minimum, max: :maximum] ++
+             [atan2: :arctan2] ++
              [bitwise_and: :bitwise_and, bitwise_or: :bitwise_or, bitwise_xor: :bitwise_xor] ++
              [left_shift: :left_shift, right_shift: :right_shift]
 
@@ -383,7 +385,88 @@ if Code.ensure_loaded?(Nx) do
       def unquote(nx)(%T{type: type} = out, l, r) do
         device = device_of([l, r])
         w = worker(device)
-        res = MX.unquote(mlx)(ref(l, type, w), ref(r, type, w), w)
+        ct = compute_type(type, l.type, r.type)
+        res = MX.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
+        res = if ct == type, do: res, else: Core.cast(res, type, w)
+        wrap(fit(broadcast_out(res, out, w), type, w), out, device)
+      end
+    end
+
+    # Nx.BinaryBackend computes in Elixir numbers and rounds once to the output type. For
+    # half-precision outputs with inputs of another type (an integer, say) we compute in
+    # f32 and round once too, instead of rounding the inputs to half precision first.
+    defp compute_type(out, a, b) when out in [{:f, 16}, {:bf, 16}] do
+      if a == out and b == out, do: out, else: {:f, 32}
+    end
+
+    defp compute_type(out, _a, _b), do: out
+
+    # A signed integer against a u64 (no common integer type): negative values are below
+    # every u64; the rest compare as u64.
+    defp compare(op, %T{type: {:s, _}} = l, %T{type: {:u, 64}} = r, _device, w) do
+      a = ref(l, w)
+      neg = MX.less(a, Core.scalar(0, l.type, w), w)
+      cmp = apply(MX, op, [MX.astype(a, :u64, w), ref(r, w), w])
+
+      MX.where(
+        neg,
+        bool_scalar(op in [:less, :less_equal, :not_equal], w),
+        cmp,
+        w
+      )
+    end
+
+    defp compare(op, %T{type: {:u, 64}} = l, %T{type: {:s, _}} = r, _device, w) do
+      b = ref(r, w)
+      neg = MX.less(b, Core.scalar(0, r.type, w), w)
+      cmp = apply(MX, op, [ref(l, w), MX.astype(b, :u64, w), w])
+
+      MX.where(
+        neg,
+        bool_scalar(op in [:greater, :greater_equal, :not_equal], w),
+        cmp,
+        w
+      )
+    end
+
+    defp compare(op, l, r, device, w) do
+      type = compare_type(l.type, r.type, device)
+      apply(MX, op, [ref(l, type, w), ref(r, type, w), w])
+    end
+
+    defp bool_scalar(b, w), do: Core.to_bool(Core.scalar(if(b, do: 1, else: 0), {:u, 8}, w), w)
+
+    # Comparisons see the exact values on BinaryBackend: compare mixed types in a type
+    # that holds both (f64 on the CPU).
+    defp compare_type(same, same, _device), do: same
+
+    defp compare_type(a, b, device) do
+      cond do
+        Core.int?(a) and Core.int?(b) -> Nx.Type.merge(a, b)
+        Core.complex?(a) or Core.complex?(b) -> {:c, 64}
+        device == :cpu -> {:f, 64}
+        true -> Nx.Type.merge(a, b)
+      end
+    end
+
+    # min/max pick one of the inputs: with two integer types (a u64 against a signed type
+    # has no common integer type), pick by exact comparison, then convert.
+    for {nx, {mlx, cmp}} <- [min: {:minimum, :less_equal}, max: {:maximum, :greater_equal}] do
+      @impl true
+      def unquote(nx)(%T{type: type} = out, %T{type: lt} = l, %T{type: rt} = r) do
+        device = device_of([l, r])
+        w = worker(device)
+
+        res =
+          if lt != rt and Core.int?(lt) and Core.int?(rt) do
+            pick = compare(unquote(cmp), l, r, device, w)
+            MX.where(pick, ref(l, type, w), ref(r, type, w), w)
+          else
+            ct = compute_type(type, lt, rt)
+            res = MX.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
+            if ct == type, do: res, else: Core.cast(res, type, w)
+          end
+
         wrap(fit(broadcast_out(res, out, w), type, w), out, device)
       end
     end
@@ -412,8 +495,7 @@ if Code.ensure_loaded?(Nx) do
       def unquote(nx)(out, l, r) do
         device = device_of([l, r])
         w = worker(device)
-        type = Nx.Type.merge(l.type, r.type)
-        res = MX.unquote(mlx)(ref(l, type, w), ref(r, type, w), w)
+        res = compare(unquote(mlx), l, r, device, w)
         wrap(broadcast_out(Core.from_bool(res, w), out, w), out, device)
       end
     end

@@ -4,14 +4,24 @@
 
 using namespace emily;
 
+namespace {
+
+// MLX 0.32 computes logsumexp of integer and bool arrays wrongly (unsigned: infinity;
+// bool: off by one); their result is float32 anyway, so convert first.
+mx::array as_float(const mx::array& a, mx::Stream s) {
+  return mx::issubdtype(a.dtype(), mx::inexact) ? a : mx::astype(a, mx::float32, s);
+}
+
+}  // namespace
+
 // int emily_<op>(emily_stream s, const emily_array* a, emily_ints axes, bool keepdims,
 //                emily_array** out)
 #define EMILY_REDUCE_OPS(X) \
-  X(sum) X(prod) X(max) X(min) X(all) X(any) X(mean) X(logsumexp) X(median)
+  X(sum) X(prod) X(max) X(min) X(all) X(any) X(mean) X(median)
 
 // int emily_<op>(emily_stream s, const emily_array* a, int64_t axis, bool reverse,
 //                bool inclusive, emily_array** out)
-#define EMILY_SCAN_OPS(X) X(cumsum) X(cumprod) X(cummax) X(cummin) X(logcumsumexp)
+#define EMILY_SCAN_OPS(X) X(cumsum) X(cumprod) X(cummax) X(cummin)
 
 extern "C" {
 
@@ -30,6 +40,17 @@ EMILY_REDUCE_OPS(X)
   }
 EMILY_SCAN_OPS(X)
 #undef X
+
+EMILY_API int emily_logsumexp(emily_stream s, const emily_array* a, emily_ints axes, bool keepdims,
+                              emily_array** out) {
+  EMILY_GUARD(put(out, mx::logsumexp(as_float(a->a, stream(s)), ints(axes), keepdims, stream(s))))
+}
+
+EMILY_API int emily_logcumsumexp(emily_stream s, const emily_array* a, int64_t axis, bool reverse, bool inclusive,
+                                 emily_array** out) {
+  EMILY_GUARD(put(out, mx::logcumsumexp(as_float(a->a, stream(s)), to_int(axis, "axis"), reverse, inclusive,
+                                        stream(s))))
+}
 
 EMILY_API int emily_var(emily_stream s, const emily_array* a, emily_ints axes, bool keepdims,
                         int64_t ddof, emily_array** out) {

@@ -4,7 +4,8 @@
 ///
 /// * `sum`, `prod`, `max`, `min`, `all`, `any`, `mean`, `logsumexp`, `median`
 ///   `(a, axes, keepdims)`: reduce over `axes` (negative axes count from the end; an empty
-///   list reduces nothing). `var`, `std` also take `ddof`.
+///   list reduces nothing). `var`, `std` also take `ddof`. `logsumexp` and `logcumsumexp`
+///   convert integer and bool inputs to f32 first (MLX 0.32 gets them wrong otherwise).
 /// * `argmax`, `argmin(a, axis, keepdims)`: `u32` indices along one axis.
 /// * `cumsum`, `cumprod`, `cummax`, `cummin`, `logcumsumexp(a, axis, reverse, inclusive)`.
 #[macro_export]

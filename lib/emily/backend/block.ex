@@ -53,9 +53,16 @@ if Code.ensure_loaded?(Nx) do
         x = ref(t, type, w)
 
         r =
-          if t.shape == {} or Nx.size(t) == 0,
-            do: x,
-            else: MX.unquote(mlx)(x, axis, reverse, true, w)
+          cond do
+            t.shape == {} ->
+              x
+
+            unquote(mlx) in [:cummax, :cummin] and Core.float?(type) ->
+              nan_propagating_cumulative(unquote(mlx), x, type, axis, reverse, w)
+
+            true ->
+              MX.unquote(mlx)(x, axis, reverse, true, w)
+          end
 
         wrap(fit(r, type, w), out, device)
       end
@@ -237,6 +244,18 @@ if Code.ensure_loaded?(Nx) do
     end
 
     defp native(_struct, _output, _args), do: :default
+
+    # Nx's cumulative max/min propagate NaN from where it appears on (MLX's cummax and
+    # cummin do not): run them with NaN as the identity extreme, then put NaN back from
+    # the first NaN on.
+    defp nan_propagating_cumulative(op, x, type, axis, reverse, w) do
+      nan = MX.isnan(x, w)
+      fill = if op == :cummax, do: :neg_infinity, else: :infinity
+      clean = MX.where(nan, Core.scalar(fill, type, w), x, w)
+      r = apply(MX, op, [clean, axis, reverse, true, w])
+      seen = MX.cummax(MX.astype(nan, :u8, w), axis, reverse, true, w)
+      MX.where(Core.to_bool(seen, w), Core.scalar(:nan, type, w), r, w)
+    end
 
     # {device, worker} of the inputs
     defp dw(tensors) do

@@ -44,8 +44,13 @@ if Code.ensure_loaded?(Nx) do
       [device: device]
     end
 
-    @doc "The device named in backend options."
-    def opts_device(opts), do: Keyword.get(opts, :device, :cpu)
+    @doc """
+    The device named in backend options, validated (Nx passes `{Emily.Backend, opts}`
+    options to creation callbacks without calling init/1 first).
+    """
+    def opts_device([]), do: :cpu
+    def opts_device(device: :cpu), do: :cpu
+    def opts_device(opts), do: Keyword.fetch!(init_opts(opts), :device)
 
     ## Types
 
@@ -86,9 +91,29 @@ if Code.ensure_loaded?(Nx) do
 
     ## Tensors in and out
 
-    @doc "Wraps an MLX handle as the output tensor `out`."
-    def wrap(ref, %T{} = out, device),
-      do: %{out | data: %{__struct__: Emily.Backend, ref: ref, device: device}}
+    @doc """
+    Wraps an MLX handle as the output tensor `out`. Some MLX ops return a wider dtype
+    than their input (sum and prod of 8/16-bit integers give 32-bit ones); such results
+    are converted to `out`'s storage type here (integers wrap, as in Nx).
+    """
+    def wrap(ref, %T{type: type, shape: shape} = out, device) do
+      d = dtype(type)
+
+      ref =
+        case MX.dtype(ref) do
+          ^d -> ref
+          _ -> MX.astype(ref, d, worker(device))
+        end
+
+      if MX.shape(ref) != Tuple.to_list(shape) do
+        raise Emily.Error,
+          message:
+            "Emily.Backend internal error: MLX produced shape #{inspect(MX.shape(ref))} " <>
+              "for an Nx output of shape #{inspect(shape)}"
+      end
+
+      %{out | data: %{__struct__: Emily.Backend, ref: ref, device: device}}
+    end
 
     @doc """
     The MLX handle of `t` (a tensor of any backend), in the storage dtype of `t.type`.
@@ -223,8 +248,8 @@ if Code.ensure_loaded?(Nx) do
 
     @doc """
     Brings values in the storage of a narrow type back into its range: integers wrap
-    (two's complement), f8 values round to the nearest f8 value (ties to even, e5m2), or
-    through Nx's own encoder (e4m3fn).
+    (two's complement), E5M2 values truncate to 8 bits (as Nx writes them), E4M3FN values
+    go through Nx's own encoder.
     """
     def narrow(ref, {:u, b}, w) do
       MX.bitwise_and(ref, mx_scalar(Bitwise.bsl(1, b) - 1, :u8, w), w)
@@ -236,15 +261,9 @@ if Code.ensure_loaded?(Nx) do
     end
 
     def narrow(ref, {:f, 8}, w) do
-      # e5m2 is the top byte of an f16: round the low byte away (nearest, ties to even).
+      # e5m2 is the top byte of an f16; Nx writes it by dropping the low byte (truncation).
       bits = MX.view(ref, :u16, w)
-
-      lsb =
-        MX.bitwise_and(MX.right_shift(bits, mx_scalar(8, :u16, w), w), mx_scalar(1, :u16, w), w)
-
-      rounded = MX.add(MX.add(bits, mx_scalar(0x7F, :u16, w), w), lsb, w)
-      rounded = MX.bitwise_and(rounded, mx_scalar(0xFF00, :u16, w), w)
-      out = MX.view(rounded, :f16, w)
+      out = MX.view(MX.bitwise_and(bits, mx_scalar(0xFF00, :u16, w), w), :f16, w)
       MX.where(MX.isnan(ref, w), ref, out, w)
     end
 

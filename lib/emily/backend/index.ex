@@ -3,9 +3,12 @@ if Code.ensure_loaded?(Nx) do
     @moduledoc false
     # gather, indexed_add, indexed_put, take and take_along_axis on MLX's gather/scatter.
     #
-    # `config :emily, debug_bounds_check: true` (compile time) makes every op here raise
-    # ArgumentError on a negative or out-of-range index; with the default (false) the
-    # checks are not compiled in.
+    # MLX does not check indices (an out-of-range one reads or writes outside the array),
+    # so indices are always clamped into range first, as XLA does for gathers; scatters
+    # drop the updates of out-of-range rows (indexed_add adds zero, indexed_put writes the
+    # element's current value). `config :emily, debug_bounds_check: true` (compile time)
+    # makes every op here raise ArgumentError on a negative or out-of-range index instead;
+    # with the default (false) those checks are not compiled in.
 
     alias Emily.Backend.{Core, MX}
     alias Nx.Tensor, as: T
@@ -35,6 +38,8 @@ if Code.ensure_loaded?(Nx) do
       if @bounds_check do
         check_bounds!(:gather, parts, Enum.map(axes, &Enum.at(dims, &1)), w)
       end
+
+      parts = clamp_all(parts, Enum.map(axes, &Enum.at(dims, &1)), w)
 
       out_dims = Tuple.to_list(out_shape)
 
@@ -70,6 +75,10 @@ if Code.ensure_loaded?(Nx) do
         check_bounds!(kind_name(kind), parts, Enum.map(axes, &Enum.at(dims, &1)), w)
       end
 
+      adims = Enum.map(axes, &Enum.at(dims, &1))
+      valid = valid_rows(parts, adims, w)
+      parts = clamp_all(parts, adims, w)
+
       batch = ishape |> Tuple.delete_at(tuple_size(ishape) - 1) |> Tuple.to_list()
 
       r =
@@ -78,6 +87,7 @@ if Code.ensure_loaded?(Nx) do
         else
           sizes = for {d, i} <- Enum.with_index(dims), do: if(i in axes, do: 1, else: d)
           u = MX.reshape(ref(updates, type, w), batch ++ sizes, w)
+          u = drop_invalid(u, valid, x, parts, axes, sizes, kind, w)
 
           case kind do
             :add -> MX.scatter_add(x, parts, u, axes, w)
@@ -88,6 +98,46 @@ if Code.ensure_loaded?(Nx) do
       wrap(fit(r, type, w), out, device)
     end
 
+    # Index arrays into axes of these sizes, clamped into range.
+    defp clamp_all(parts, dims, w), do: Enum.zip_with(parts, dims, &clamp(&1, &2, w))
+
+    @doc false
+    def clamp(idx, dim, w) do
+      dt = MX.dtype(idx)
+      hi = MX.minimum(idx, Core.mx_scalar(dim - 1, dt, w), w)
+
+      if dt in [:u8, :u16, :u32, :u64],
+        do: hi,
+        else: MX.maximum(hi, Core.mx_scalar(0, dt, w), w)
+    end
+
+    # A bool array over the index batch: true where every index of the row is in range.
+    defp valid_rows(parts, dims, w) do
+      parts
+      |> Enum.zip_with(dims, fn p, d ->
+        p = MX.astype(p, :s64, w)
+        lo = MX.greater_equal(p, Core.scalar(0, {:s, 64}, w), w)
+        MX.logical_and(lo, MX.less(p, Core.scalar(d, {:s, 64}, w), w), w)
+      end)
+      |> Enum.reduce(&MX.logical_and(&1, &2, w))
+    end
+
+    # Updates of out-of-range rows become no-ops: zero for an add, the element's current
+    # value for a put (the row's indices are clamped, so that element exists).
+    defp drop_invalid(u, valid, x, parts, axes, sizes, kind, w) do
+      ushape = MX.shape(u)
+      vshape = MX.shape(valid) ++ List.duplicate(1, length(ushape) - length(MX.shape(valid)))
+      valid = MX.reshape(valid, vshape, w)
+
+      keep =
+        case kind do
+          :add -> Core.mx_scalar(0, MX.dtype(u), w)
+          :put -> MX.reshape(MX.gather(x, parts, axes, sizes, w), ushape, w)
+        end
+
+      MX.where(valid, u, keep, w)
+    end
+
     defp kind_name(:add), do: :indexed_add
     defp kind_name(:put), do: :indexed_put
 
@@ -96,6 +146,8 @@ if Code.ensure_loaded?(Nx) do
       if @bounds_check do
         check_bounds!(:take, [idx], [elem(shape, axis)], w)
       end
+
+      idx = clamp(idx, elem(shape, axis), w)
 
       if Nx.size(idx_shape) == 0 or Nx.size(shape) == 0 do
         {before, [_ | after_]} = Enum.split(Tuple.to_list(shape), axis)
@@ -112,7 +164,7 @@ if Code.ensure_loaded?(Nx) do
         check_bounds!(:take_along_axis, [idx], [elem(shape, axis)], w)
       end
 
-      MX.take_along_axis(x, idx, axis, w)
+      MX.take_along_axis(x, clamp(idx, elem(shape, axis), w), axis, w)
     end
 
     # [..., k] -> k arrays of shape [...]

@@ -77,6 +77,10 @@ if Code.ensure_loaded?(Nx) do
     end
 
     def fftn(a, n, axes, w), do: N.fftn(a, n, axes, 0, w)
+
+    defdelegate rms_norm(x, weight, eps, w), to: N
+    defdelegate layer_norm(x, weight, bias, eps, w), to: N
+    defdelegate scaled_dot_product_attention(q, k, v, scale, causal, mask, sinks, w), to: N
     def ifftn(a, n, axes, w), do: N.ifftn(a, n, axes, 0, w)
   end
 end

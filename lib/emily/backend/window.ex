@@ -2,7 +2,7 @@ if Code.ensure_loaded?(Nx) do
   defmodule Emily.Backend.Window do
     @moduledoc false
     # Window reductions: the padded input is viewed as [out dims..., window dims...] with
-    # MLX's as_strided (no copy) and reduced over the window axes.
+    # MLX's as_strided, laid out contiguously, and reduced over the window axes.
 
     alias Emily.Backend.{Core, MX, Shape}
     alias Nx.Tensor, as: T
@@ -53,7 +53,10 @@ if Code.ensure_loaded?(Nx) do
       st = Core.strides(pdims)
       outer = Enum.zip_with(strides, st, &(&1 * &2))
       inner = Enum.zip_with(dilations, st, &(&1 * &2))
-      MX.as_strided(MX.contiguous(padded, w), out_dims ++ window, outer ++ inner, 0, w)
+      view = MX.as_strided(MX.contiguous(padded, w), out_dims ++ window, outer ++ inner, 0, w)
+      # MLX's reductions misread views whose strides overlap (measured: max over the
+      # window axes of such a view shifts rows), so the windows are laid out first.
+      MX.contiguous(view, w)
     end
 
     @doc """
