@@ -301,3 +301,24 @@ fn constant_subgraphs_are_folded_on_the_first_run() {
         assert_eq!((p.stats().nodes, p.stats().constants), (1, 1));
     }
 }
+
+#[test]
+fn equal_nodes_and_equal_small_constants_are_merged() {
+    let w = Worker::start(Device::Cpu, 8).unwrap();
+    let s = w.stream();
+    let p = capture(&w, &[&[3]], |x| {
+        // Two separately uploaded 2.0 scalars, two equal exps, two equal products.
+        let a = binary::multiply(&unary::exp(&x[0], s).unwrap(), &scalar(2.0), s).unwrap();
+        let b = binary::multiply(&unary::exp(&x[0], s).unwrap(), &scalar(2.0), s).unwrap();
+        // A different constant must not merge.
+        let c = binary::multiply(&unary::exp(&x[0], s).unwrap(), &scalar(3.0), s).unwrap();
+        vec![binary::add(&binary::add(&a, &b, s).unwrap(), &c, s).unwrap()]
+    });
+    // exp; broadcast(2) and multiply; broadcast(3) and multiply; two adds.
+    assert_eq!((p.stats().nodes, p.stats().constants), (7, 2), "{:?}", p.primitives());
+    let out = run_on(&w, &p, vec![arr(&[0.0, 1.0, 2.0])], false).unwrap();
+    let want: Vec<f32> = [0.0f32, 1.0, 2.0].iter().map(|v| 7.0 * v.exp()).collect();
+    for (g, w) in read_f32(&out[0]).iter().zip(want) {
+        assert!((g - w).abs() <= 1e-5 * w, "{g} vs {w}");
+    }
+}

@@ -354,6 +354,7 @@ struct Builder {
       uint32_t pos;  // output position for nodes
     };
     std::unordered_map<uintptr_t, VRef> seen;
+    std::unordered_map<std::string, VRef> small_consts;
     std::vector<std::vector<VRef>> node_ins;
     std::vector<mx::array> node_arrays;  // one representative (the DFS array) per node
 
@@ -377,13 +378,56 @@ struct Builder {
           throw std::invalid_argument(
               "program capture reached a placeholder that is not an input of this program (a "
               "value from another scope)");
+        // Small constants with equal contents are one (the backend uploads a scalar for each
+        // use of a number), which lets equal nodes built on them merge below.
+        std::string key;
+        if (a.is_available() && a.size() <= 16 && a.flags().row_contiguous) {
+          key.assign(reinterpret_cast<const char*>(a.data<char>()), a.nbytes());
+          key += '|';
+          key += std::to_string(from_dtype(a.dtype()));
+          for (auto d : a.shape()) key += "," + std::to_string(d);
+          if (auto it = small_consts.find(key); it != small_consts.end()) {
+            seen.emplace(a.id(), it->second);
+            keep.push_back(a);
+            return it->second;
+          }
+        }
         VRef r{VCONST, static_cast<uint32_t>(const_list.size()), 0};
         const_list.push_back(a);
         keep.push_back(a);
         seen.emplace(a.id(), r);
+        if (!key.empty()) small_consts.emplace(std::move(key), r);
         return r;
       }
       return std::nullopt;
+    };
+
+    // Common subexpressions: a node whose primitive is equivalent to an earlier one's
+    // (Primitive::is_equivalent; false unless a primitive says otherwise) on the same inputs
+    // is that node.
+    std::unordered_multimap<size_t, uint32_t> cse;
+    auto same_refs = [](const std::vector<VRef>& x, const std::vector<VRef>& y) {
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); i++)
+        if (x[i].k != y[i].k || x[i].i != y[i].i || x[i].pos != y[i].pos) return false;
+      return true;
+    };
+    auto find_equal = [&](const mx::array& a, const std::vector<VRef>& refs, size_t h) -> int64_t {
+      auto range = cse.equal_range(h);
+      for (auto it = range.first; it != range.second; ++it) {
+        uint32_t m = it->second;
+        auto& b = node_arrays[m];
+        if (!same_refs(node_ins[m], refs)) continue;
+        if (typeid(a.primitive()) != typeid(b.primitive())) continue;
+        if (!a.primitive().is_equivalent(b.primitive())) continue;
+        auto ao = a.outputs(), bo = b.outputs();
+        if (ao.size() != bo.size()) continue;
+        bool same = true;
+        for (size_t i = 0; i < ao.size(); i++)
+          same = same && ao[i].shape() == bo[i].shape() && ao[i].dtype() == bo[i].dtype();
+        if (same) return m;
+      }
+      return -1;
     };
 
     std::vector<Pending> stack;
@@ -413,7 +457,19 @@ struct Builder {
         std::vector<VRef> refs;
         refs.reserve(a.inputs().size());
         for (auto& in : a.inputs()) refs.push_back(seen.at(in.id()));
+        size_t h = typeid(a.primitive()).hash_code();
+        for (auto& r : refs)
+          h = (h * 1000003) ^ ((static_cast<size_t>(r.k) << 56) ^ (static_cast<size_t>(r.i) << 8) ^ r.pos);
+        if (int64_t m = find_equal(a, refs, h); m >= 0) {
+          auto outs = a.outputs();
+          for (uint32_t pos = 0; pos < outs.size(); pos++) {
+            seen.emplace(outs[pos].id(), VRef{VNODE, static_cast<uint32_t>(m), pos});
+            keep.push_back(outs[pos]);
+          }
+          continue;
+        }
         uint32_t n = static_cast<uint32_t>(node_ins.size());
+        cse.emplace(h, n);
         node_ins.push_back(std::move(refs));
         node_arrays.push_back(a);
         auto outs = a.outputs();
