@@ -22,7 +22,7 @@ defmodule Bench.Defs do
 
   @steps 50
 
-  defn chain(x, w), do: chain_steps(x, w)
+  defn(chain(x, w), do: chain_steps(x, w))
 
   deftransformp chain_steps(x, w) do
     Enum.reduce(1..@steps, x, fn _, x ->
@@ -78,7 +78,10 @@ defmodule Bench do
 
     blas =
       Enum.find(
-        ["/usr/lib/x86_64-linux-gnu/libopenblas.so.0", "/usr/lib/aarch64-linux-gnu/libopenblas.so.0"],
+        [
+          "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+          "/usr/lib/aarch64-linux-gnu/libopenblas.so.0"
+        ],
         &File.exists?/1
       )
 
@@ -113,7 +116,9 @@ defmodule Bench do
   def fmt(us) when us >= 10_000, do: :erlang.float_to_binary(us / 1, decimals: 0)
   def fmt(us), do: :erlang.float_to_binary(us / 1, decimals: 1)
 
-  def ratio(a, b) when is_number(a) and is_number(b), do: :erlang.float_to_binary(a / b, decimals: 2)
+  def ratio(a, b) when is_number(a) and is_number(b),
+    do: :erlang.float_to_binary(a / b, decimals: 2)
+
   def ratio(_, _), do: "-"
 end
 
@@ -136,13 +141,20 @@ block_args =
   [Bench.rand({s, d}, 1)] ++
     for(k <- 2..5, do: Nx.multiply(Bench.rand({d, d}, k), sc)) ++
     [Nx.multiply(Bench.rand({d, 4 * d}, 6), sc), Nx.multiply(Bench.rand({4 * d, d}, 7), 0.5 * sc)] ++
-    [Nx.add(Bench.rand({d}, 8), 1), Bench.rand({d}, 9), Nx.add(Bench.rand({d}, 10), 1), Bench.rand({d}, 11)]
+    [
+      Nx.add(Bench.rand({d}, 8), 1),
+      Bench.rand({d}, 9),
+      Nx.add(Bench.rand({d}, 10), 1),
+      Bench.rand({d}, 11)
+    ]
 
 Enum.each(chain_args ++ block_args, &Emily.eval(&1.data.ref))
 
 graphs = [
-  {"chain", "chain: 200 ops (dot+mul+add+tanh) 32x32", &Bench.Defs.chain/2, chain_args, if(quick?, do: 20, else: 200)},
-  {"block", "transformer block d=768 seq=128", &Bench.Defs.block/11, block_args, if(quick?, do: 2, else: 10)}
+  {"chain", "chain: 200 ops (dot+mul+add+tanh) 32x32", &Bench.Defs.chain/2, chain_args,
+   if(quick?, do: 20, else: 200)},
+  {"block", "transformer block d=768 seq=128", &Bench.Defs.block/11, block_args,
+   if(quick?, do: 2, else: 10)}
 ]
 
 lanes = [:evaluator, :native, :fused]
@@ -179,7 +191,16 @@ results =
     end)
   end)
 
-header = ["graph", "evaluator", "native", "fused", "mlx", "mx.compile", "eval/native", "fused/mx.compile"]
+header = [
+  "graph",
+  "evaluator",
+  "native",
+  "fused",
+  "mlx",
+  "mx.compile",
+  "eval/native",
+  "fused/mx.compile"
+]
 
 table =
   for {g, name, _, _, _} <- graphs do

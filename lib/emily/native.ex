@@ -237,6 +237,7 @@ defmodule Emily.Native do
           program_set_new: 0,
           program_set_get: 2,
           program_set_put: 2,
+          program_set_size: 1,
           # every op NIF with its argument kinds
           op_signatures: 0
         ] ++

@@ -4,14 +4,14 @@
 //! Capture happens in the calling process (it only reads graphs); `program_run` queues one
 //! job on the program's worker, which replays every step, runs `while`/`cond` sub-programs,
 //! evaluates the outputs and answers `{ref, {:ok, [tensor]}}`.
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use emily::program::{placeholder, Builder, Clause, Program};
 use emily::{Array, Error, Worker};
 use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::atoms;
-use crate::error::{argument_error, raise};
+use crate::error::{argument_error, emily_error, raise};
 use crate::nif_ops::DtypeArg;
 use crate::resources::{Tensor, TensorRes, WorkerArc};
 use crate::worker::{submit, Reply};
@@ -26,9 +26,13 @@ impl rustler::Resource for BuilderRes {}
 
 /// A captured program and the worker whose stream its primitives carry. Dropped on that
 /// worker: its fused functions live in the worker thread's compile cache.
+///
+/// The worker is held weakly: cached programs must not keep a worker (an OS thread) alive
+/// once nothing else uses it. A program whose worker is gone cannot run.
 pub struct ProgramRes {
     program: Option<Arc<Program>>,
-    pub worker: Arc<Worker>,
+    worker: Weak<Worker>,
+    pub worker_id: u64,
 }
 
 #[rustler::resource_impl]
@@ -39,7 +43,9 @@ impl Drop for ProgramRes {
         if let Some(p) = self.program.take() {
             // If the worker is gone or full, drop here: erasing from another thread's cache
             // is a no-op, and fused-function ids are never reused.
-            let _ = self.worker.submit(Box::new(move |_| drop(p)));
+            if let Some(w) = self.worker.upgrade() {
+                let _ = w.submit(Box::new(move |_| drop(p)));
+            }
         }
     }
 }
@@ -47,6 +53,10 @@ impl Drop for ProgramRes {
 impl ProgramRes {
     fn program(&self) -> &Arc<Program> {
         self.program.as_ref().expect("program used after drop")
+    }
+
+    fn alive(&self) -> bool {
+        self.worker.strong_count() > 0
     }
 }
 
@@ -73,7 +83,11 @@ fn arrays(ts: &[Tensor]) -> Vec<&Array> {
 }
 
 fn wrap_program(p: Program, w: &WorkerArc) -> ProgramArc {
-    ResourceArc::new(ProgramRes { program: Some(Arc::new(p)), worker: w.worker.clone() })
+    ResourceArc::new(ProgramRes {
+        program: Some(Arc::new(p)),
+        worker: Arc::downgrade(&w.worker),
+        worker_id: w.worker.id(),
+    })
 }
 
 /// An array with `shape` and `dtype` and no data: a program input while capturing. Anything
@@ -184,7 +198,8 @@ pub fn program_run(
             inputs.len()
         )));
     }
-    let worker = program.worker.clone();
+    let worker =
+        program.worker.upgrade().ok_or_else(|| emily_error("program_run: the program's worker is gone".into()))?;
     let reply = Reply::new(env, reference);
     let w2 = worker.clone();
     submit(
@@ -234,12 +249,20 @@ pub fn program_set_get(env: Env, set: ResourceArc<ProgramSetRes>, w: WorkerArc) 
     }
 }
 
-/// Stores `program` in `set` under its worker (replacing any).
+/// Stores `program` in `set` under its worker (replacing any); forgets the programs of
+/// workers that are gone.
 #[rustler::nif]
 pub fn program_set_put(set: ResourceArc<ProgramSetRes>, program: ProgramArc) -> Atom {
-    let id = program.worker.id();
-    set.programs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, program);
+    let mut map = set.programs.lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, p| p.alive());
+    map.insert(program.worker_id, program);
     atoms::ok()
+}
+
+/// How many programs `set` holds (tests).
+#[rustler::nif]
+pub fn program_set_size(set: ResourceArc<ProgramSetRes>) -> usize {
+    set.programs.lock().unwrap_or_else(|p| p.into_inner()).len()
 }
 
 /// The MLX primitive names of the program's nodes (sub-programs included).
@@ -262,7 +285,7 @@ pub fn program_stats(env: Env, program: ProgramArc) -> NifResult<Term> {
         ("constants", s.constants as u64),
         ("whiles", s.whiles as u64),
         ("conds", s.conds as u64),
-        ("worker", program.worker.id()),
+        ("worker", program.worker_id),
         ("last_replay_us", s.last_replay_ns / 1000),
         ("last_eval_us", s.last_eval_ns / 1000),
     ];

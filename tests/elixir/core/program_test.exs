@@ -138,4 +138,32 @@ defmodule Emily.ProgramTest do
     assert read(r) == [-3.0]
     Worker.stop(other)
   end
+
+  test "programs do not keep their worker alive; a set forgets programs of gone workers" do
+    set = Native.program_set_new()
+
+    program =
+      Task.async(fn ->
+        w = Worker.start(:cpu)
+        x = Native.program_placeholder([1], :f32, w)
+        p = Native.program_capture([x], [Native.negative(x, w)], w)
+        assert [r] = run(p, [t([2.0], {1}, {:f, 32})])
+        assert read(r) == [-2.0]
+        :ok = Native.program_set_put(set, p)
+        p
+      end)
+      |> Task.await()
+
+    # The task's heap (its worker handle, placeholders, results) is gone: so is the worker.
+    assert_raise Emily.Error, ~r/worker is gone/, fn ->
+      run(program, [t([1.0], {1}, {:f, 32})])
+    end
+
+    assert Native.program_set_size(set) == 1
+    w = Worker.current()
+    x = ph([1])
+    :ok = Native.program_set_put(set, Native.program_capture([x], [Native.exp(x, w)], w))
+    assert Native.program_set_size(set) == 1
+    assert Native.program_set_get(set, w) != nil
+  end
 end
