@@ -118,6 +118,37 @@ if Code.ensure_loaded?(Nx) do
       {Nx.as_type(x, {:s, 32}) + i, Nx.as_type(i, {:f, 32}) * x, Nx.argmax(x, axis: 1)}
     end
 
+    # Blocks with multi-output MLX primitives (QR, eigh, SVD) and others.
+    defn linalg(a, b) do
+      spd = Nx.dot(a, [0], a, [0]) + Nx.eye(4) * 4
+      {q, r} = Nx.LinAlg.qr(a)
+      {evals, _evecs} = Nx.LinAlg.eigh(spd)
+      x = Nx.LinAlg.solve(spd, b)
+      l = Nx.LinAlg.cholesky(spd)
+      {Nx.dot(q, r), evals, x, Nx.dot(l, Nx.transpose(l)), Nx.LinAlg.determinant(spd)}
+    end
+
+    defn svd_values(a) do
+      {_u, s, _vt} = Nx.LinAlg.svd(a)
+      s
+    end
+
+    defn indexing(x, idx) do
+      {vals, ids} = Nx.top_k(x, k: 2)
+      g = Nx.take(x, idx, axis: 1)
+      upd = Nx.indexed_add(x, Nx.tensor([[0, 0], [1, 2]]), Nx.tensor([10.0, 20.0]))
+
+      {vals, ids, g, upd, Nx.argsort(x, axis: 1, direction: :desc),
+       Nx.gather(x, Nx.tensor([[1, 1], [0, 2]]))}
+    end
+
+    defn windows(img) do
+      {Nx.window_sum(img, {1, 1, 2, 2}, strides: [1, 1, 1, 1], padding: :same),
+       Nx.window_mean(img, {1, 1, 3, 3}, strides: [1, 1, 2, 2]),
+       Nx.conv(img, Nx.iota({4, 1, 2, 2}) / 10, strides: [2, 1], kernel_dilation: [1, 2]),
+       Nx.pad(img, 0.5, [{0, 0, 0}, {0, 0, 0}, {1, 2, 1}, {0, 0, 0}])}
+    end
+
     defn(sums(x), do: {Nx.sum(x, axes: [0]), Nx.cumulative_sum(x, axis: 1), Nx.sort(x, axis: 1)})
   end
 
@@ -225,6 +256,22 @@ if Code.ensure_loaded?(Nx) do
       check_lanes(&Defs.elementwise_chain/1, [x], atol: 1.0e-6)
       check_lanes(&Defs.mixed_types/2, [Nx.multiply(x, 10), Nx.tensor(3, type: {:s, 32})])
       check_lanes(&Defs.sums/1, [x])
+    end
+
+    test "linear algebra blocks (multi-output MLX primitives)" do
+      a = rand({4, 4}, {:f, 32}, 31)
+      b = rand({4}, {:f, 32}, 32)
+      check_lanes(&Defs.linalg/2, [a, b], atol: 1.0e-4, rtol: 1.0e-4)
+      check_lanes(&Defs.svd_values/1, [a], atol: 1.0e-5, rtol: 1.0e-4)
+    end
+
+    test "indexing, sorting and top_k" do
+      x = rand({3, 5}, {:f, 32}, 33)
+      check_lanes(&Defs.indexing/2, [x, Nx.tensor([4, 0, 2])])
+    end
+
+    test "windows, strided and dilated convolutions, padding" do
+      check_lanes(&Defs.windows/1, [rand({2, 1, 6, 7}, {:f, 32}, 34)], atol: 1.0e-5, rtol: 1.0e-5)
     end
 
     test "f64, integer and vectorized inputs" do
