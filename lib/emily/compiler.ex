@@ -36,6 +36,30 @@ if Code.ensure_loaded?(Nx) do
     `Emily.Backend`'s fallbacks to `Nx.BinaryBackend`). Set `native_fallback: :raise` to
     raise `ArgumentError` instead.
 
+    ## How the native lane captures a program
+
+      * Placeholders are MLX arrays with a shape and a dtype but no primitive and no data.
+        MLX's `eval` refuses them before doing any work, so a backend op that needs values
+        while tracing (a fallback to `Nx.BinaryBackend`, a data-dependent shape) fails
+        loudly and the function falls back to the evaluator lane, instead of computing on
+        garbage.
+      * A program is a list of steps over numbered slots: *tapes* (captured MLX graph
+        fragments) and `while`/`cond` steps running sub-programs. A `while`'s initial state
+        or a `cond`'s inputs are captured as a tape when the step is reached; a value
+        computed inside an earlier tape and needed later is exported from that tape rather
+        than recomputed. `cond` clauses take the values of enclosing scopes they use as
+        inputs (found while walking, with `Nx.Defn.Tree.scope_ids/2` as the evaluator
+        does); `while` state that the body returns in other types (as `Nx.Defn.Grad`'s loops
+        can) is converted to the body's types before the loop.
+      * At capture, nodes with an equivalent primitive (`Primitive::is_equivalent`) on the
+        same inputs are merged, as are equal small constants (the backend uploads a scalar
+        for each number it meets); on the first run, nodes computed from constants alone are
+        evaluated once and become constants.
+      * Each call replays the tapes with the captured primitives (as `mlx::core::compile`'s
+        own replay does), runs control flow and evaluates the outputs, in one job on the
+        worker. Programs hold their worker weakly, so cached programs do not keep worker
+        threads alive.
+
     ## Options
 
       * `:device` - `:cpu` or `:gpu`; defaults to the device of the default backend when it
