@@ -113,7 +113,8 @@ struct Tape {
     bool any = false;
     for (size_t k = 0; k < nodes.size(); k++) {
       auto& n = nodes[k];
-      bool c = !n.in.empty();
+      // Nodes without inputs (arange) are constant too; loads are not.
+      bool c = std::strcmp(n.prim->name(), "Load") != 0;
       for (Reg i : n.in) c = c && is_const[i];
       node_const[k] = c;
       any = any || c;
