@@ -33,7 +33,6 @@ if Code.ensure_loaded?(Nx) do
     Ops MLX cannot express run on `Nx.BinaryBackend` and the result comes back to MLX:
 
       * `reduce/5` and `window_reduce/6` (they take an Elixir function)
-      * `triangular_solve/4` with complex operands (MLX's linear algebra is real-only)
 
     Each fallback emits `[:emily, :fallback, :start | :stop | :exception]` telemetry events
     (metadata `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks
@@ -53,14 +52,14 @@ if Code.ensure_loaded?(Nx) do
         for f32 and f16/bf16 inputs where BinaryBackend uses Erlang's float64; MLX's
         transcendental functions are vectorised approximations). bf16 arithmetic rounds to
         nearest even; `as_type/2` to bf16 truncates like BinaryBackend.
-      * Integer division or remainder by zero does not raise; the result is MLX's
-        (platform dependent). Shifts by a negative amount or by the bit width or more
-        do not raise either.
+      * Integer `quotient/2` and `remainder/2` by zero do not raise: x quotient 0 is 0
+        and x remainder 0 is x. MIN quotient -1 wraps to MIN. Shifts by a negative amount
+        or by the bit width or more do not raise either (the result is MLX's).
       * Float to integer conversion of finite values out of the target range: 8, 16 and
         32-bit targets wrap modulo 2^bits like BinaryBackend; 64-bit targets give the
         platform's conversion (Nx documents this as platform dependent).
-      * `sign/1` of -Inf is -1 (BinaryBackend gives 1; its comparison of atoms with
-        numbers puts :neg_infinity above 0) and of NaN is NaN.
+      * `sign/1` of -Inf is -1 and of NaN is NaN (BinaryBackend gives 1 for both: its
+        comparison of atoms with numbers puts them above 0); of -0.0 it is 0.0.
       * `indexed_put/5` with repeated indices: which update wins is MLX's (in practice
         the last, as in BinaryBackend).
       * `gather/4`, `Nx.take/3` and `Nx.take_along_axis/3` clamp out-of-range indices
@@ -592,7 +591,12 @@ if Code.ensure_loaded?(Nx) do
           MX.astype(MX.not_equal(x, Core.scalar(0, type, w), w), Core.dtype(type), w)
         end)
       else
-        unary(out, t, &MX.sign/2)
+        # MLX's sign of NaN is 0; keep NaN
+        unary(out, t, fn x, w ->
+          if Core.float?(type),
+            do: MX.where(MX.isnan(x, w), x, MX.sign(x, w), w),
+            else: MX.sign(x, w)
+        end)
       end
     end
 

@@ -2,6 +2,7 @@
 // Each function mirrors a row of creation_table! in src/ops/creation.rs.
 #include <cmath>
 #include <complex>
+#include <functional>
 
 #include "shim.hpp"
 
@@ -29,6 +30,13 @@ mx::array scalar_int_of(int64_t v, mx::Dtype dt) {
 mx::array scalar_complex_of(double re, double im, mx::Dtype dt) {
   if (dt != mx::complex64) return scalar_of(re, dt);
   return mx::array(std::complex<float>(static_cast<float>(re), static_cast<float>(im)));
+}
+
+// MLX builds eye and tri from aranges of n and m elements: with n or m zero, the other
+// could be billions long for an empty result. Empty results are made directly.
+mx::array empty_or(int n, int m, mx::Dtype dt, mx::Stream st, const std::function<mx::array()>& f) {
+  if ((n == 0 && m >= 0) || (m == 0 && n >= 0)) return mx::zeros({n, m}, dt, st);
+  return f();
 }
 
 }  // namespace
@@ -108,8 +116,14 @@ EMILY_API int emily_linspace(emily_stream s, double start, double stop, int64_t 
 }
 
 EMILY_API int emily_eye(emily_stream s, int64_t n, int64_t m, int64_t k, int32_t dtype, emily_array** out) {
-  EMILY_GUARD(put(out, mx::eye(to_int(n, "[eye] n"), to_int(m, "[eye] m"), to_int(k, "[eye] k"),
-                               to_dtype(dtype), stream(s))))
+  EMILY_GUARD({
+    int n_ = to_int(n, "[eye] n");
+    int m_ = to_int(m, "[eye] m");
+    int k_ = to_int(k, "[eye] k");
+    auto dt = to_dtype(dtype);
+    auto st = stream(s);
+    put(out, empty_or(n_, m_, dt, st, [&] { return mx::eye(n_, m_, k_, dt, st); }));
+  })
 }
 
 EMILY_API int emily_identity(emily_stream s, int64_t n, int32_t dtype, emily_array** out) {
@@ -117,8 +131,14 @@ EMILY_API int emily_identity(emily_stream s, int64_t n, int32_t dtype, emily_arr
 }
 
 EMILY_API int emily_tri(emily_stream s, int64_t n, int64_t m, int64_t k, int32_t dtype, emily_array** out) {
-  EMILY_GUARD(put(out, mx::tri(to_int(n, "[tri] n"), to_int(m, "[tri] m"), to_int(k, "[tri] k"),
-                               to_dtype(dtype), stream(s))))
+  EMILY_GUARD({
+    int n_ = to_int(n, "[tri] n");
+    int m_ = to_int(m, "[tri] m");
+    int k_ = to_int(k, "[tri] k");
+    auto dt = to_dtype(dtype);
+    auto st = stream(s);
+    put(out, empty_or(n_, m_, dt, st, [&] { return mx::tri(n_, m_, k_, dt, st); }));
+  })
 }
 
 EMILY_API int emily_tril(emily_stream s, const emily_array* a, int64_t k, emily_array** out) {

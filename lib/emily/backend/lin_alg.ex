@@ -6,7 +6,7 @@ if Code.ensure_loaded?(Nx) do
     # `config :emily, debug_detect_nan_inf: true` (compile time) makes dot raise
     # ArgumentError when its result holds NaN or Inf; not compiled in by default.
 
-    alias Emily.Backend.{Core, MX, Shape, Fallback}
+    alias Emily.Backend.{Core, MX, Shape}
     alias Nx.Tensor, as: T
 
     import Core, only: [wrap: 3, ref: 3, device_of: 1, worker: 1, fit: 3]
@@ -230,7 +230,7 @@ if Code.ensure_loaded?(Nx) do
 
     def triangular_solve(%T{type: type} = out, a, b, opts) do
       if Core.complex?(type) do
-        Fallback.run(:triangular_solve, [out, a, b, opts])
+        complex_triangular_solve(out, a, b, opts)
       else
         device = device_of([a, b])
         w = worker(device)
@@ -274,6 +274,54 @@ if Code.ensure_loaded?(Nx) do
 
         wrap(Core.cast(x, type, w), out, device)
       end
+    end
+
+    # MLX's linear algebra is real-only: a complex system A x = B is the real system
+    # [[Ar, -Ai], [Ai, Ar]] [xr; xi] = [Br; Bi] (not triangular any more: LU solve).
+    defp complex_triangular_solve(%T{type: type} = out, a, b, opts) do
+      device = device_of([a, b])
+      w = worker(device)
+      am = ref(a, type, w)
+      bm = ref(b, type, w)
+
+      am =
+        case opts[:transform_a] do
+          :transpose -> swap_last(am, w)
+          # Nx's :conjugate conjugates the elements (no transpose)
+          :conjugate -> MX.conjugate(am, w)
+          _ -> am
+        end
+
+      check_nonsingular!(am, w)
+      vector? = tuple_size(b.shape) == tuple_size(a.shape) - 1
+      bm = if vector?, do: MX.expand_dims(bm, [-1], w), else: bm
+
+      # x a = b  <=>  a^T x^T = b^T
+      {am, bm} =
+        if Keyword.get(opts, :left_side, true),
+          do: {am, bm},
+          else: {swap_last(am, w), swap_last(bm, w)}
+
+      n = List.last(MX.shape(am))
+      ar = MX.real(am, w)
+      ai = MX.imag(am, w)
+      top = MX.concatenate([ar, MX.negative(ai, w)], -1, w)
+      bottom = MX.concatenate([ai, ar], -1, w)
+      m = MX.concatenate([top, bottom], -2, w)
+      rhs = MX.concatenate([MX.real(bm, w), MX.imag(bm, w)], -2, w)
+      y = MX.solve(m, rhs, w)
+      dims = MX.shape(y)
+      rank = length(dims)
+      zeros = List.duplicate(0, rank)
+      ones = List.duplicate(1, rank)
+      xr = MX.slice(y, zeros, List.replace_at(dims, rank - 2, n), ones, w)
+      xi = MX.slice(y, List.replace_at(zeros, rank - 2, n), dims, ones, w)
+      i = Core.scalar(Complex.new(0.0, 1.0), {:c, 64}, w)
+      x = MX.add(MX.astype(xr, :c64, w), MX.multiply(MX.astype(xi, :c64, w), i, w), w)
+
+      x = if Keyword.get(opts, :left_side, true), do: x, else: swap_last(x, w)
+      x = if vector?, do: MX.squeeze(x, [-1], w), else: x
+      wrap(x, out, device)
     end
 
     # Nx.BinaryBackend raises for a zero on the diagonal; so do we (this evaluates `a`).

@@ -154,10 +154,22 @@ if Code.ensure_loaded?(Nx) do
 
     ## Element-wise helpers
 
-    @doc "Remainder with the sign of the dividend (Elixir's rem/2, C's fmod)."
+    @doc """
+    Remainder with the sign of the dividend (Elixir's rem/2, C's fmod). Integer division
+    by zero, which raises on Nx.BinaryBackend, gives the dividend (and never reaches the
+    CPU's divide instruction: MIN / -1 and x / 0 trap there).
+    """
     def trunc_remainder(a, b, type, w) do
-      r = MX.remainder(a, b, w)
+      if Core.int?(type) do
+        {safe, zero, _minus_one} = safe_divisor(b, type, w)
+        r = python_to_trunc_remainder(MX.remainder(a, safe, w), a, safe, type, w)
+        MX.where(zero, a, r, w)
+      else
+        python_to_trunc_remainder(MX.remainder(a, b, w), a, b, type, w)
+      end
+    end
 
+    defp python_to_trunc_remainder(r, a, b, type, w) do
       if Core.unsigned?(type) do
         r
       else
@@ -168,19 +180,41 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
-    @doc "Integer division truncating toward zero (Elixir's div/2)."
+    @doc """
+    Integer division truncating toward zero (Elixir's div/2). Division by zero gives 0
+    (Nx.BinaryBackend raises); MIN / -1 wraps to MIN; neither reaches the CPU's divide
+    instruction, which traps on them.
+    """
     def trunc_quotient(a, b, type, w) do
-      q = MX.floor_divide(a, b, w)
+      {safe, zero, minus_one} = safe_divisor(b, type, w)
+      q = MX.floor_divide(a, safe, w)
 
-      if Core.unsigned?(type) do
-        q
+      q =
+        if Core.unsigned?(type) do
+          q
+        else
+          zero_s = Core.scalar(0, type, w)
+          r = MX.remainder(a, safe, w)
+          nz = MX.not_equal(r, zero_s, w)
+          differ = MX.not_equal(MX.less(a, zero_s, w), MX.less(safe, zero_s, w), w)
+          fix = MX.logical_and(nz, differ, w)
+          MX.where(fix, MX.add(q, Core.scalar(1, type, w), w), q, w)
+        end
+
+      q = if minus_one, do: MX.where(minus_one, MX.negative(a, w), q, w), else: q
+      MX.where(zero, Core.scalar(0, type, w), q, w)
+    end
+
+    # The divisor with 0 (and -1 for signed types) replaced by 1, and the masks of those.
+    defp safe_divisor(b, type, w) do
+      zero = MX.equal(b, Core.scalar(0, type, w), w)
+
+      if Core.signed?(type) do
+        minus_one = MX.equal(b, Core.scalar(-1, type, w), w)
+        bad = MX.logical_or(zero, minus_one, w)
+        {MX.where(bad, Core.scalar(1, type, w), b, w), zero, minus_one}
       else
-        zero = Core.scalar(0, type, w)
-        r = MX.remainder(a, b, w)
-        nz = MX.not_equal(r, zero, w)
-        differ = MX.not_equal(MX.less(a, zero, w), MX.less(b, zero, w), w)
-        fix = MX.logical_and(nz, differ, w)
-        MX.where(fix, MX.add(q, Core.scalar(1, type, w), w), q, w)
+        {MX.where(zero, Core.scalar(1, type, w), b, w), zero, nil}
       end
     end
 

@@ -174,6 +174,11 @@ defmodule Emily.OpsCreationTest do
       assert_tensor(N.triu(f, 0, w()), {2, 2}, {:f, 64}, [1.5, 2.5, 0.0, 4.5])
     end
 
+    test "empty results, however long the other side" do
+      assert_tensor(N.eye(0, 2_147_483_647, 0, :f32, w()), {0, 2_147_483_647}, {:f, 32}, [])
+      assert_tensor(N.tri(2_147_483_647, 0, 0, :s8, w()), {2_147_483_647, 0}, {:s, 8}, [])
+    end
+
     test "bad sizes raise" do
       assert_raise ArgumentError, fn -> N.eye(-2, 3, 0, :f32, w()) end
       assert_raise ArgumentError, ~r/32-bit range/, fn -> N.eye(2 ** 33, 1, 0, :f32, w()) end

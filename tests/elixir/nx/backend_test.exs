@@ -43,6 +43,42 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
+    describe "integer division never traps" do
+      test "quotient and remainder by zero and MIN by -1, every integer type" do
+        for {t, min} <- [
+              s8: -128,
+              s16: -32768,
+              s32: -2_147_483_648,
+              s64: -9_223_372_036_854_775_808
+            ] do
+          a = Nx.tensor([7, -7, min, min], type: t)
+          b = Nx.tensor([0, 0, -1, 0], type: t)
+          assert Nx.to_flat_list(Nx.quotient(a, b)) == [0, 0, min, 0]
+          assert Nx.to_flat_list(Nx.remainder(a, b)) == [7, -7, 0, min]
+
+          assert Nx.to_flat_list(Nx.quotient(a, Nx.tensor(-2, type: t))) == [
+                   -3,
+                   3,
+                   div(min, -2),
+                   div(min, -2)
+                 ]
+        end
+
+        for t <- [:u8, :u16, :u32, :u64] do
+          a = Nx.tensor([7, 9], type: t)
+          assert Nx.to_flat_list(Nx.quotient(a, Nx.tensor([0, 2], type: t))) == [0, 4]
+          assert Nx.to_flat_list(Nx.remainder(a, Nx.tensor([0, 2], type: t))) == [7, 1]
+        end
+      end
+
+      test "sign keeps NaN" do
+        assert [nan, -1.0, 1.0, +0.0] =
+                 Nx.to_flat_list(Nx.sign(Nx.tensor([:nan, :neg_infinity, 2.0, 0.0])))
+
+        assert nan == :nan
+      end
+    end
+
     describe "devices" do
       test "default device is the CPU and tensors remember it" do
         t = Nx.tensor([1, 2, 3])
@@ -81,6 +117,28 @@ if Code.ensure_loaded?(Nx) do
         assert %Emily.Backend{} = e.data
         assert Nx.to_binary(e) == Nx.to_binary(b)
         assert Nx.backend_deallocate(e) == :ok
+      end
+
+      test "pointers are not supported, as in Nx.BinaryBackend" do
+        t = Nx.tensor([1, 2])
+
+        assert_raise ArgumentError, ~r/does not support pointer/, fn ->
+          Emily.Backend.to_pointer(t, [])
+        end
+
+        assert_raise ArgumentError, ~r/does not support pointer/, fn ->
+          Emily.Backend.from_pointer(nil, {:s, 32}, {2}, [], [])
+        end
+      end
+
+      test "real, imag and conjugate of real tensors" do
+        t = Nx.tensor([1.5, -2.0])
+        assert Nx.to_flat_list(Nx.real(t)) == [1.5, -2.0]
+        assert Nx.to_flat_list(Nx.imag(t)) == [0.0, 0.0]
+        c = Nx.conjugate(t)
+        assert c.type == {:c, 64}
+        assert Nx.to_flat_list(c) == [Complex.new(1.5, -0.0), Complex.new(-2.0, -0.0)]
+        assert Nx.to_flat_list(Nx.imag(Nx.tensor([1, 2]))) == [0.0, 0.0]
       end
 
       test "{:c, 128} raises clearly" do

@@ -137,12 +137,16 @@ if Code.ensure_loaded?(Nx) do
         fn ->
           n = int(1, 4)
           lower = bool()
-          type = pick([{:f, 32}, {:f, 64}])
+          type = pick([{:f, 32}, {:f, 64}, {:c, 64}])
           a = triangular(n, lower, type)
           b = if bool(), do: tensor({n}, type), else: tensor({n, int(1, 3)}, type)
           left = bool() or tuple_size(b.shape) == 1
           b = if left, do: b, else: Nx.transpose(b)
-          opts = [lower: lower, left_side: left, transform_a: pick([:none, :transpose])]
+
+          transforms =
+            if type == {:c, 64}, do: [:none, :transpose, :conjugate], else: [:none, :transpose]
+
+          opts = [lower: lower, left_side: left, transform_a: pick(transforms)]
           [a, b, opts]
         end,
         fn [a, b, opts] -> Nx.LinAlg.triangular_solve(a, b, opts) end,
