@@ -155,6 +155,13 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
+    @doc """
+    Forgets the programs cached for `Nx.Defn.jit/2` calls (they are kept, per function and
+    argument shapes, for the life of the VM otherwise). Functions returned by
+    `Nx.Defn.compile/3` keep their own programs.
+    """
+    def clear_cache, do: Native.clear_cache()
+
     @doc false
     # Validated options: a map, with the raw keyword list kept for partitions.
     def validate!(opts) do

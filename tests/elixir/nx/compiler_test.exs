@@ -306,6 +306,18 @@ if Code.ensure_loaded?(Nx) do
 
     defn(softplus(x), do: Nx.log1p(Nx.exp(x)))
 
+    test "clear_cache forgets the programs of jit calls" do
+      f = Nx.Defn.jit(&softplus/1, compiler: Emily.Compiler, debug_options: [stats: self()])
+      x = Nx.tensor([1.0, 2.0])
+      f.(x)
+      f.(x)
+      assert_received {:emily_compiler, %{nodes: _}}
+      refute_received {:emily_compiler, _}
+      assert Emily.Compiler.clear_cache() == :ok
+      f.(x)
+      assert_received {:emily_compiler, %{nodes: _}}
+    end
+
     test "Nx.Defn.global_default_options(compiler: Emily.Compiler) runs every defn on MLX" do
       prev = Nx.Defn.global_default_options(compiler: Emily.Compiler)
       prev_backend = Nx.global_default_backend(Emily.Backend)
