@@ -149,6 +149,12 @@ if Code.ensure_loaded?(Nx) do
        Nx.pad(img, 0.5, [{0, 0, 0}, {0, 0, 0}, {1, 2, 1}, {0, 0, 0}])}
     end
 
+    defn(no_args, do: Nx.iota({2, 3}) * 2 + Nx.eye({2, 3}))
+
+    defn(complex_ops(z), do: {Nx.abs(z), Nx.conjugate(z) * z, Nx.real(Nx.exp(z))})
+
+    defn(half_precision(x), do: Nx.sum(Nx.exp(x) * x, axes: [1]))
+
     defn(sums(x), do: {Nx.sum(x, axes: [0]), Nx.cumulative_sum(x, axis: 1), Nx.sort(x, axis: 1)})
   end
 
@@ -282,6 +288,15 @@ if Code.ensure_loaded?(Nx) do
       v = Nx.vectorize(rand({3, 4}), :rows)
       %{native: r} = check_lanes(&Defs.softmax/1, [v])
       assert r.vectorized_axes == [rows: 3]
+    end
+
+    test "no arguments, complex and half-precision types" do
+      %{native: r} = check_lanes(&Defs.no_args/0, [])
+      assert Nx.to_flat_list(r) == [1.0, 2.0, 4.0, 6.0, 9.0, 10.0]
+      z = Nx.complex(rand({4}, {:f, 32}, 41), rand({4}, {:f, 32}, 42))
+      check_lanes(&Defs.complex_ops/1, [z], atol: 1.0e-6, rtol: 1.0e-5)
+      check_lanes(&Defs.half_precision/1, [rand({2, 8}, {:bf, 16}, 43)], atol: 0.05, rtol: 0.02)
+      check_lanes(&Defs.half_precision/1, [rand({2, 8}, {:f, 16}, 44)], atol: 0.01, rtol: 0.01)
     end
 
     test "inputs may live on any backend or worker" do
