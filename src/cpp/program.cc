@@ -29,6 +29,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <unordered_map>
 
 #include "mlx/compile_impl.h"
@@ -223,7 +224,27 @@ struct Step {
   std::vector<int> in, out;
 };
 
+// The shape and dtype of a value: what a program's inputs and outputs must have. Replaying
+// a tape on inputs of other shapes or dtypes would make its kernels read out of bounds, so
+// every boundary is checked: program inputs at each run, sub-program signatures when a
+// while or cond step is added.
+struct Sig {
+  mx::Shape shape;
+  mx::Dtype dtype;
+  bool operator==(const Sig& o) const { return shape == o.shape && dtype == o.dtype; }
+  bool operator!=(const Sig& o) const { return !(*this == o); }
+  static Sig of(const mx::array& a) { return {a.shape(), a.dtype()}; }
+  std::string str() const {
+    std::ostringstream os;
+    os << dtype << "[";
+    for (size_t i = 0; i < shape.size(); i++) os << (i ? "," : "") << shape[i];
+    os << "]";
+    return os.str();
+  }
+};
+
 struct Program {
+  std::vector<Sig> in_sigs, out_sigs;
   // Wall time of the last top-level run: replay (graph building, control flow included)
   // and the final evaluation, in nanoseconds.
   std::atomic<int64_t> last_replay_ns{0}, last_eval_ns{0};
@@ -315,11 +336,20 @@ struct Builder {
   std::vector<mx::array> keep;
   bool finished = false;
 
+  std::vector<Sig> slot_sigs;
+
   int new_slot(const mx::array& a, bool bind) {
     int s = prog->n_slots++;
     if (bind) slot_of.emplace(a.id(), s);
     keep.push_back(a);
+    slot_sigs.push_back(Sig::of(a));
     return s;
+  }
+
+  std::vector<Sig> sigs(const std::vector<int>& slots) const {
+    std::vector<Sig> v;
+    for (int i : slots) v.push_back(slot_sigs[i]);
+    return v;
   }
 
   int export_from_tape(const mx::array& a) {
@@ -584,6 +614,23 @@ std::vector<int> slots_of(emily_ints v, const Builder& b) {
   return out;
 }
 
+std::string sigs_str(const std::vector<Sig>& v) {
+  std::string s = "(";
+  for (size_t i = 0; i < v.size(); i++) s += (i ? ", " : "") + v[i].str();
+  return s + ")";
+}
+
+void check_sigs(const char* what, const std::vector<Sig>& got, const std::vector<Sig>& want) {
+  if (got != want)
+    throw std::invalid_argument(std::string(what) + ": got " + sigs_str(got) + ", expected " + sigs_str(want));
+}
+
+std::vector<Sig> sigs_of(emily_arrays outs) {
+  std::vector<Sig> v;
+  for (size_t i = 0; i < outs.len; i++) v.push_back(Sig::of(outs.ptr[i]->a));
+  return v;
+}
+
 // Slots written by a control-flow step: fresh placeholders of the caller, bound to them.
 std::vector<int> define(Builder& b, emily_arrays outs) {
   std::vector<int> s;
@@ -647,9 +694,13 @@ EMILY_API int emily_builder_while(emily_builder* b, const emily_program* cond, c
   EMILY_GUARD({
     check_open(b);
     auto in = slots_of(state, b->b);
-    if (cond->p->inputs.size() != in.size() || body->p->inputs.size() != in.size() ||
-        body->p->outputs.size() != in.size() || cond->p->outputs.size() != 1 || outs.len != in.size())
-      throw std::invalid_argument("while: condition and body must take the state and the body return it");
+    auto state_sigs = b->b.sigs(in);
+    check_sigs("while: condition inputs", cond->p->in_sigs, state_sigs);
+    check_sigs("while: body inputs", body->p->in_sigs, state_sigs);
+    check_sigs("while: body outputs", body->p->out_sigs, state_sigs);
+    check_sigs("while: outputs", sigs_of(outs), state_sigs);
+    if (cond->p->out_sigs.size() != 1 || cond->p->out_sigs[0].shape.size() != 0)
+      throw std::invalid_argument("while: the condition must return one scalar");
     Step st;
     st.kind = Step::WHILE;
     st.cond = cond->p;
@@ -675,15 +726,16 @@ EMILY_API int emily_builder_cond(emily_builder* b, const emily_program* const* p
         if (i == n - 1) throw std::invalid_argument("cond: last clause has a predicate");
         c.pred = preds[i]->p;
         c.pred_in = slots_of(pred_in[i], b->b);
-        if (c.pred->inputs.size() != c.pred_in.size() || c.pred->outputs.size() != 1)
-          throw std::invalid_argument("cond: predicate program arity mismatch");
+        check_sigs("cond: predicate inputs", c.pred->in_sigs, b->b.sigs(c.pred_in));
+        if (c.pred->out_sigs.size() != 1 || c.pred->out_sigs[0].shape.size() != 0)
+          throw std::invalid_argument("cond: a predicate must return one scalar");
       } else if (i != n - 1) {
         throw std::invalid_argument("cond: only the last clause may lack a predicate");
       }
       c.body = bodies[i]->p;
       c.body_in = slots_of(body_in[i], b->b);
-      if (c.body->inputs.size() != c.body_in.size() || c.body->outputs.size() != outs.len)
-        throw std::invalid_argument("cond: clause program arity mismatch");
+      check_sigs("cond: clause inputs", c.body->in_sigs, b->b.sigs(c.body_in));
+      check_sigs("cond: clause outputs", c.body->out_sigs, sigs_of(outs));
       st.clauses.push_back(std::move(c));
     }
     st.out = define(b->b, outs);
@@ -697,6 +749,8 @@ EMILY_API int emily_builder_finish(emily_builder* b, emily_arrays outputs, emily
     auto v = arrays(outputs);
     auto s = b->b.materialize(v);
     b->b.prog->outputs = std::move(s);
+    b->b.prog->in_sigs = b->b.sigs(b->b.prog->inputs);
+    b->b.prog->out_sigs = b->b.sigs(b->b.prog->outputs);
     b->b.finished = true;
     *out = new emily_program{b->b.prog};
     // The trace graph is no longer needed.
@@ -786,8 +840,15 @@ EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
 // the stream the program was captured with. `outs` has room for emily_program_n_outputs().
 EMILY_API int emily_program_run(emily_program* p, emily_arrays inputs, int32_t fused, emily_array** outs) {
   EMILY_GUARD({
+    auto in = arrays(inputs);
+    if (in.size() != p->p->in_sigs.size())
+      throw std::invalid_argument("program expects " + std::to_string(p->p->in_sigs.size()) + " inputs, got " +
+                                  std::to_string(in.size()));
+    std::vector<Sig> got;
+    for (auto& a : in) got.push_back(Sig::of(a));
+    check_sigs("program inputs", got, p->p->in_sigs);
     auto t0 = std::chrono::steady_clock::now();
-    auto res = run(*p->p, arrays(inputs), fused != 0);
+    auto res = run(*p->p, in, fused != 0);
     auto t1 = std::chrono::steady_clock::now();
     mx::eval(res);
     auto t2 = std::chrono::steady_clock::now();

@@ -107,10 +107,40 @@ defmodule Emily.ProgramTest do
     program = Native.program_capture([x], [Native.exp(x, w)], w)
     assert_raise ArgumentError, ~r/takes 1 inputs, got 0/, fn -> run(program, []) end
 
-    # An input of the wrong shape fails inside MLX and is reported.
+    # Inputs must have the placeholders' shapes and dtypes (kernels would read out of
+    # bounds otherwise).
     y = ph([2])
     p2 = Native.program_capture([y], [Native.add(y, t([1.0, 2.0], {2}, {:f, 32}), w)], w)
-    assert [_] = run(p2, [t([1.0, 2.0], {2}, {:f, 32})])
+    assert [r] = run(p2, [t([1.0, 2.0], {2}, {:f, 32})])
+    assert read(r) == [2.0, 4.0]
+
+    assert_raise ArgumentError,
+                 ~r/program inputs: got \(float32\[3\]\), expected \(float32\[2\]\)/,
+                 fn ->
+                   run(p2, [t([1.0, 2.0, 3.0], {3}, {:f, 32})])
+                 end
+
+    assert_raise ArgumentError, ~r/program inputs: got \(float64\[2\]\)/, fn ->
+      run(p2, [t([1.0, 2.0], {2}, {:f, 64})])
+    end
+
+    # A while whose body changes the state's shape is refused when it is built.
+    s = ph([2])
+
+    cond =
+      Native.program_capture(
+        [s],
+        [Native.less(Native.sum(s, [0], false, w), t([9.0], {}, {:f, 32}), w)],
+        w
+      )
+
+    grow = Native.program_capture([ph([2])], [t([1.0, 2.0, 3.0], {3}, {:f, 32})], w)
+    bw = Native.program_builder()
+    [slot] = Native.program_inputs(bw, [ph([2])])
+
+    assert_raise ArgumentError, ~r/while: body outputs: got \(float32\[3\]\)/, fn ->
+      Native.program_while(bw, cond, grow, [slot], [ph([2])])
+    end
 
     other = ph([1])
 
