@@ -650,9 +650,10 @@ extern "C" {
 
 EMILY_API int emily_placeholder(emily_ints shp, int32_t dtype, emily_array** out) {
   EMILY_GUARD({
+    for (size_t i = 0; i < shp.len; i++)
+      if (shp.ptr[i] < 0 || shp.ptr[i] > INT32_MAX)
+        throw std::invalid_argument("dimension " + std::to_string(shp.ptr[i]) + " out of range");
     auto s = shape(shp);
-    for (auto d : s)
-      if (d < 0) throw std::invalid_argument("negative dimension in shape");
     put(out, mx::array(std::move(s), to_dtype(dtype), nullptr, {}));
   })
 }
