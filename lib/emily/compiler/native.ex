@@ -162,30 +162,35 @@ if Code.ensure_loaded?(Nx) do
 
     defp runner(entry, o, _) do
       fused = o.lane == :fused
-      d = o.device
 
-      fn [args] ->
+      # One result per argument list (Nx passes one).
+      fn args_list ->
         w = Emily.Compiler.worker(o)
         program = program_for(entry, w, o)
-
-        refs =
-          Enum.map(args, fn f ->
-            %T{data: %Emily.Backend{ref: r}} = f.() |> Nx.devectorize() |> Evaluator.to_emily(d)
-            r
-          end)
-
-        # Inputs being computed on another worker must be finished there first.
-        for i <- Emily.Native.program_foreign_pending(refs, w), do: Emily.eval(Enum.at(refs, i))
-
-        ref = make_ref()
-        :ok = Emily.Native.program_run(program, refs, fused, ref)
-        outs = Emily.Worker.await(ref)
-        {outs, hook_outs} = Enum.split(outs, entry.n_outputs)
-        {result, []} = Composite.traverse(entry.out, outs, &fill(&1, &2, d))
-        run_hooks(entry.hooks, hook_outs, o.hooks, d)
-        if o.gc, do: :erlang.garbage_collect()
-        [result]
+        Enum.map(args_list, &run(&1, entry, program, w, fused, o))
       end
+    end
+
+    defp run(args, entry, program, w, fused, o) do
+      d = o.device
+
+      refs =
+        Enum.map(args, fn f ->
+          %T{data: %Emily.Backend{ref: r}} = f.() |> Nx.devectorize() |> Evaluator.to_emily(d)
+          r
+        end)
+
+      # Inputs being computed on another worker must be finished there first.
+      for i <- Emily.Native.program_foreign_pending(refs, w), do: Emily.eval(Enum.at(refs, i))
+
+      ref = make_ref()
+      :ok = Emily.Native.program_run(program, refs, fused, ref)
+      outs = Emily.Worker.await(ref)
+      {outs, hook_outs} = Enum.split(outs, entry.n_outputs)
+      {result, []} = Composite.traverse(entry.out, outs, &fill(&1, &2, d))
+      run_hooks(entry.hooks, hook_outs, o.hooks, d)
+      if o.gc, do: :erlang.garbage_collect()
+      result
     end
 
     defp fill(template, [r | rest], d),
