@@ -1,6 +1,7 @@
 // Ops Emily.Backend needs beyond MLX's public op list. Mirrors backend_extra_table! in
 // src/ops/backend_extra.rs.
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "mlx/backend/cpu/encoder.h"
@@ -124,6 +125,9 @@ EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints 
       throw std::invalid_argument("[as_strided] needs one stride per dimension (" + std::to_string(sh.size()) +
                                   "), got " + std::to_string(strides.len));
     if (offset < 0) throw std::invalid_argument("[as_strided] offset must be non-negative");
+    for (size_t i = 0; i < strides.len; i++)
+      if (strides.ptr[i] > INT32_MAX || strides.ptr[i] < INT32_MIN)
+        throw std::invalid_argument("[as_strided] stride " + std::to_string(strides.ptr[i]) + " is out of range");
     mx::Strides str(strides.ptr, strides.ptr + strides.len);
     bool empty = false;
     int64_t last = offset;

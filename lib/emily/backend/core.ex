@@ -163,6 +163,26 @@ if Code.ensure_loaded?(Nx) do
     end
 
     @doc "A scalar MLX array holding `number` as Nx `type`."
+    def scalar(number, {k, b} = type, w) when is_integer(number) and k in [:s, :u] and b >= 8 do
+      # Nx writes integers modulo 2^bits; the NIF takes the two's complement in an i64.
+      m = Integer.mod(number, Bitwise.bsl(1, b))
+
+      v =
+        if m >= Bitwise.bsl(1, min(b, 64) - 1) and (k == :s or b == 64),
+          do: m - Bitwise.bsl(1, b),
+          else: m
+
+      Emily.Native.scalar_int(v, dtype(type), w)
+    end
+
+    def scalar(number, type, w)
+        when type in [{:f, 32}, {:f, 64}] and
+               (is_float(number) or (is_integer(number) and abs(number) < 1.0e300)) do
+      # (f16 and bf16 take the exact path below: BinaryBackend truncates bf16, and one
+      # rounding from the number matters for f16)
+      Emily.Native.scalar(number * 1.0, dtype(type), w)
+    end
+
     def scalar(number, type, w), do: upload(type, {}, number_binary(number, type), w)
 
     @doc "A scalar MLX array of the given MLX dtype (for internal arithmetic)."
@@ -188,6 +208,10 @@ if Code.ensure_loaded?(Nx) do
 
         to == {:bf, 16} and from in [{:f, 32}, {:f, 64}] ->
           f32_to_bf16_trunc(ref, from, w)
+
+        to == {:f8_e4m3fn, 8} ->
+          # from the source values, not through f16 (one rounding, as Nx's encoder)
+          narrow(ref, to, w)
 
         narrow?(to) ->
           narrow(MX.astype(ref, dtype(to), w), to, w)
@@ -268,11 +292,14 @@ if Code.ensure_loaded?(Nx) do
     end
 
     def narrow(ref, {:f8_e4m3fn, 8} = type, w) do
-      # Rare: round-trip through Nx's own encoder (evaluates).
+      # Rare: through Nx's own encoder (evaluates), from the values in their own float
+      # type (integers as f64).
+      ref = if MX.dtype(ref) in [:f16, :bf16, :f32, :f64], do: ref, else: MX.astype(ref, :f64, w)
+      from = Emily.nx_type(MX.dtype(ref))
       shape = List.to_tuple(MX.shape(ref))
       bin = Emily.to_binary(ref)
       names = List.duplicate(nil, tuple_size(shape))
-      src = Nx.BinaryBackend.from_binary(%T{type: {:f, 16}, shape: shape, names: names}, bin, [])
+      src = Nx.BinaryBackend.from_binary(%T{type: from, shape: shape, names: names}, bin, [])
       dst = Nx.BinaryBackend.as_type(%T{type: type, shape: shape, names: names}, src)
       upload(type, shape, Nx.BinaryBackend.to_binary(dst, Nx.size(shape)), w)
     end

@@ -11,23 +11,37 @@ if Code.ensure_loaded?(Nx) do
 
     @n 20
 
-    test "rms_norm and layer_norm, with and without weight and bias" do
-      check(
-        @n,
-        fn ->
-          s = shape(min_rank: 1, max_rank: 3, max_dim: 6)
-          last = elem(s, tuple_size(s) - 1)
-          type = pick([{:f, 32}, {:f, 16}])
-          w = if bool(), do: tensor({last}, type), else: nil
-          b = if bool(), do: tensor({last}, type), else: nil
-          [tensor(s, type), w, b, pick([1.0e-5, 1.0e-3])]
-        end,
-        fn [x, w, b, eps] ->
-          {Emily.Fast.rms_norm(x, w, eps: eps), Emily.Fast.layer_norm(x, w, b, eps: eps)}
-        end,
-        atol: 1.0e-2,
-        rtol: 1.0e-2
-      )
+    # Nx's composite on BinaryBackend rounds every intermediate (mean, variance) to the
+    # tensor's type, and layer norm of near-equal values amplifies that; MLX's fused
+    # kernels accumulate in f32. So the f16 reference is the composite computed in f32.
+    for {type, tol} <- [{{:f, 32}, 1.0e-4}, {{:f, 16}, 2.0e-2}] do
+      test "rms_norm and layer_norm, with and without weight and bias, #{inspect(type)}" do
+        type = unquote(Macro.escape(type))
+
+        check(
+          @n,
+          fn ->
+            s = shape(min_rank: 1, max_rank: 3, max_dim: 6)
+            last = elem(s, tuple_size(s) - 1)
+            w = if bool(), do: tensor({last}, type), else: nil
+            b = if bool(), do: tensor({last}, type), else: nil
+            [tensor(s, type), w, b, pick([1.0e-5, 1.0e-3])]
+          end,
+          fn [x, w, b, eps] ->
+            if elem(Nx.default_backend(), 0) == Nx.BinaryBackend and x.type == {:f, 16} do
+              up = fn t -> t && Nx.as_type(t, :f32) end
+              back = &Nx.as_type(&1, :f16)
+
+              {back.(Emily.Fast.rms_norm(up.(x), up.(w), eps: eps)),
+               back.(Emily.Fast.layer_norm(up.(x), up.(w), up.(b), eps: eps))}
+            else
+              {Emily.Fast.rms_norm(x, w, eps: eps), Emily.Fast.layer_norm(x, w, b, eps: eps)}
+            end
+          end,
+          atol: unquote(tol),
+          rtol: unquote(tol)
+        )
+      end
     end
 
     test "scaled_dot_product_attention: plain, causal, masks, grouped heads" do

@@ -117,8 +117,8 @@ if Code.ensure_loaded?(Nx) do
     Nx.BinaryBackend, other terms as they are); `op.(args)` is evaluated with the tensors
     on each backend (and that backend as default) and the results compared.
 
-    Options: `:atol`, `:rtol` (override the per-type tolerance), `:raises` (true when both
-    may raise: then both must raise).
+    Options: `:atol`, `:rtol` (override the per-type tolerance), `:type_tolerance` (a map
+    of type to `{atol, rtol}`, over both).
     """
     def check(n, gen, op, opts \\ []) do
       for _ <- 1..n do
@@ -223,7 +223,13 @@ if Code.ensure_loaded?(Nx) do
           _ -> {0, 0}
         end
 
-      {Keyword.get(opts, :atol, elem(default, 0)), Keyword.get(opts, :rtol, elem(default, 1))}
+      case Keyword.get(opts, :type_tolerance, %{}) do
+        %{^type => tol} ->
+          tol
+
+        _ ->
+          {Keyword.get(opts, :atol, elem(default, 0)), Keyword.get(opts, :rtol, elem(default, 1))}
+      end
     end
   end
 end
