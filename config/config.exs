@@ -5,6 +5,11 @@ import Config
 #   config :emily,
 #     queue_limit: 4096,          # jobs a worker queues before raising
 #     await_timeout: 300_000,     # ms a caller waits for a worker's answer
+#     gc_threshold: 268_435_456,  # bytes of tensor-handle growth that trigger a collection
+#                                 # request to the largest holders (Emily.Memory)
+#     gc_pressure: true,          # false turns those requests off
+#     memory_limit: nil,          # MLX's memory limit in bytes (nil: MLX's, 80% of RAM)
+#     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, 32 MiB)
 #     lane: :native               # Emily.Compiler's default lane: :native, :fused, :evaluator
 
 if File.exists?(Path.join(__DIR__, "#{config_env()}.exs")) do

@@ -216,6 +216,10 @@ defmodule Emily.Native do
           tensor_worker: 1,
           eval: 2,
           to_binary: 2,
+          mmap_file: 5,
+          data_ptr: 1,
+          binary_ptr: 1,
+          evaluated: 1,
           memory_stats: 0,
           reset_peak_memory: 0,
           clear_cache: 0,
@@ -238,6 +242,10 @@ defmodule Emily.Native do
           program_set_get: 2,
           program_set_put: 2,
           program_set_size: 1,
+          # GC accounting (Emily.Memory.Pressure)
+          pressure_register: 0,
+          pressure_configure: 2,
+          handle_holders: 0,
           # every op NIF with its argument kinds
           op_signatures: 0
         ] ++

@@ -72,3 +72,70 @@ fn bounded_queue_never_exceeds_its_limit() {
         assert_eq!(q.len(), 1);
     });
 }
+
+#[test]
+fn drops_handed_over_before_a_job_are_dropped_before_it_runs() {
+    // A tensor handle released (its array handed to the worker to drop) and then an
+    // evaluation queued by the same thread: the worker drops first, so the evaluation sees
+    // the array's reference gone (what the donation count relies on).
+    loom::model(|| {
+        let q = Arc::new(WorkQueue::<u32, Counted>::new(4));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let producer = {
+            let (q, drops) = (q.clone(), drops.clone());
+            thread::spawn(move || {
+                assert!(q.push_drop(Counted(drops)).is_ok());
+                q.push(1).unwrap();
+            })
+        };
+        let mut jobs = 0;
+        while jobs == 0 {
+            match q.next() {
+                Next::Drops(v) => drop(v),
+                Next::Job(_) => {
+                    assert_eq!(drops.load(Ordering::SeqCst), 1, "job ran before the drop");
+                    jobs += 1;
+                }
+                Next::Closed(..) => unreachable!(),
+            }
+        }
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn drops_are_never_lost_when_a_drop_races_with_close() {
+    loom::model(|| {
+        let q = Arc::new(WorkQueue::<u32, Counted>::new(1));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let releasers: Vec<_> = (0..2)
+            .map(|_| {
+                let (q, drops) = (q.clone(), drops.clone());
+                thread::spawn(move || {
+                    if let Err(v) = q.push_drop(Counted(drops)) {
+                        drop(v);
+                    }
+                })
+            })
+            .collect();
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        loop {
+            match q.next() {
+                Next::Drops(v) => drop(v),
+                Next::Job(_) => {}
+                Next::Closed(_, v) => {
+                    drop(v);
+                    break;
+                }
+            }
+        }
+        for r in releasers {
+            r.join().unwrap();
+        }
+        closer.join().unwrap();
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    });
+}

@@ -6,8 +6,10 @@
 mod atoms;
 mod bridge;
 mod error;
+mod evaluate;
 mod nif_ops;
 mod program;
+mod pressure;
 mod resources;
 mod worker;
 

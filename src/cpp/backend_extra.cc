@@ -134,8 +134,17 @@ EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints 
     for (size_t i = 0; i < sh.size(); i++) {
       if (sh[i] < 0) throw std::invalid_argument("[as_strided] negative dimension");
       if (str[i] < 0) throw std::invalid_argument("[as_strided] strides must be non-negative");
+      if (str[i] > static_cast<int64_t>(a->a.size()))
+        throw std::invalid_argument("[as_strided] stride " + std::to_string(str[i]) +
+                                    " reaches past the array (" + std::to_string(a->a.size()) +
+                                    " elements)");
       if (sh[i] == 0) empty = true;
-      else last += static_cast<int64_t>(sh[i] - 1) * str[i];
+      else {
+        int64_t step = 0;
+        if (__builtin_mul_overflow(static_cast<int64_t>(sh[i] - 1), str[i], &step) ||
+            __builtin_add_overflow(last, step, &last))
+          throw std::invalid_argument("[as_strided] the view reaches past any array");
+      }
     }
     int64_t size = static_cast<int64_t>(a->a.size());
     if (!empty && last >= size)

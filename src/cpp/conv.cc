@@ -7,14 +7,34 @@ using namespace emily;
 
 namespace {
 
+// Strides, dilations and groups divide in MLX's shape arithmetic: zero or negative ones
+// raise SIGFPE or index out of bounds there, so they are refused here.
+int positive(int64_t v, const char* what) {
+  int i = to_int(v, what);
+  if (i < 1) throw std::invalid_argument(std::string("[conv] ") + what + " must be at least 1, got " + std::to_string(v));
+  return i;
+}
+
+bool must_be_positive(const char* what) {
+  return std::string(what) == "stride" || std::string(what) == "dilation";
+}
+
+std::vector<int> positives(emily_ints v, const char* what) {
+  std::vector<int> out;
+  for (size_t i = 0; i < v.len; i++) out.push_back(positive(v.ptr[i], what));
+  return out;
+}
+
 std::pair<int, int> pair_of(emily_ints v, const char* what) {
   if (v.len != 2) throw std::invalid_argument(std::string("[conv2d] ") + what + " needs 2 values");
-  return {static_cast<int>(v.ptr[0]), static_cast<int>(v.ptr[1])};
+  if (must_be_positive(what)) return {positive(v.ptr[0], what), positive(v.ptr[1], what)};
+  return {to_int(v.ptr[0], what), to_int(v.ptr[1], what)};
 }
 
 std::tuple<int, int, int> triple_of(emily_ints v, const char* what) {
   if (v.len != 3) throw std::invalid_argument(std::string("[conv3d] ") + what + " needs 3 values");
-  return {static_cast<int>(v.ptr[0]), static_cast<int>(v.ptr[1]), static_cast<int>(v.ptr[2])};
+  if (must_be_positive(what)) return {positive(v.ptr[0], what), positive(v.ptr[1], what), positive(v.ptr[2], what)};
+  return {to_int(v.ptr[0], what), to_int(v.ptr[1], what), to_int(v.ptr[2], what)};
 }
 
 }  // namespace
@@ -26,18 +46,18 @@ EMILY_API int emily_conv_general(emily_stream s, const emily_array* input,
                                  emily_ints padding_lo, emily_ints padding_hi,
                                  emily_ints kernel_dilation, emily_ints input_dilation,
                                  int64_t groups, bool flip, emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv_general(input->a, weight->a, ints(stride), ints(padding_lo),
-                                        ints(padding_hi), ints(kernel_dilation),
-                                        ints(input_dilation), static_cast<int>(groups), flip,
+  EMILY_GUARD(put(out, mx::conv_general(input->a, weight->a, positives(stride, "stride"), ints(padding_lo),
+                                        ints(padding_hi), positives(kernel_dilation, "dilation"),
+                                        positives(input_dilation, "dilation"), positive(groups, "groups"), flip,
                                         stream(s))))
 }
 
 EMILY_API int emily_conv1d(emily_stream s, const emily_array* input, const emily_array* weight,
                            int64_t stride, int64_t padding, int64_t dilation, int64_t groups,
                            emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv1d(input->a, weight->a, static_cast<int>(stride),
-                                  static_cast<int>(padding), static_cast<int>(dilation),
-                                  static_cast<int>(groups), stream(s))))
+  EMILY_GUARD(put(out, mx::conv1d(input->a, weight->a, positive(stride, "stride"),
+                                  to_int(padding, "padding"), positive(dilation, "dilation"),
+                                  positive(groups, "groups"), stream(s))))
 }
 
 EMILY_API int emily_conv2d(emily_stream s, const emily_array* input, const emily_array* weight,
@@ -45,7 +65,7 @@ EMILY_API int emily_conv2d(emily_stream s, const emily_array* input, const emily
                            int64_t groups, emily_array** out) {
   EMILY_GUARD(put(out, mx::conv2d(input->a, weight->a, pair_of(stride, "stride"),
                                   pair_of(padding, "padding"), pair_of(dilation, "dilation"),
-                                  static_cast<int>(groups), stream(s))))
+                                  positive(groups, "groups"), stream(s))))
 }
 
 EMILY_API int emily_conv3d(emily_stream s, const emily_array* input, const emily_array* weight,
@@ -53,18 +73,18 @@ EMILY_API int emily_conv3d(emily_stream s, const emily_array* input, const emily
                            int64_t groups, emily_array** out) {
   EMILY_GUARD(put(out, mx::conv3d(input->a, weight->a, triple_of(stride, "stride"),
                                   triple_of(padding, "padding"), triple_of(dilation, "dilation"),
-                                  static_cast<int>(groups), stream(s))))
+                                  positive(groups, "groups"), stream(s))))
 }
 
 EMILY_API int emily_conv_transpose1d(emily_stream s, const emily_array* input,
                                      const emily_array* weight, int64_t stride, int64_t padding,
                                      int64_t dilation, int64_t output_padding, int64_t groups,
                                      emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv_transpose1d(input->a, weight->a, static_cast<int>(stride),
-                                            static_cast<int>(padding),
-                                            static_cast<int>(dilation),
-                                            static_cast<int>(output_padding),
-                                            static_cast<int>(groups), stream(s))))
+  EMILY_GUARD(put(out, mx::conv_transpose1d(input->a, weight->a, positive(stride, "stride"),
+                                            to_int(padding, "padding"),
+                                            positive(dilation, "dilation"),
+                                            to_int(output_padding, "output_padding"),
+                                            positive(groups, "groups"), stream(s))))
 }
 
 EMILY_API int emily_conv_transpose2d(emily_stream s, const emily_array* input,
@@ -75,7 +95,7 @@ EMILY_API int emily_conv_transpose2d(emily_stream s, const emily_array* input,
   EMILY_GUARD(put(out, mx::conv_transpose2d(
                            input->a, weight->a, pair_of(stride, "stride"),
                            pair_of(padding, "padding"), pair_of(dilation, "dilation"),
-                           pair_of(output_padding, "output_padding"), static_cast<int>(groups),
+                           pair_of(output_padding, "output_padding"), positive(groups, "groups"),
                            stream(s))))
 }
 
@@ -88,6 +108,6 @@ EMILY_API int emily_conv_transpose3d(emily_stream s, const emily_array* input,
                            input->a, weight->a, triple_of(stride, "stride"),
                            triple_of(padding, "padding"), triple_of(dilation, "dilation"),
                            triple_of(output_padding, "output_padding"),
-                           static_cast<int>(groups), stream(s))))
+                           positive(groups, "groups"), stream(s))))
 }
 }

@@ -35,7 +35,10 @@ mx::array scalar_complex_of(double re, double im, mx::Dtype dt) {
 // MLX builds eye and tri from aranges of n and m elements: with n or m zero, the other
 // could be billions long for an empty result. Empty results are made directly.
 mx::array empty_or(int n, int m, mx::Dtype dt, mx::Stream st, const std::function<mx::array()>& f) {
-  if ((n == 0 && m >= 0) || (m == 0 && n >= 0)) return mx::zeros({n, m}, dt, st);
+  if (n < 0 || m < 0) throw std::invalid_argument("N and M must not be negative");
+  if (n == 0 || m == 0) return mx::zeros({n, m}, dt, st);
+  // The result's size first: MLX's aranges are built before the result is checked.
+  check_size(mx::zeros({n, m}, dt, st));
   return f();
 }
 

@@ -40,8 +40,8 @@ EMILY_API int emily_rope(emily_stream s, const emily_array* x, int64_t dims, boo
     auto f = opt(freqs, "rope", "freqs");
     std::optional<float> b;
     if (!f) b = static_cast<float>(base);
-    put(out, mx::fast::rope(x->a, static_cast<int>(dims), traditional, b,
-                            static_cast<float>(scale), static_cast<int>(offset), f, stream(s)));
+    put(out, mx::fast::rope(x->a, to_int(dims, "dims"), traditional, b,
+                            static_cast<float>(scale), to_int(offset, "offset"), f, stream(s)));
   })
 }
 
@@ -53,7 +53,7 @@ EMILY_API int emily_rope_offset(emily_stream s, const emily_array* x, int64_t di
     auto f = opt(freqs, "rope", "freqs");
     std::optional<float> b;
     if (!f) b = static_cast<float>(base);
-    put(out, mx::fast::rope(x->a, static_cast<int>(dims), traditional, b,
+    put(out, mx::fast::rope(x->a, to_int(dims, "dims"), traditional, b,
                             static_cast<float>(scale), offset->a, f, stream(s)));
   })
 }

@@ -55,12 +55,12 @@ EMILY_FFTN_OPS(X)
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, int64_t n, int64_t axis,   \
                              int64_t norm, emily_array** out) {                              \
     EMILY_GUARD({                                                                            \
-      std::vector<int> ax{static_cast<int>(axis)};                                           \
+      std::vector<int> ax{to_int(axis, "axis")};                                           \
       if (n <= 0) {                                                                          \
         put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
       } else {                                                                               \
         DefaultStream guard(s);                                                              \
-        put(out, fft::nd(a->a, mx::Shape{static_cast<mx::ShapeElem>(n)}, ax, norm_of(norm),  \
+        put(out, fft::nd(a->a, mx::Shape{to_int(n, "n")}, ax, norm_of(norm),  \
                          stream(s)));                                                        \
       }                                                                                      \
     })                                                                                       \
@@ -90,12 +90,14 @@ EMILY_FFT2_OPS(X)
 EMILY_API int emily_fftshift(emily_stream s, const emily_array* a, emily_ints axes,
                              emily_array** out) {
   EMILY_GUARD(put(out, axes.len == 0 ? fft::fftshift(a->a, stream(s))
-                                     : fft::fftshift(a->a, ints(axes), stream(s))))
+                                     : fft::fftshift(a->a, axes_of(axes, a->a.ndim(), "[fftshift]"),
+                                                     stream(s))))
 }
 
 EMILY_API int emily_ifftshift(emily_stream s, const emily_array* a, emily_ints axes,
                               emily_array** out) {
   EMILY_GUARD(put(out, axes.len == 0 ? fft::ifftshift(a->a, stream(s))
-                                     : fft::ifftshift(a->a, ints(axes), stream(s))))
+                                     : fft::ifftshift(a->a, axes_of(axes, a->a.ndim(), "[ifftshift]"),
+                                                      stream(s))))
 }
 }

@@ -90,7 +90,7 @@ EMILY_API int emily_outer(emily_stream s, const emily_array* a, const emily_arra
 
 EMILY_API int emily_cross(emily_stream s, const emily_array* a, const emily_array* b,
                           int64_t axis, emily_array** out) {
-  EMILY_GUARD(put(out, cross(a->a, b->a, static_cast<int>(axis), stream(s))))
+  EMILY_GUARD(put(out, cross(a->a, b->a, to_int(axis, "axis"), stream(s))))
 }
 
 // norm(a, ord_kind, p, axes, keepdims): ord_kind 0 = default (2-norm of vectors, Frobenius

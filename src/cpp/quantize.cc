@@ -20,7 +20,7 @@ std::string mode_of(int64_t code) {
 
 std::optional<int> opt_int(int64_t v) {
   if (v <= 0) return std::nullopt;
-  return static_cast<int>(v);
+  return to_int(v, "[quantize] group_size/bits");
 }
 
 std::optional<mx::array> opt(emily_arrays v) {
@@ -41,6 +41,7 @@ EMILY_API int emily_quantize(emily_stream s, const emily_array* w, int64_t group
                           stream(s));
     if (v.size() > 4) throw std::runtime_error("[quantize] too many outputs");
     *n = 0;
+    for (auto& a : v) check_size(a);
     for (auto& a : v) outs[(*n)++] = new emily_array{std::move(a)};
   })
 }

@@ -34,14 +34,7 @@ int normalize_axis(int64_t axis, size_t ndim, const char* op) {
 }
 
 std::vector<int> normalize_axes(emily_ints axes, size_t ndim, const char* op) {
-  std::vector<int> out;
-  for (size_t i = 0; i < axes.len; i++) {
-    int ax = normalize_axis(axes.ptr[i], ndim, op);
-    for (int seen : out)
-      if (seen == ax) throw std::invalid_argument(std::string(op) + " repeated axis " + std::to_string(ax));
-    out.push_back(ax);
-  }
-  return out;
+  return axes_of(axes, ndim, op);
 }
 
 // Start indices of a dynamic slice, clamped so that a window of `extent[axis]` elements

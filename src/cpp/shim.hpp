@@ -26,6 +26,13 @@ namespace emily {
 void set_error(const char* msg);
 
 mx::Dtype to_dtype(int32_t code);
+
+// A new MLX buffer of `nbytes` (bridge.cc). Throws, rather than returning a null buffer MLX
+// would write through, when it does not fit under MLX's memory limit or malloc fails.
+mx::allocator::Data checked_malloc(size_t nbytes, const char* what);
+// Throws when evaluating `roots` would need one buffer larger than MLX's memory limit allows
+// (bridge.cc): on the CPU, MLX writes through the null buffer a failed malloc returns.
+void guard_memory(emily_arrays roots);
 int32_t from_dtype(mx::Dtype d);
 
 inline mx::Stream stream(emily_stream s) {
@@ -52,6 +59,24 @@ inline std::vector<int> ints(emily_ints v) {
   std::vector<int> out;
   out.reserve(v.len);
   for (size_t i = 0; i < v.len; i++) out.push_back(to_int(v.ptr[i]));
+  return out;
+}
+
+// Axes normalized to [0, ndim), refused when out of range or repeated (several MLX ops read
+// or write out of bounds otherwise).
+inline std::vector<int> axes_of(emily_ints v, size_t ndim, const char* op) {
+  std::vector<int> out;
+  int64_t n = static_cast<int64_t>(ndim);
+  for (size_t i = 0; i < v.len; i++) {
+    int64_t ax = v.ptr[i] < 0 ? v.ptr[i] + n : v.ptr[i];
+    if (ax < 0 || ax >= n)
+      throw std::invalid_argument(std::string(op) + " axis " + std::to_string(v.ptr[i]) +
+                                  " is out of range for an array with " + std::to_string(ndim) +
+                                  " dimensions");
+    for (int seen : out)
+      if (seen == ax) throw std::invalid_argument(std::string(op) + " repeated axis " + std::to_string(ax));
+    out.push_back(static_cast<int>(ax));
+  }
   return out;
 }
 

@@ -1,6 +1,9 @@
 # Tiers: `core` (no Nx needed; always runs) and `nx` (needs Nx; skipped without it).
 nx? = Code.ensure_loaded?(Nx)
 exclude = if nx?, do: [], else: [:nx]
+# Telemetry span tests need :telemetry (an optional dependency; present with the Nx tier).
+telemetry? = Code.ensure_loaded?(:telemetry)
+exclude = if telemetry?, do: exclude, else: [:telemetry | exclude]
 
 IO.puts(
   "Emily test tiers: ExUnit core: on; ExUnit Nx: " <>
@@ -13,5 +16,10 @@ if nx? and Code.ensure_loaded?(Emily.Prop) do
     if n > 0, do: IO.puts("Property cases run against Nx.BinaryBackend: #{n}")
   end)
 end
+
+IO.puts(
+  "Emily telemetry span tests: " <>
+    if(telemetry?, do: "on", else: "off (:telemetry is not loaded)")
+)
 
 ExUnit.start(exclude: exclude)

@@ -26,7 +26,16 @@ defmodule Emily.NativeFuzzTest do
     ]
 
   # NIF calls where every argument is the same junk term but the call is well-formed.
-  @junk_accepted [{:eval, []}]
+  # Junk some NIFs rightly accept: eval of no tensors, and binary_ptr/1 (a diagnostic that
+  # takes any binary).
+  @junk_accepted [{:eval, []}, {:binary_ptr, "bin"}]
+
+  # NIFs whose junk argument of this kind is in fact valid and would change global state
+  # (registering a process for GC-pressure signals): not called here.
+  @junk_valid_stateful [:pressure_register]
+
+  # NIFs that take a pid (diagnostics): any pid is a valid argument.
+  @pid_args [:handle_bytes_of]
 
   defp w, do: Emily.Worker.current()
   defp t(values, shape, type), do: Emily.Case.t(values, shape, type)
@@ -58,11 +67,19 @@ defmodule Emily.NativeFuzzTest do
     for {name, arity} <- N.__nifs__(), arity > 0, j <- junk() do
       args = List.duplicate(j, arity)
 
-      if {name, j} in @junk_accepted do
-        apply(N, name, args)
-      else
-        assert raises?(fn -> apply(N, name, args) end),
-               "#{name}/#{arity} accepted #{inspect(args, limit: 3)}"
+      cond do
+        name in @junk_valid_stateful and is_pid(j) ->
+          :skip
+
+        name in @pid_args and is_pid(j) ->
+          apply(N, name, args)
+
+        {name, j} in @junk_accepted ->
+          apply(N, name, args)
+
+        true ->
+          assert raises?(fn -> apply(N, name, args) end),
+                 "#{name}/#{arity} accepted #{inspect(args, limit: 3)}"
       end
     end
 
@@ -87,7 +104,7 @@ defmodule Emily.NativeFuzzTest do
   defp wrong(:AS), do: [:junk, [:junk], [1], "bin", [base(:A), :junk], [w()], base(:A)]
 
   defp wrong(:I),
-    do: [:junk, [2 ** 70], [-(2 ** 70)], [1.5], [:a], "bin", [base(:A)], 2 ** 70, [2 ** 40]]
+    do: [:junk, [2 ** 70], [-(2 ** 70)], [1.5], [:a], "bin", [base(:A)], 2 ** 70]
 
   defp wrong(:F), do: [:junk, 2 ** 1100, "x", nil, []]
   defp wrong(:N), do: [2 ** 70, -(2 ** 70), 1.5, :junk, "1", []]
@@ -139,6 +156,8 @@ defmodule Emily.NativeFuzzTest do
       [-(2 ** 31) - 1],
       [0, 0, 0, 0, 0, 0, 0, 0, 0],
       [2 ** 31 - 1, 2 ** 31 - 1],
+      [2 ** 40],
+      [2 ** 62, 2 ** 62],
       [100_000, 100_000],
       [1, 2, 3, 4, 5, 6, 7],
       [0, 1, 0]
@@ -160,7 +179,7 @@ defmodule Emily.NativeFuzzTest do
       assert is_reference(r)
       assert is_list(N.shape(r))
 
-      if N.nbytes(r) <= 16 * 1024 * 1024 do
+      if N.nbytes(r) <= 4 * 1024 * 1024 do
         try do
           Emily.eval(r)
           bin = Emily.to_binary(r)
@@ -173,11 +192,30 @@ defmodule Emily.NativeFuzzTest do
   end
 
   defp call_settled(name, args) do
+    trace(name, args)
     result = apply(N, name, args)
     settle(result)
   rescue
     e in [ArgumentError, Emily.Error] -> assert is_binary(Exception.message(e))
   end
+
+  # EMILY_FUZZ_TRACE=path appends each call to `path` before making it (written through
+  # to the file, so the call that kills the VM is the file's last line).
+  defp trace(name, args) do
+    if path = System.get_env("EMILY_FUZZ_TRACE") do
+      args = Enum.map(args, &describe/1)
+      File.write!(path, inspect({name, args}, limit: 12) <> "\n", [:append])
+    end
+  end
+
+  defp describe(a) when is_reference(a) do
+    {N.dtype(a), N.shape(a)}
+  rescue
+    _ -> :worker
+  end
+
+  defp describe(a) when is_list(a), do: Enum.map(a, &describe/1)
+  defp describe(a), do: a
 
   test "every op raises on a wrong-typed argument in any position" do
     for {name, kinds, _} <- N.op_signatures() do
