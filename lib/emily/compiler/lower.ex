@@ -106,17 +106,11 @@ if Code.ensure_loaded?(Nx) do
       wrap(ph, template, ctx)
     end
 
-    @doc false
-    # The MLX dtype Emily.Backend stores Nx `type` in.
-    def storage_dtype({:u, b}) when b in [2, 4], do: :u8
-    def storage_dtype({:s, b}) when b in [2, 4], do: :s8
-    def storage_dtype({:f, 8}), do: :f16
-    def storage_dtype({:f8_e4m3fn, 8}), do: :f16
-
-    def storage_dtype(type) do
-      Emily.native_type!(type, "Emily.Compiler")
+    # The MLX dtype Emily.Backend stores Nx `type` in (narrow types in a wider one).
+    defp storage_dtype(type) do
+      Emily.Backend.Core.dtype(type)
     rescue
-      e in ArgumentError -> raise Unsupported, Exception.message(e)
+      e in ArgumentError -> reraise Unsupported, Exception.message(e), __STACKTRACE__
     end
 
     ## Walking

@@ -155,6 +155,8 @@ if Code.ensure_loaded?(Nx) do
 
     defn(half_precision(x), do: Nx.sum(Nx.exp(x) * x, axes: [1]))
 
+    defn(narrow(a, b), do: {a + b, a * b, Nx.as_type(a, {:s, 32}) - 3})
+
     defn(sums(x), do: {Nx.sum(x, axes: [0]), Nx.cumulative_sum(x, axis: 1), Nx.sort(x, axis: 1)})
   end
 
@@ -297,6 +299,17 @@ if Code.ensure_loaded?(Nx) do
       check_lanes(&Defs.complex_ops/1, [z], atol: 1.0e-6, rtol: 1.0e-5)
       check_lanes(&Defs.half_precision/1, [rand({2, 8}, {:bf, 16}, 43)], atol: 0.05, rtol: 0.02)
       check_lanes(&Defs.half_precision/1, [rand({2, 8}, {:f, 16}, 44)], atol: 0.01, rtol: 0.01)
+    end
+
+    test "narrow types (stored wider by the backend)" do
+      a = Nx.tensor([1, 7, 15, 9], type: {:u, 4})
+      b = Nx.tensor([3, 9, 2, 15], type: {:u, 4})
+      %{native: {s, p, _}} = check_lanes(&Defs.narrow/2, [a, b])
+      # u4 arithmetic wraps modulo 16
+      assert Nx.to_flat_list(s) == [4, 0, 1, 8]
+      assert Nx.to_flat_list(p) == [3, 15, 14, 7]
+      f8 = Nx.tensor([0.5, -1.25, 3.0], type: {:f, 8})
+      check_lanes(&Defs.narrow/2, [f8, f8])
     end
 
     test "inputs may live on any backend or worker" do
