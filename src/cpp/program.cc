@@ -254,9 +254,17 @@ struct Program {
   std::vector<Step> steps;
 };
 
+// A predicate as a bool array, converted on the stream that computes it (a GPU worker's
+// default stream may be its CPU stream).
+mx::array as_bool(const mx::array& p) {
+  if (p.dtype() == mx::bool_) return p;
+  if (p.has_primitive()) return mx::astype(p, mx::bool_, p.primitive().stream());
+  return mx::astype(p, mx::bool_);
+}
+
 bool truthy(const mx::array& p) {
   if (p.size() != 1) throw std::invalid_argument("control-flow predicate is not a scalar");
-  auto b = p.dtype() == mx::bool_ ? p : mx::astype(p, mx::bool_);
+  auto b = as_bool(p);
   mx::eval({b});
   return b.item<bool>();
 }
@@ -295,7 +303,8 @@ std::vector<mx::array> run(Program& p, const std::vector<mx::array>& inputs, boo
         auto state = gather(slots, st.in);
         while (true) {
           auto pred = run(*st.cond, state, fused).at(0);
-          auto b = pred.dtype() == mx::bool_ ? pred : mx::astype(pred, mx::bool_);
+          if (pred.size() != 1) throw std::invalid_argument("while: the predicate is not a scalar");
+          auto b = as_bool(pred);
           // One evaluation per iteration: the state and the next predicate together, so
           // the graph never grows across iterations.
           std::vector<mx::array> ev = state;
