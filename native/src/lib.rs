@@ -8,8 +8,8 @@ mod bridge;
 mod error;
 mod evaluate;
 mod nif_ops;
-mod program;
 mod pressure;
+mod program;
 mod resources;
 mod worker;
 
