@@ -9,7 +9,8 @@ import Config
 #                                 # request to the largest holders (Emily.Memory)
 #     gc_pressure: true,          # false turns those requests off
 #     memory_limit: nil,          # MLX's memory limit in bytes (nil: MLX's, 80% of RAM)
-#     cache_limit: nil            # MLX's buffer cache limit in bytes (nil: MLX's, 32 MiB)
+#     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, 32 MiB)
+#     lane: :native               # Emily.Compiler's default lane: :native, :fused, :evaluator
 
 if File.exists?(Path.join(__DIR__, "#{config_env()}.exs")) do
   import_config "#{config_env()}.exs"

@@ -43,8 +43,15 @@ if Code.ensure_loaded?(Nx) do
             MX.broadcast_to(Core.scalar(0, type, w), out_dims, w)
 
           true ->
-            a = permute(a, lb ++ lfree ++ lc, w) |> MX.reshape([bsz, m, k], w)
-            b = permute(b, rb ++ rc ++ rfree, w) |> MX.reshape([bsz, k, n], w)
+            # Without batch axes, a 2-D matmul: for the common [m, k] x [k, n] product every
+            # reshape below keeps the shape, and MLX adds no node for it.
+            {ashape, bshape} =
+              if lb == [] and mlx_matmul?(type),
+                do: {[m, k], [k, n]},
+                else: {[bsz, m, k], [bsz, k, n]}
+
+            a = permute(a, lb ++ lfree ++ lc, w) |> MX.reshape(ashape, w)
+            b = permute(b, rb ++ rc ++ rfree, w) |> MX.reshape(bshape, w)
             c = matmul(a, b, type, w)
             MX.reshape(c, out_dims, w)
         end
@@ -64,9 +71,13 @@ if Code.ensure_loaded?(Nx) do
 
     # [b, m, k] x [b, k, n]. MLX's matmul takes floating-point and complex types: integer
     # products are a broadcast multiply and a sum, exact with integer wrap-around.
+    defp mlx_matmul?(type) do
+      (Core.float?(type) or Core.complex?(type)) and type != {:f, 8} and
+        type != {:f8_e4m3fn, 8}
+    end
+
     defp matmul(a, b, type, w) do
-      if (Core.float?(type) or Core.complex?(type)) and type != {:f, 8} and
-           type != {:f8_e4m3fn, 8} do
+      if mlx_matmul?(type) do
         MX.matmul(a, b, w)
       else
         [bs, m, k] = MX.shape(a)
