@@ -7,8 +7,6 @@ defmodule Emily.OpsConvTest do
     {:ok, w: Emily.Worker.current()}
   end
 
-  defp f(values, shape), do: t(values, shape, {:f, 32})
-
   # channels-last: input [N, W, C], weight [C_out, K, C_in]
   defp x5, do: f([1, 2, 3, 4, 5], {1, 5, 1})
   defp k3, do: f([1, 0, -1], {1, 3, 1})

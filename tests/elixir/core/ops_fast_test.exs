@@ -7,16 +7,6 @@ defmodule Emily.OpsFastTest do
     {:ok, w: Emily.Worker.current()}
   end
 
-  defp f(values, shape), do: t(values, shape, {:f, 32})
-
-  defp assert_close(actual, expected, tol \\ 1.0e-4) do
-    assert length(actual) == length(expected), "#{inspect(actual)} vs #{inspect(expected)}"
-
-    for {a, e} <- Enum.zip(actual, expected) do
-      assert abs(a - e) <= tol, "#{inspect(actual)} is not close to #{inspect(expected)}"
-    end
-  end
-
   test "rms_norm with and without weight", %{w: w} do
     # rms([3, 4]) = sqrt(12.5)
     r = :math.sqrt(12.5)

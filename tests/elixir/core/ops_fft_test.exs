@@ -7,23 +7,6 @@ defmodule Emily.OpsFftTest do
     {:ok, w: Emily.Worker.current()}
   end
 
-  defp f(values, shape), do: t(values, shape, {:f, 32})
-
-  defp assert_close(actual, expected, tol \\ 1.0e-4) do
-    assert length(actual) == length(expected), "#{inspect(actual)} vs #{inspect(expected)}"
-
-    for {a, e} <- Enum.zip(actual, expected) do
-      {ar, ai} = parts(a)
-      {er, ei} = parts(e)
-
-      assert abs(ar - er) <= tol and abs(ai - ei) <= tol,
-             "#{inspect(actual)} is not close to #{inspect(expected)}"
-    end
-  end
-
-  defp parts({re, im}), do: {re, im}
-  defp parts(x), do: {x, 0.0}
-
   test "fft, ifft with each normalisation", %{w: w} do
     x = f([1, 2, 3, 4], {4})
     r = N.fft(x, 0, -1, 0, w)

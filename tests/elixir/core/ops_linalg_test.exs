@@ -7,16 +7,6 @@ defmodule Emily.OpsLinalgTest do
     {:ok, w: Emily.Worker.current()}
   end
 
-  defp f(values, shape), do: t(values, shape, {:f, 32})
-
-  defp assert_close(actual, expected, tol \\ 1.0e-4) do
-    assert length(actual) == length(expected), "#{inspect(actual)} vs #{inspect(expected)}"
-
-    for {a, e} <- Enum.zip(actual, expected) do
-      assert abs(a - e) <= tol, "#{inspect(actual)} is not close to #{inspect(expected)}"
-    end
-  end
-
   # Row-major product of two matrices given as flat lists.
   defp mm(a, {m, k}, b, n) do
     for i <- 0..(m - 1), j <- 0..(n - 1) do

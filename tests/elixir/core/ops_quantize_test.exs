@@ -8,8 +8,6 @@ defmodule Emily.OpsQuantizeTest do
     {:ok, w: Emily.Worker.current()}
   end
 
-  defp f(values, shape), do: t(values, shape, {:f, 32})
-
   # Unpacks 4-bit codes, 8 per u32 word, lowest bits first.
   defp nibbles(words), do: for(w <- words, i <- 0..7, do: w >>> (4 * i) &&& 0xF)
 

@@ -14,6 +14,31 @@ defmodule Emily.Case do
   end
 
   def t(values, shape, type), do: Emily.from_binary(bin(values, type), shape, type)
+
+  @doc "An f32 tensor."
+  def f(values, shape), do: t(values, shape, {:f, 32})
+
+  @doc "Asserts two lists of numbers (reals or `{re, im}` pairs) are equal within `tol`."
+  def assert_close(actual, expected, tol \\ 1.0e-4) do
+    ExUnit.Assertions.assert(
+      length(actual) == length(expected),
+      "#{inspect(actual)} vs #{inspect(expected)}"
+    )
+
+    for {a, e} <- Enum.zip(actual, expected) do
+      {ar, ai} = parts(a)
+      {er, ei} = parts(e)
+
+      ExUnit.Assertions.assert(
+        abs(ar - er) <= tol and abs(ai - ei) <= tol,
+        "#{inspect(actual)} is not close to #{inspect(expected)}"
+      )
+    end
+  end
+
+  defp parts({re, im}), do: {re, im}
+  defp parts(x), do: {x, 0.0}
+
   def read(t), do: unbin(Emily.to_binary(t), Emily.dtype(t))
 
   defp bits(:bool), do: 8
