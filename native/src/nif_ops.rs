@@ -73,6 +73,23 @@ macro_rules! nif_describe {
     };
 }
 
+/// Builds an op with `build` on `stream`. On a GPU worker, an op MLX refuses to build on the
+/// GPU ("not yet supported on the GPU": SVD-based norms, int64 scatter, ...) is built again
+/// on the worker's CPU stream, which the same worker thread owns and evaluates: MLX orders
+/// the two streams' work with its own events. Errors of any other kind are returned as is.
+fn on_gpu_or_cpu<T>(
+    s: &WorkerArc,
+    stream: emily::Stream,
+    build: impl Fn(emily::Stream) -> emily::Result<T>,
+) -> emily::Result<T> {
+    match build(stream) {
+        Err(e) if stream.device == emily::Device::Gpu.code() && e.is_gpu_unsupported() => {
+            build(s.worker.cpu_stream()).map_err(|_| e)
+        }
+        r => r,
+    }
+}
+
 /// `nifs!(path::to::family; table...)` defines one NIF per table row, building on the
 /// worker's stream; `nifs!(path::to::family, cpu_stream; table...)` builds on its CPU stream
 /// (ops MLX runs only on the CPU).
@@ -86,7 +103,8 @@ macro_rules! nifs {
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
         pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
             use $family as family;
-            match family::$name($(nif_conv!($k, $arg),)* s.worker.$stream()) {
+            let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
+            match on_gpu_or_cpu(&s, s.worker.$stream(), build) {
                 Ok(a) => Ok(ResourceArc::new(TensorRes::new(a, s.worker.clone()))),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]
@@ -102,7 +120,8 @@ macro_rules! nifs {
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
         pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
             use $family as family;
-            match family::$name($(nif_conv!($k, $arg),)* s.worker.$stream()) {
+            let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
+            match on_gpu_or_cpu(&s, s.worker.$stream(), build) {
                 Ok(v) => Ok(v.into_iter().map(|a| ResourceArc::new(TensorRes::new(a, s.worker.clone()))).collect()),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Runs on the offline NVIDIA machine, from the directory that holds .device/p1 and
+# .device/p2 (made by benches/gpu/package.sh): unpacks MLX (CUDA), Erlang, Elixir and the
+# compiled project, then runs `mix emily.doctor`, the ExUnit tiers with the default device
+# switched to the GPU, and the benchmarks (Emily and PyTorch on the same GPU, in this run).
+# Writes logs and results to $OUT.
+#
+#   bash .device/p2/device_run.sh smoke   # doctor, GPU test tiers, quick matmul check
+#   bash .device/p2/device_run.sh full    # the same, then the benchmark table
+set -uo pipefail
+mode="${1:-full}"
+B="$(pwd)/.device"
+OUT="${OUT:-/tmp/emily-out}"
+mkdir -p "$OUT"
+# shellcheck disable=SC1091
+source "$B/p2/env.sh" # root, cache, cuda_mlx, elixir_dir, EMILY_NX_PATH...
+log() { echo "[device $(date +%T)] $*"; }
+step() { log "== $*"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1
+
+step "unpack MLX (CUDA) at $cuda_mlx"
+tar -C / -xJf "$B/p2/mlx-rest.tar.xz"
+mkdir -p "$cuda_mlx/mlx/lib"
+sum="$(cat "$B/p1"/libmlx.so.xz.* "$B/p2"/libmlx.so.xz.[0-9]* | sha256sum | awk '{print $1}')"
+if [ "$sum" != "$(cat "$B/p2/libmlx.so.xz.sha256")" ]; then
+  log "libmlx parts do not add up (sha256 $sum): was .device/p1 carried in the call before?"
+  exit 2
+fi
+cat "$B/p1"/libmlx.so.xz.* "$B/p2"/libmlx.so.xz.[0-9]* | xz -d >"$cuda_mlx/mlx/lib/libmlx.so"
+
+# NVIDIA's libraries: PyTorch's site-packages/nvidia has the ones the mlx-cuda-13 wheel
+# depends on. Putting that folder beside mlx/ reproduces the pip layout libmlx's RPATH
+# expects ($ORIGIN/../../nvidia/*/lib); LD_LIBRARY_PATH lists them as well.
+nv="$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), "nvidia"))')"
+ln -sfn "$nv" "$cuda_mlx/nvidia"
+ldp=""
+for d in "$nv"/*/lib /usr/local/nvidia/lib64 /usr/local/cuda/lib64; do
+  [ -d "$d" ] && ldp="$ldp:$d"
+done
+
+step "unpack Erlang/OTP and OpenBLAS (.debs, dpkg -x into /tmp/emily-sys), Elixir, the app"
+E=/tmp/emily-sys
+rm -rf "$E" && mkdir -p "$E"
+for f in "$B"/p2/debs/*.deb; do dpkg -x "$f" "$E"; done
+erlroot="$E/usr/lib/erlang"
+sed -i "s|ROOTDIR=/usr/lib/erlang|ROOTDIR=$erlroot|" "$erlroot/bin/erl" "$erlroot"/erts-*/bin/erl
+ldp="$ldp:$E/usr/lib/x86_64-linux-gnu/openblas-pthread:$E/usr/lib/x86_64-linux-gnu"
+tar -C / -xJf "$B/p2/elixir.tar.xz"
+tar -C / -xJf "$B/p2/app.tar.xz"
+touch "$root/priv/emily_nif.so"
+
+export LD_LIBRARY_PATH="${ldp#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="$erlroot/bin:$elixir_dir/bin:$PATH"
+export LANG=C.UTF-8 ELIXIR_ERL_OPTIONS=+fnu MIX_ENV=test HEX_OFFLINE=1 MIX_HOME=/tmp/emily-mix EMILY_MLX_DIR="$cuda_mlx/mlx"
+# MLX's NVRTC kernels include CUDA's headers: CUDA_HOME, else /usr/local/cuda.
+[ -d /usr/local/cuda/include ] && export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+cd "$root" || exit 2
+log "ldd: $(ldd priv/emily_nif.so | grep -c 'not found') libraries not found"
+ldd priv/emily_nif.so | grep -E "not found|mlx|cublas|cudnn|nccl|libcuda|openblas"
+
+status=0
+step "mix emily.doctor"
+mix emily.doctor 2>&1 | tee "$OUT/doctor.log" || status=1
+
+step "ExUnit with EMILY_DEFAULT_DEVICE=gpu (every tier present)"
+EMILY_DEFAULT_DEVICE=gpu mix test --color 2>&1 | tee "$OUT/test_gpu.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+if [ "$mode" = full ]; then
+  step "benchmarks: PyTorch, then Emily, on this GPU"
+  PYTHONUNBUFFERED=1 python3 benches/gpu/bench_torch.py "$OUT/torch.json" 2>&1 | tee "$OUT/bench_torch.log"
+  mix run benches/gpu/bench.exs "$OUT/emily.json" 2>&1 | tee "$OUT/bench_emily.log"
+  python3 benches/gpu/table.py "$OUT/emily.json" "$OUT/torch.json" | tee "$OUT/table.md"
+else
+  step "smoke: bf16 and f32 matmul 4096 through PyTorch (the GPU's reference)"
+  python3 - <<'EOF'
+import torch, time
+for dt in (torch.bfloat16, torch.float32):
+    a = torch.randn(4096, 4096, device="cuda", dtype=dt); b = torch.randn_like(a)
+    for _ in range(3): a @ b
+    torch.cuda.synchronize(); t = time.perf_counter()
+    for _ in range(10): a @ b
+    torch.cuda.synchronize(); dt_s = (time.perf_counter() - t) / 10
+    print(f"torch {dt} matmul 4096: {2 * 4096**3 / dt_s / 1e12:.1f} TFLOP/s")
+EOF
+fi
+log "done (status $status)"
+exit $status
