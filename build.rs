@@ -33,7 +33,7 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .opt_level(2)
         .debug(false);
-    // The directory itself too: a new .cc file must trigger a rebuild.
+    // The directory too: a new .cc file must rerun this script.
     println!("cargo:rerun-if-changed=src/cpp");
     for entry in std::fs::read_dir("src/cpp").expect("src/cpp") {
         let path = entry.expect("src/cpp entry").path();
@@ -82,9 +82,25 @@ fn is_cuda(mlx: &std::path::Path) -> bool {
 /// of libmlx's own dependencies in the loader's search order.
 fn link_openblas() {
     println!("cargo:rerun-if-env-changed=EMILY_BLAS");
+    println!("cargo:rerun-if-env-changed=EMILY_BLAS_DIR");
     let blas = std::env::var("EMILY_BLAS").unwrap_or_else(|_| "openblas".into());
     if blas == "none" || cfg!(target_os = "macos") {
         return;
+    }
+    let dirs = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib"];
+    let extra = std::env::var("EMILY_BLAS_DIR").ok().filter(|d| !d.is_empty());
+    if let Some(d) = &extra {
+        println!("cargo:rustc-link-search=native={d}");
+    }
+    let found =
+        extra.iter().map(String::as_str).chain(dirs).any(|d| std::path::Path::new(d).join("libopenblas.so.0").exists());
+    if !found {
+        panic!(
+            "\n\nEmily: OpenBLAS (libopenblas.so.0) not found. MLX's wheel bundles reference BLAS\n\
+             (~2 GFLOP/s); Emily binds MLX's BLAS calls to OpenBLAS instead. Install it\n\
+             (Debian: apt-get install libopenblas0-pthread; or run scripts/setup.sh), point\n\
+             EMILY_BLAS_DIR at its directory, or build with EMILY_BLAS=none to keep MLX's own.\n"
+        );
     }
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     println!("cargo:rustc-link-arg=-l:libopenblas.so.0");

@@ -120,7 +120,7 @@ defmodule Emily.MixProject do
           local(:complex, "EMILY_COMPLEX_PATH") ++ local(:telemetry, "EMILY_TELEMETRY_PATH")
 
       hex_available?() ->
-        [{:nx, "~> 0.13"}, {:telemetry, "~> 1.0"}]
+        [{:nx, "~> 0.13"}, {:telemetry, "~> 1.0", optional: true}]
 
       true ->
         []

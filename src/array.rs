@@ -96,7 +96,7 @@ impl Array {
 
     /// A lazy row-contiguous version of this array (a copy only if it is a strided view).
     pub fn contiguous(&self, s: ffi::emily_stream) -> Result<Array> {
-        Array::from_call(|out| unsafe { ffi::emily_contiguous(s, self.as_ptr(), out) })
+        Array::from_call(|out| unsafe { ffi::emily_array_contiguous(s, self.as_ptr(), out) })
     }
 
     /// Copies `data` into a new evaluated array (any thread).

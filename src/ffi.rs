@@ -57,7 +57,7 @@ extern "C" {
     pub fn emily_synchronize(s: emily_stream) -> c_int;
     pub fn emily_mlx_version() -> *const c_char;
 
-    pub fn emily_contiguous(s: emily_stream, a: *const emily_array, out: *mut *mut emily_array) -> c_int;
+    pub fn emily_array_contiguous(s: emily_stream, a: *const emily_array, out: *mut *mut emily_array) -> c_int;
     pub fn emily_eval(arrays: emily_arrays) -> c_int;
     pub fn emily_async_eval(arrays: emily_arrays) -> c_int;
 

@@ -34,6 +34,84 @@ defmodule Emily.Native do
              logical_and logical_or bitwise_and bitwise_or bitwise_xor left_shift
              right_shift)a
 
+  # Creation and dtype conversion (src/ops/creation.rs documents the arguments).
+  @creation [
+    full: 4,
+    full_int: 4,
+    full_complex: 5,
+    scalar: 3,
+    scalar_int: 3,
+    scalar_complex: 4,
+    zeros: 3,
+    ones: 3,
+    zeros_like: 2,
+    ones_like: 2,
+    arange: 5,
+    linspace: 6,
+    eye: 5,
+    identity: 3,
+    tri: 5,
+    tril: 3,
+    triu: 3,
+    astype: 3,
+    view: 3,
+    contiguous: 3
+  ]
+
+  # Reductions, arg-reductions, cumulative ops (src/ops/reduce.rs).
+  @reduce [
+    sum: 4,
+    prod: 4,
+    max: 4,
+    min: 4,
+    all: 4,
+    any: 4,
+    mean: 4,
+    logsumexp: 4,
+    median: 4,
+    var: 5,
+    std: 5,
+    argmax: 4,
+    argmin: 4,
+    cumsum: 5,
+    cumprod: 5,
+    cummax: 5,
+    cummin: 5,
+    logcumsumexp: 5
+  ]
+
+  # Shape and layout ops (src/ops/shape.rs).
+  @shape [
+    reshape: 3,
+    transpose: 3,
+    squeeze: 3,
+    expand_dims: 3,
+    broadcast_to: 3,
+    pad: 7,
+    concatenate: 3,
+    stack: 3,
+    slice: 5,
+    slice_dynamic: 5,
+    slice_update: 6,
+    slice_update_dynamic: 5,
+    slice_update_add: 6,
+    slice_update_prod: 6,
+    slice_update_max: 6,
+    slice_update_min: 6,
+    flip: 3,
+    tile: 3,
+    repeat: 4,
+    swapaxes: 4,
+    moveaxis: 4,
+    select: 4,
+    clip: 4,
+    flatten: 4,
+    unflatten: 4
+  ]
+
+  # Sorting, partitioning, top-k (src/ops/sort.rs).
+  @sort [sort: 3, argsort: 3, partition: 4, argpartition: 4, topk: 4]
+
   # Indexing: take, gather, scatter (src/ops/index.rs).
   @index [
     take: 3,
@@ -119,6 +197,9 @@ defmodule Emily.Native do
   # Quantization (src/ops/quantize.rs).
   @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
 
+  # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
+  @backend_extra [as_strided: 5]
+
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
           # workers and devices
@@ -140,11 +221,17 @@ defmodule Emily.Native do
           reset_peak_memory: 0,
           clear_cache: 0,
           set_memory_limit: 1,
-          set_cache_limit: 1
+          set_cache_limit: 1,
+          # every op NIF with its argument kinds
+          op_signatures: 0
         ] ++
           Enum.map(@unary, &{&1, 2}) ++
           Enum.map(@binary, &{&1, 3}) ++
-          @index ++ @linalg ++ @conv ++ @fft ++ @fast ++ @quantize
+          @creation ++
+          @reduce ++
+          @shape ++
+          @sort ++
+          @index ++ @linalg ++ @conv ++ @fft ++ @fast ++ @quantize ++ @backend_extra
 
   @doc false
   def __nifs__, do: @nifs

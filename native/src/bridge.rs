@@ -123,7 +123,9 @@ fn alias_of(a: &Array, stream: emily::Stream, worker: &Arc<Worker>) -> Result<Re
     let a = if a.is_row_contiguous() {
         a
     } else {
-        contiguous = a.contiguous(stream)?;
+        // MLX's `copy` of a view may share the view's buffer; `contiguous` always lays the
+        // elements out in row-major order.
+        contiguous = emily::ops::creation::contiguous(a, false, stream)?;
         emily::eval(&[&contiguous])?;
         if !contiguous.is_row_contiguous() {
             return Err(Error::runtime("to_binary: MLX did not produce a row-contiguous copy"));

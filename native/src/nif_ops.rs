@@ -140,6 +140,27 @@ emily::unary_table!(unary_nifs);
 macro_rules! binary_nifs { ($($t:tt)*) => { nifs!(emily::ops::binary; $($t)*); } }
 emily::binary_table!(binary_nifs);
 
+macro_rules! creation_nifs { ($($t:tt)*) => { nifs!(emily::ops::creation; $($t)*); } }
+emily::creation_table!(creation_nifs);
+
+/// `[{name, [kind], many?}]` for every op NIF generated from the tables (kinds as atoms
+/// `:A`, `:AS`, `:I`, `:F`, `:N`, `:B`, `:D`; the worker argument not included).
+#[rustler::nif]
+pub fn op_signatures(env: rustler::Env) -> NifResult<Vec<(rustler::Atom, Vec<rustler::Atom>, bool)>> {
+    let atom = |s: &str| rustler::Atom::from_str(env, s);
+    emily::ops::signatures()
+        .map(|sig| Ok((atom(sig.name)?, sig.kinds.iter().map(|k| atom(k)).collect::<NifResult<Vec<_>>>()?, sig.many)))
+        .collect()
+}
+
+macro_rules! reduce_nifs { ($($t:tt)*) => { nifs!(emily::ops::reduce; $($t)*); } }
+emily::reduce_table!(reduce_nifs);
+
+macro_rules! shape_nifs { ($($t:tt)*) => { nifs!(emily::ops::shape; $($t)*); } }
+emily::shape_table!(shape_nifs);
+
+macro_rules! sort_nifs { ($($t:tt)*) => { nifs!(emily::ops::sort; $($t)*); } }
+emily::sort_table!(sort_nifs);
 macro_rules! index_nifs { ($($t:tt)*) => { nifs!(emily::ops::index; $($t)*); } }
 emily::index_table!(index_nifs);
 
@@ -160,3 +181,6 @@ emily::fast_table!(fast_nifs);
 
 macro_rules! quantize_nifs { ($($t:tt)*) => { nifs!(emily::ops::quantize; $($t)*); } }
 emily::quantize_table!(quantize_nifs);
+
+macro_rules! backend_extra_nifs { ($($t:tt)*) => { nifs!(emily::ops::backend_extra; $($t)*); } }
+emily::backend_extra_table!(backend_extra_nifs);

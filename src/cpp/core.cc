@@ -146,7 +146,7 @@ const char* emily_mlx_version(void) {
   return v.c_str();
 }
 
-int emily_contiguous(emily_stream s, const emily_array* a, emily_array** out) {
+int emily_array_contiguous(emily_stream s, const emily_array* a, emily_array** out) {
   EMILY_GUARD(put(out, mx::contiguous(a->a, false, stream(s))))
 }
 

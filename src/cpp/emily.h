@@ -56,7 +56,7 @@ const char* emily_mlx_version(void);
 
 // A row-contiguous array with a's values (a real copy when a is a strided view; MLX's
 // `copy` may share a's buffer and strides).
-int emily_contiguous(emily_stream s, const emily_array* a, emily_array** out);
+int emily_array_contiguous(emily_stream s, const emily_array* a, emily_array** out);
 
 // ---- evaluation (core.cc) ----
 int emily_eval(emily_arrays arrays);

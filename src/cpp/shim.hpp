@@ -1,7 +1,13 @@
 // Internal helpers shared by the op-family translation units.
 #pragma once
+#include <cstdint>
 #include <exception>
+#include <limits>
+#include <stdexcept>
 #include <string>
+#if defined(__linux__)
+#include <sys/sysinfo.h>
+#endif
 
 #include "emily.h"
 #include "mlx/mlx.h"
@@ -26,15 +32,69 @@ inline mx::Stream stream(emily_stream s) {
   return mx::Stream(s.index, s.device == 1 ? mx::Device::gpu : mx::Device::cpu);
 }
 
+// MLX takes 32-bit ints (shape dimensions, axes, counts): anything outside that range is
+// refused here instead of being truncated into some other, valid-looking value.
+inline int to_int(int64_t v, const char* what = "integer argument") {
+  if (v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max())
+    throw std::invalid_argument(std::string(what) + " " + std::to_string(v) +
+                                " is outside the 32-bit range MLX uses");
+  return static_cast<int>(v);
+}
+
 inline mx::Shape shape(emily_ints v) {
   mx::Shape out;
   out.reserve(v.len);
-  for (size_t i = 0; i < v.len; i++) out.push_back(static_cast<mx::ShapeElem>(v.ptr[i]));
+  for (size_t i = 0; i < v.len; i++) out.push_back(to_int(v.ptr[i], "shape dimension"));
   return out;
 }
 
 inline std::vector<int> ints(emily_ints v) {
-  return std::vector<int>(v.ptr, v.ptr + v.len);
+  std::vector<int> out;
+  out.reserve(v.len);
+  for (size_t i = 0; i < v.len; i++) out.push_back(to_int(v.ptr[i]));
+  return out;
+}
+
+// Most bytes one array may have: 2^48, far below where size_t and MLX's own element
+// arithmetic wrap around, and on Linux no more than RAM + swap. MLX 0.32's allocator does
+// not check malloc's result: an allocation the kernel refuses (one larger than RAM + swap)
+// makes MLX write through a null pointer and kills the VM. Refusing such arrays when the op
+// is built keeps that from ever reaching evaluation.
+inline uint64_t max_array_bytes() {
+  static const uint64_t limit = [] {
+    uint64_t cap = uint64_t{1} << 48;
+#if defined(__linux__)
+    struct sysinfo si;
+    if (sysinfo(&si) == 0) {
+      uint64_t total = (static_cast<uint64_t>(si.totalram) + si.totalswap) * si.mem_unit;
+      if (total > 0 && total < cap) cap = total;
+    }
+#endif
+    return cap;
+  }();
+  return limit;
+}
+
+// Refuses an array whose element count or byte size overflows (MLX computes sizes in
+// size_t without checks, so a huge broadcast or tile would otherwise wrap and under-allocate)
+// or exceeds max_array_bytes().
+inline void check_size(const mx::array& a) {
+  uint64_t n = 1;
+  bool overflow = false;
+  for (auto d : a.shape()) {
+    if (d < 0) throw std::invalid_argument("negative dimension " + std::to_string(d) + " in result shape");
+    if (d == 0) return;
+    overflow = overflow || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n);
+  }
+  uint64_t bytes = 0;
+  if (overflow || __builtin_mul_overflow(n, static_cast<uint64_t>(a.itemsize()), &bytes) ||
+      bytes > max_array_bytes()) {
+    std::string shp;
+    for (auto d : a.shape()) shp += "[" + std::to_string(d) + "]";
+    throw std::invalid_argument("result " + shp + " would need more than the " +
+                                std::to_string(max_array_bytes()) +
+                                " bytes one array may have here (RAM + swap)");
+  }
 }
 
 inline std::vector<mx::array> arrays(emily_arrays v) {
@@ -45,6 +105,7 @@ inline std::vector<mx::array> arrays(emily_arrays v) {
 }
 
 inline int put(emily_array** out, mx::array&& a) {
+  check_size(a);
   *out = new emily_array{std::move(a)};
   return 0;
 }

@@ -76,6 +76,49 @@ macro_rules! __conv {
     };
 }
 
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __many {
+    () => {
+        false
+    };
+    (many) => {
+        true
+    };
+}
+
+/// An op's name, argument kinds (`"A"`, `"AS"`, `"I"`, `"F"`, `"N"`, `"B"`, `"D"`; the
+/// stream not included) and whether it returns several arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    pub name: &'static str,
+    pub kinds: &'static [&'static str],
+    pub many: bool,
+}
+
+/// Every op of every family (for tests that exercise the whole op layer).
+pub fn signatures() -> impl Iterator<Item = &'static Signature> {
+    FAMILIES.iter().flat_map(|f| f.iter())
+}
+
+/// The families' signature tables; a new family adds its line.
+const FAMILIES: &[&[Signature]] = &[
+    unary::SIGNATURES,
+    binary::SIGNATURES,
+    creation::SIGNATURES,
+    reduce::SIGNATURES,
+    shape::SIGNATURES,
+    sort::SIGNATURES,
+    index::SIGNATURES,
+    linalg::SIGNATURES,
+    linalg::cpu::SIGNATURES,
+    conv::SIGNATURES,
+    fft::SIGNATURES,
+    fast::SIGNATURES,
+    quantize::SIGNATURES,
+    backend_extra::SIGNATURES,
+];
+
 /// Most outputs an op returns (svd: u, s, vt; lu: p, l, u; ...).
 pub const MAX_OUTPUTS: usize = 4;
 
@@ -100,6 +143,12 @@ macro_rules! mlx_ops {
         $( $crate::mlx_ops!(@wrap $name ( $($arg : $k),* ) $($many)?); )*
         /// The ops of this family, in table order.
         pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+        /// The ops of this family with their argument kinds, in table order.
+        pub const SIGNATURES: &[$crate::ops::Signature] = &[$($crate::ops::Signature {
+            name: stringify!($name),
+            kinds: &[$(stringify!($k)),*],
+            many: $crate::__many!($($many)?),
+        }),*];
     };
     (@decl $name:ident ( $($arg:ident : $k:ident),* )) => {
         #[link_name = concat!("emily_", stringify!($name))]
@@ -149,11 +198,16 @@ pub fn collect_many(
     Ok(arrays)
 }
 
+pub mod backend_extra;
 pub mod binary;
 pub mod conv;
+pub mod creation;
 pub mod fast;
 pub mod fft;
 pub mod index;
 pub mod linalg;
 pub mod quantize;
+pub mod reduce;
+pub mod shape;
+pub mod sort;
 pub mod unary;

@@ -19,6 +19,19 @@ defmodule Emily.Case do
   defp bits(:bool), do: 8
   defp bits({_, b}), do: b
 
+  @non_finite %{
+    {:f, 16} => {0x7E00, 0x7C00, 0xFC00},
+    {:bf, 16} => {0x7FC0, 0x7F80, 0xFF80},
+    {:f, 32} => {0x7FC00000, 0x7F800000, 0xFF800000},
+    {:f, 64} => {0x7FF8000000000000, 0x7FF0000000000000, 0xFFF0000000000000}
+  }
+
+  defp pack(v, {_, b} = type) when v in [:nan, :infinity, :neg_infinity] do
+    {nan, inf, neg} = Map.fetch!(@non_finite, type)
+    bits = %{nan: nan, infinity: inf, neg_infinity: neg}[v]
+    <<bits::unsigned-size(b)-native>>
+  end
+
   defp pack(v, :bool), do: <<if(v in [true, 1], do: 1, else: 0)::8>>
   defp pack(v, {:u, b}), do: <<v::unsigned-size(b)-native>>
   defp pack(v, {:s, b}), do: <<v::signed-size(b)-native>>
@@ -32,15 +45,49 @@ defmodule Emily.Case do
   defp unpack(c, {:u, b}), do: (<<v::unsigned-size(b)-native>> = c) && v
   defp unpack(c, {:s, b}), do: (<<v::signed-size(b)-native>> = c) && v
   defp unpack(<<v::float-16-native>>, {:f, 16}), do: v
-  defp unpack(c, {:f, b}), do: (<<v::float-size(b)-native>> = c) && v
+  defp unpack(c, {:f, b}) when b in [16, 32, 64], do: float(c, b)
 
   defp unpack(c, {:bf, 16}) do
     <<hi::binary-size(2)>> = native16(c)
-    <<v::float-32-big>> = hi <> <<0, 0>>
-    v
+    float(native32(hi <> <<0, 0>>), 32)
   end
 
-  defp unpack(<<re::float-32-native, im::float-32-native>>, {:c, 64}), do: {re, im}
+  defp unpack(<<re::binary-size(4), im::binary-size(4)>>, {:c, 64}),
+    do: {float(re, 32), float(im, 32)}
+
+  # A native-endian float, or :nan / :infinity / :neg_infinity (as Nx names them).
+  defp float(c, b) do
+    case c do
+      <<v::float-size(b)-native>> -> v
+      _ -> non_finite(c, b)
+    end
+  end
+
+  defp non_finite(c, b) do
+    <<sign::1, _::bitstring>> = big(c)
+    mantissa_bits = %{16 => 10, 32 => 23, 64 => 52}[b]
+    <<_::1, _::size(b - 1 - mantissa_bits), m::size(mantissa_bits)>> = big(c)
+
+    cond do
+      m != 0 -> :nan
+      sign == 1 -> :neg_infinity
+      true -> :infinity
+    end
+  end
+
+  defp big(c) do
+    case System.endianness() do
+      :little -> c |> :binary.bin_to_list() |> Enum.reverse() |> :binary.list_to_bin()
+      :big -> c
+    end
+  end
+
+  defp native32(<<a, b, c, d>>) do
+    case System.endianness() do
+      :little -> <<d, c, b, a>>
+      :big -> <<a, b, c, d>>
+    end
+  end
 
   # bf16 is the top half of an f32; swap bytes on little-endian machines.
   defp native16(<<a, b>>) do

@@ -1,0 +1,45 @@
+//! Shape and layout ops (src/cpp/shape.cc).
+
+/// The shape family's table.
+///
+/// * `reshape(a, shape)` (one dimension may be -1), `transpose(a, axes)`,
+///   `squeeze(a, axes)`, `expand_dims(a, axes)`, `broadcast_to(a, shape)`,
+///   `flatten(a, start_axis, end_axis)`, `unflatten(a, axis, shape)`, `swapaxes`,
+///   `moveaxis(a, source, destination)`, `flip(a, axes)`, `tile(a, reps)`,
+///   `repeat(a, repeats, axis)`.
+/// * `pad(a, axes, low, high, value, mode)`: `value` a 0-d array; mode 0 = constant,
+///   1 = edge (repeat the border value).
+/// * `concatenate(arrays, axis)`, `stack(arrays, axis)`.
+/// * `slice(a, start, stop, strides)`: one entry per axis; negative strides walk backwards.
+///   `slice_dynamic(a, start, axes, sizes)`: `start` an integer array (one entry per axis
+///   in `axes`) computed at run time; the window has `sizes` along every axis.
+/// * `slice_update(src, update, start, stop, strides)`: `src` with the slice replaced by
+///   `update`; `slice_update_add`/`_prod`/`_max`/`_min` combine instead of replacing.
+///   `slice_update_dynamic(src, update, start, axes)`.
+/// * `select(cond, x, y)`: MLX's `where` (a Rust keyword), broadcasting all three.
+/// * `clip(a, min, max)`: `min`/`max` lists of zero or one array (absent = no bound).
+#[macro_export]
+macro_rules! shape_table {
+    ($m:path) => {
+        $m! {
+            reshape(a: A, shape: I); transpose(a: A, axes: I); squeeze(a: A, axes: I);
+            expand_dims(a: A, axes: I); broadcast_to(a: A, shape: I);
+            pad(a: A, axes: I, low: I, high: I, value: A, mode: N);
+            concatenate(arrays: AS, axis: N); stack(arrays: AS, axis: N);
+            slice(a: A, start: I, stop: I, strides: I);
+            slice_dynamic(a: A, start: A, axes: I, sizes: I);
+            slice_update(src: A, update: A, start: I, stop: I, strides: I);
+            slice_update_dynamic(src: A, update: A, start: A, axes: I);
+            slice_update_add(src: A, update: A, start: I, stop: I, strides: I);
+            slice_update_prod(src: A, update: A, start: I, stop: I, strides: I);
+            slice_update_max(src: A, update: A, start: I, stop: I, strides: I);
+            slice_update_min(src: A, update: A, start: I, stop: I, strides: I);
+            flip(a: A, axes: I); tile(a: A, reps: I); repeat(a: A, repeats: N, axis: N);
+            swapaxes(a: A, axis1: N, axis2: N); moveaxis(a: A, source: N, destination: N);
+            select(cond: A, x: A, y: A); clip(a: A, min: AS, max: AS);
+            flatten(a: A, start_axis: N, end_axis: N); unflatten(a: A, axis: N, shape: I);
+        }
+    };
+}
+
+shape_table!(crate::mlx_ops);

@@ -1,0 +1,230 @@
+defmodule Emily.NativeFuzzTest do
+  # Every NIF of Emily.Native called with malformed arguments: each call must raise (or,
+  # for arguments that are well-typed but odd, raise or return a tensor that evaluates
+  # or fails cleanly), and the VM must survive all of it.
+  use ExUnit.Case, async: false
+  alias Emily.Native, as: N
+
+  @moduletag timeout: 600_000
+
+  # Terms of the wrong type for any argument of any NIF.
+  defp junk,
+    do: [
+      :junk,
+      "bin",
+      2 ** 70,
+      -(2 ** 70),
+      -1,
+      1.5,
+      {1, 2},
+      [],
+      [:a],
+      %{},
+      self(),
+      make_ref(),
+      nil
+    ]
+
+  # NIF calls where every argument is the same junk term but the call is well-formed.
+  @junk_accepted [{:eval, []}]
+
+  defp w, do: Emily.Worker.current()
+  defp t(values, shape, type), do: Emily.Case.t(values, shape, type)
+
+  defp raises?(fun) do
+    fun.()
+    false
+  rescue
+    e in [ArgumentError, Emily.Error, ErlangError] ->
+      # A message (not just a crash): ArgumentError from the NIF names the op or says
+      # "argument error" for a term of the wrong type.
+      assert is_binary(Exception.message(e))
+      true
+  end
+
+  test "every op in op_signatures/0 is a NIF with the table's arity" do
+    nifs = N.__nifs__()
+    sigs = N.op_signatures()
+    assert length(sigs) > 100
+
+    for {name, kinds, many} <- sigs do
+      assert {name, length(kinds) + 1} in nifs, "#{name}/#{length(kinds) + 1} is not exported"
+      assert Enum.all?(kinds, &(&1 in [:A, :AS, :I, :F, :N, :B, :D]))
+      assert is_boolean(many)
+    end
+  end
+
+  test "every NIF raises on junk arguments" do
+    for {name, arity} <- N.__nifs__(), arity > 0, j <- junk() do
+      args = List.duplicate(j, arity)
+
+      if {name, j} in @junk_accepted do
+        apply(N, name, args)
+      else
+        assert raises?(fn -> apply(N, name, args) end),
+               "#{name}/#{arity} accepted #{inspect(args, limit: 3)}"
+      end
+    end
+
+    # the argument-less NIFs answer
+    assert is_binary(N.mlx_version())
+    assert is_map(N.memory_stats())
+    assert N.clear_cache() == :ok
+    assert N.reset_peak_memory() == :ok
+  end
+
+  # Well-formed arguments per kind (a starting point; some ops reject some of them).
+  defp base(:A), do: t([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], {2, 3}, {:f, 32})
+  defp base(:AS), do: [base(:A), base(:A)]
+  defp base(:I), do: [0]
+  defp base(:F), do: 1.0
+  defp base(:N), do: 0
+  defp base(:B), do: false
+  defp base(:D), do: :f32
+
+  # Terms of the wrong type for an argument of `kind`: the call must raise.
+  defp wrong(:A), do: [:junk, 1, 1.0, "bin", [], nil, w(), make_ref(), [base(:A)]]
+  defp wrong(:AS), do: [:junk, [:junk], [1], "bin", [base(:A), :junk], [w()], base(:A)]
+
+  defp wrong(:I),
+    do: [:junk, [2 ** 70], [-(2 ** 70)], [1.5], [:a], "bin", [base(:A)], 2 ** 70, [2 ** 40]]
+
+  defp wrong(:F), do: [:junk, 2 ** 1100, "x", nil, []]
+  defp wrong(:N), do: [2 ** 70, -(2 ** 70), 1.5, :junk, "1", []]
+  defp wrong(:B), do: [:junk, 1, nil, "true", 0]
+  defp wrong(:D), do: [:f99, :F32, "f32", 32, nil, :bool_, {:f, 32}]
+
+  # Well-typed but odd values: the call may raise or return, never crash.
+  defp odd(:A) do
+    other = Emily.Worker.start()
+    # an unevaluated tensor of another worker's stream
+    foreign = N.add(base(:A), base(:A), other)
+    Emily.Worker.stop(other)
+
+    [
+      N.scalar(2.0, :f32, w()),
+      N.zeros([0], :f32, w()),
+      N.zeros([0, 3], :s32, w()),
+      t([1, 0, 1, 1, 0, 1], {3, 1, 2}, :bool),
+      t([{1.0, 2.0}, {3.0, 4.0}], {2}, {:c, 64}),
+      t([18_446_744_073_709_551_615], {1}, {:u, 64}),
+      t([-128, 127, 0, 1, 2, 3], {2, 3}, {:s, 8}),
+      t([:nan, :infinity, :neg_infinity, 0.0], {4}, {:f, 16}),
+      t([1.0, 2.0], {2}, {:f, 64}),
+      N.transpose(base(:A), [1, 0], w()),
+      N.broadcast_to(N.scalar(1.0, :bf16, w()), [4, 5, 6], w()),
+      N.slice(t(Enum.to_list(0..9), {10}, {:s, 64}), [9], [-11], [-3], w()),
+      foreign
+    ]
+  end
+
+  defp odd(:AS) do
+    [
+      [],
+      [N.scalar(1.0, :f32, w())],
+      [base(:A), t([1], {1}, {:u, 8})],
+      List.duplicate(t([1, 2], {2}, {:s, 16}), 40)
+    ]
+  end
+
+  defp odd(:I) do
+    [
+      [],
+      [-1],
+      [-7],
+      [1, -1],
+      [2 ** 31],
+      [2 ** 31 - 1],
+      [-(2 ** 31)],
+      [-(2 ** 31) - 1],
+      [0, 0, 0, 0, 0, 0, 0, 0, 0],
+      [2 ** 31 - 1, 2 ** 31 - 1],
+      [100_000, 100_000],
+      [1, 2, 3, 4, 5, 6, 7],
+      [0, 1, 0]
+    ]
+  end
+
+  defp odd(:N),
+    do: [-1, 7, -(2 ** 31), 2 ** 31 - 1, 2 ** 31, 2 ** 40, -(2 ** 63), 2 ** 63 - 1, 100_000]
+
+  defp odd(:F), do: [-0.0, 1.0e308, -1.0e308, 1.0e-320, 3.5, -7.25, 4_000_000_000]
+  defp odd(:B), do: [true, false]
+
+  defp odd(:D),
+    do: [:bool, :u8, :u16, :u32, :u64, :s8, :s16, :s32, :s64, :f16, :bf16, :f32, :f64, :c64]
+
+  # The result of a well-typed call: a tensor (or list), evaluated and read when small.
+  defp settle(result) do
+    for r <- List.wrap(result) do
+      assert is_reference(r)
+      assert is_list(N.shape(r))
+
+      if N.nbytes(r) <= 16 * 1024 * 1024 do
+        try do
+          Emily.eval(r)
+          bin = Emily.to_binary(r)
+          assert byte_size(bin) == N.nbytes(r)
+        rescue
+          e in [ArgumentError, Emily.Error] -> assert is_binary(Exception.message(e))
+        end
+      end
+    end
+  end
+
+  defp call_settled(name, args) do
+    result = apply(N, name, args)
+    settle(result)
+  rescue
+    e in [ArgumentError, Emily.Error] -> assert is_binary(Exception.message(e))
+  end
+
+  test "every op raises on a wrong-typed argument in any position" do
+    for {name, kinds, _} <- N.op_signatures() do
+      base_args = Enum.map(kinds, &base/1) ++ [w()]
+
+      for {kind, i} <- Enum.with_index(kinds), bad <- wrong(kind) do
+        args = List.replace_at(base_args, i, bad)
+
+        assert raises?(fn -> apply(N, name, args) end),
+               "#{name} accepted #{inspect(bad, limit: 3)} as #{kind} argument #{i}"
+      end
+
+      # and a wrong worker argument
+      assert raises?(fn -> apply(N, name, Enum.map(kinds, &base/1) ++ [base(:A)]) end)
+      assert raises?(fn -> apply(N, name, Enum.map(kinds, &base/1) ++ [:cpu]) end)
+    end
+  end
+
+  test "every op survives odd values in any position" do
+    odd = Map.new([:A, :AS, :I, :N, :F, :B, :D], &{&1, odd(&1)})
+
+    for {name, kinds, _} <- N.op_signatures() do
+      base_args = Enum.map(kinds, &base/1) ++ [w()]
+      call_settled(name, base_args)
+
+      for {kind, i} <- Enum.with_index(kinds), value <- odd[kind] do
+        call_settled(name, List.replace_at(base_args, i, value))
+      end
+    end
+
+    assert_alive()
+  end
+
+  # ExUnit seeds the random generator with the run's seed: `mix test --seed N` replays.
+  test "every op survives random combinations of odd values" do
+    odd = Map.new([:A, :AS, :I, :N, :F, :B, :D], &{&1, odd(&1) ++ [base(&1)]})
+
+    for _round <- 1..200, {name, kinds, _} <- N.op_signatures() do
+      args = Enum.map(kinds, &Enum.random(odd[&1])) ++ [w()]
+      call_settled(name, args)
+    end
+
+    assert_alive()
+  end
+
+  defp assert_alive do
+    x = t([1.0, 2.0], {2}, {:f, 32})
+    assert Emily.Case.read(N.add(x, x, w())) == [2.0, 4.0]
+  end
+end

@@ -1,0 +1,65 @@
+//! The op tables: names unique across families (one NIF per name), signatures consistent,
+//! and a few ops evaluated from Rust.
+use std::collections::HashSet;
+use std::sync::mpsc;
+
+use emily::ops::{creation, reduce, shape, signatures, sort};
+use emily::{Array, Device, Dtype, Worker};
+
+#[test]
+fn op_names_are_unique_across_families() {
+    let mut seen = HashSet::new();
+    for sig in signatures() {
+        assert!(seen.insert(sig.name), "op {} is listed twice", sig.name);
+        assert!(sig.kinds.iter().all(|k| ["A", "AS", "I", "F", "N", "B", "D"].contains(k)), "{sig:?}");
+    }
+    for family in [creation::NAMES, reduce::NAMES, shape::NAMES, sort::NAMES] {
+        for name in family {
+            assert!(seen.contains(name), "{name} missing from signatures()");
+        }
+    }
+}
+
+fn eval_on(w: &Worker, a: Array) -> Array {
+    let (tx, rx) = mpsc::channel();
+    w.submit(Box::new(move |ctx| {
+        let r = ctx.map_err(|e| e.clone()).and_then(|_| emily::eval(&[&a]).map(|_| a));
+        tx.send(r).unwrap();
+    }))
+    .unwrap();
+    rx.recv().unwrap().unwrap()
+}
+
+fn i32s(a: &Array) -> Vec<i32> {
+    a.bytes().unwrap().chunks(4).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect()
+}
+
+#[test]
+fn ops_of_each_family_evaluate() {
+    let w = Worker::start(Device::Cpu, 64).unwrap();
+    let s = w.stream();
+    let x = creation::arange(0.0, 6.0, 1.0, Dtype::S32, s).unwrap();
+    let m = shape::reshape(&x, &[2, 3], s).unwrap();
+    let t = shape::transpose(&m, &[1, 0], s).unwrap();
+    let t = creation::contiguous(&t, false, s).unwrap();
+    assert_eq!(i32s(&eval_on(&w, t)), vec![0, 3, 1, 4, 2, 5]);
+    let sum = reduce::sum(&m, &[1], false, s).unwrap();
+    assert_eq!(i32s(&eval_on(&w, sum)), vec![3, 12]);
+    let sorted = sort::sort(&shape::flip(&x, &[0], s).unwrap(), 0, s).unwrap();
+    assert_eq!(i32s(&eval_on(&w, sorted)), vec![0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn bad_arguments_are_errors_not_crashes() {
+    let w = Worker::start(Device::Cpu, 64).unwrap();
+    let s = w.stream();
+    let x = creation::zeros(&[2, 3], Dtype::F32, s).unwrap();
+    assert!(creation::zeros(&[1 << 40], Dtype::F32, s).is_err());
+    assert!(creation::zeros(&[i32::MAX as i64; 3], Dtype::U8, s).is_err());
+    assert!(shape::slice(&x, &[0, 0], &[2, 3], &[0, 1], s).is_err());
+    assert!(shape::repeat(&x, 2_000_000_000, 1, s).is_err());
+    assert!(reduce::sum(&x, &[5], false, s).is_err());
+    assert!(creation::arange(0.0, 1.0, 0.0, Dtype::F32, s).is_err());
+    assert!(creation::arange(0.0, f64::NAN, 1.0, Dtype::F32, s).is_err());
+    assert!(creation::full(&[1], f64::NAN, Dtype::S32, s).is_err());
+}
