@@ -5,7 +5,7 @@
 # switched to the GPU, and the benchmarks (Emily and PyTorch on the same GPU, in this run).
 # Writes logs and results to $OUT.
 #
-#   bash .device/p2/device_run.sh smoke   # doctor, GPU test tiers, quick matmul check
+#   bash .device/p2/device_run.sh smoke   # doctor, CPU/GPU probe, GPU test tiers
 #   bash .device/p2/device_run.sh full    # the same, then the benchmark table
 set -uo pipefail
 mode="${1:-full}"
@@ -63,29 +63,22 @@ ldd priv/emily_nif.so | grep -E "not found|mlx|cublas|cudnn|nccl|libcuda|openbla
 
 status=0
 step "mix emily.doctor"
-mix emily.doctor 2>&1 | tee "$OUT/doctor.log" || status=1
+mix emily.doctor 2>&1 | tee "$OUT/doctor.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+step "probe: the same ops on the CPU and on the GPU"
+timeout 300 mix run benches/gpu/probe.exs 2>&1 | tee "$OUT/probe.log"
 
 step "ExUnit with EMILY_DEFAULT_DEVICE=gpu (every tier present)"
-EMILY_DEFAULT_DEVICE=gpu mix test --color 2>&1 | tee "$OUT/test_gpu.log"
+EMILY_DEFAULT_DEVICE=gpu timeout 420 mix test 2>&1 | tee "$OUT/test_gpu.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 if [ "$mode" = full ]; then
-  step "benchmarks: PyTorch, then Emily, on this GPU"
-  PYTHONUNBUFFERED=1 python3 benches/gpu/bench_torch.py "$OUT/torch.json" 2>&1 | tee "$OUT/bench_torch.log"
-  mix run benches/gpu/bench.exs "$OUT/emily.json" 2>&1 | tee "$OUT/bench_emily.log"
+  step "benchmarks: Emily, then PyTorch, on this GPU"
+  timeout 300 mix run benches/gpu/bench.exs "$OUT/emily.json" /tmp/emily_block 2>&1 | tee "$OUT/bench_emily.log"
+  PYTHONUNBUFFERED=1 timeout 300 python3 benches/gpu/bench_torch.py "$OUT/torch.json" /tmp/emily_block 2>&1 |
+    tee "$OUT/bench_torch.log"
   python3 benches/gpu/table.py "$OUT/emily.json" "$OUT/torch.json" | tee "$OUT/table.md"
-else
-  step "smoke: bf16 and f32 matmul 4096 through PyTorch (the GPU's reference)"
-  python3 - <<'EOF'
-import torch, time
-for dt in (torch.bfloat16, torch.float32):
-    a = torch.randn(4096, 4096, device="cuda", dtype=dt); b = torch.randn_like(a)
-    for _ in range(3): a @ b
-    torch.cuda.synchronize(); t = time.perf_counter()
-    for _ in range(10): a @ b
-    torch.cuda.synchronize(); dt_s = (time.perf_counter() - t) / 10
-    print(f"torch {dt} matmul 4096: {2 * 4096**3 / dt_s / 1e12:.1f} TFLOP/s")
-EOF
 fi
 log "done (status $status)"
 exit $status
