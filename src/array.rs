@@ -106,18 +106,21 @@ impl Array {
         })
     }
 
-    /// Aliases memory kept alive by `owner` (no copy where the MLX allocator can wrap
-    /// foreign memory). `owner` is dropped once MLX releases the memory.
-    pub fn from_owner<O: AsRef<[u8]> + Send + 'static>(owner: O, shape: &[i64], dtype: Dtype) -> Result<Array> {
+    /// Wraps memory kept alive by `owner` as a new evaluated array: without a copy where
+    /// MLX's allocator allows it (see [`external_aliasing`]) and the data is 8-byte aligned,
+    /// else with one copy. Returns the array and whether it aliases `owner`'s bytes. `owner`
+    /// is dropped once MLX no longer needs the memory (right away after a copy). MLX never
+    /// writes into aliased memory: the buffer is not the allocator's, so it is never donated.
+    pub fn from_owner<O: AsRef<[u8]> + Send + 'static>(owner: O, shape: &[i64], dtype: Dtype) -> Result<(Array, bool)> {
         let bytes = owner.as_ref();
-        let n: i64 = shape.iter().product();
-        if shape.iter().any(|&d| d < 0) || (n as usize) * dtype.size() != bytes.len() {
+        let n = shape.iter().try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)));
+        if n.and_then(|n| n.checked_mul(dtype.size())) != Some(bytes.len()) {
             return Err(Error::argument(format!(
                 "data has {} bytes but shape {:?} and dtype {} need {}",
                 bytes.len(),
                 shape,
                 dtype,
-                (n.max(0) as usize) * dtype.size()
+                n.map_or_else(|| "an invalid size".to_string(), |n| (n * dtype.size()).to_string())
             )));
         }
         let ptr = bytes.as_ptr() as *mut std::ffi::c_void;
@@ -125,15 +128,79 @@ impl Array {
         unsafe extern "C" fn release<O>(ctx: *mut std::ffi::c_void) {
             drop(unsafe { Box::from_raw(ctx as *mut O) });
         }
-        let r = Array::from_call(|out| unsafe {
-            ffi::emily_from_external(ptr, ffi::emily_ints::of(shape), dtype.code(), release::<O>, ctx, out)
-        });
-        if r.is_err() {
-            // The shim calls `release` only once it made an array.
-            unsafe { release::<O>(ctx) };
-        }
-        r
+        let mut aliased = 0i32;
+        // The shim calls `release` exactly once in every case, errors included.
+        let a = Array::from_call(|out| unsafe {
+            ffi::emily_from_external(
+                ptr,
+                ffi::emily_ints::of(shape),
+                dtype.code(),
+                release::<O>,
+                ctx,
+                &mut aliased,
+                out,
+            )
+        })?;
+        Ok((a, aliased != 0))
     }
+
+    /// Address of the first element of an evaluated array (null otherwise). For diagnostics.
+    pub fn data_addr(&self) -> usize {
+        unsafe { ffi::emily_data_ptr(self.as_ptr()) as usize }
+    }
+}
+
+/// Whether [`Array::from_owner`] can alias foreign memory: checked once against MLX's
+/// allocator (the CPU allocator's buffer layout, or a GPU allocator that wraps memory).
+pub fn external_aliasing() -> bool {
+    unsafe { ffi::emily_external_mode() != 0 }
+}
+
+/// What [`scan_and_eval`] found below the arrays to evaluate.
+#[derive(Default)]
+pub struct Scan {
+    /// Unevaluated nodes on streams other than the worker's own, with their stream: they must
+    /// be evaluated by the thread owning that stream first.
+    pub foreign: Vec<(Array, crate::Stream)>,
+    /// Buffer ids of evaluated inputs that MLX would donate but for exactly one extra owner.
+    pub candidates: Vec<usize>,
+    /// Whether the arrays were evaluated (no foreign node).
+    pub evaluated: bool,
+}
+
+/// Walks the unevaluated graph below `arrays` (checking every buffer it will need against
+/// MLX's memory limit), then evaluates it when no node belongs to a stream outside `own`.
+/// Must run on the thread owning `own`.
+pub fn scan_and_eval(arrays: &[&Array], own: &[i32], candidates: bool) -> Result<Scan> {
+    unsafe extern "C" fn on_foreign(ctx: *mut std::ffi::c_void, a: *mut ffi::emily_array, index: i32, device: i32) {
+        let scan = unsafe { &mut *(ctx as *mut Scan) };
+        if let Some(a) = std::ptr::NonNull::new(a) {
+            scan.foreign.push((Array(a), crate::Stream { index, device }));
+        }
+    }
+    unsafe extern "C" fn on_candidate(ctx: *mut std::ffi::c_void, id: usize) {
+        let scan = unsafe { &mut *(ctx as *mut Scan) };
+        scan.candidates.push(id);
+    }
+    let ptrs: Vec<*const ffi::emily_array> = arrays.iter().map(|a| a.as_ptr()).collect();
+    let mut scan = Scan::default();
+    let mut evaluated = 0;
+    let flags = candidates as std::ffi::c_int | 2;
+    let rc = unsafe {
+        ffi::emily_graph_scan(
+            ffi::emily_arrays { ptr: ptrs.as_ptr(), len: ptrs.len() },
+            own.as_ptr(),
+            own.len(),
+            flags,
+            &mut scan as *mut Scan as *mut std::ffi::c_void,
+            Some(on_foreign),
+            Some(on_candidate),
+            &mut evaluated,
+        )
+    };
+    check(rc)?;
+    scan.evaluated = evaluated != 0;
+    Ok(scan)
 }
 
 impl std::fmt::Debug for Array {

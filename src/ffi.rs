@@ -74,7 +74,20 @@ extern "C" {
         dtype: i32,
         release: unsafe extern "C" fn(*mut c_void),
         ctx: *mut c_void,
+        aliased: *mut i32,
         out: *mut *mut emily_array,
+    ) -> c_int;
+    pub fn emily_external_mode() -> c_int;
+    pub fn emily_use_count_works() -> c_int;
+    pub fn emily_graph_scan(
+        roots: emily_arrays,
+        own: *const i32,
+        n_own: usize,
+        flags: c_int,
+        ctx: *mut c_void,
+        on_foreign: Option<unsafe extern "C" fn(*mut c_void, *mut emily_array, i32, i32)>,
+        on_candidate: Option<unsafe extern "C" fn(*mut c_void, usize)>,
+        evaluated: *mut c_int,
     ) -> c_int;
 
     pub fn emily_active_memory() -> usize;

@@ -65,7 +65,7 @@ impl<H> Ledger<H> {
     pub fn acquire(&self, key: usize, bytes: usize, holder: impl FnOnce() -> H) -> bool {
         let mut map = lock(&self.entries);
         self.created.fetch_add(1, Ordering::Relaxed);
-        self.live_aliases.fetch_add(1, Ordering::Relaxed);
+        self.live_aliases.fetch_add(1, Ordering::Release);
         if let Some(e) = map.get_mut(&key) {
             e.aliases += 1;
             return false;
@@ -88,13 +88,24 @@ impl<H> Ledger<H> {
             }
         };
         self.released.fetch_add(1, Ordering::Relaxed);
-        self.live_aliases.fetch_sub(1, Ordering::Relaxed);
+        self.live_aliases.fetch_sub(1, Ordering::Release);
         if !last {
             return None;
         }
         let e = map.remove(&key)?;
         self.aliased_bytes.fetch_sub(e.bytes, Ordering::Relaxed);
         Some(e._holder)
+    }
+
+    /// Live aliases of all buffers: one atomic load, for fast paths that skip the ledger
+    /// entirely while nothing is aliased.
+    pub fn live_aliases(&self) -> usize {
+        self.live_aliases.load(Ordering::Acquire)
+    }
+
+    /// Whether buffer `key` is aliased now. Cheap while nothing is aliased at all.
+    pub fn contains(&self, key: usize) -> bool {
+        self.live_aliases() > 0 && self.is_aliased(key)
     }
 
     pub fn aliases(&self, key: usize) -> usize {

@@ -114,14 +114,89 @@ fn full_queue_is_reported() {
     go_tx.send(()).unwrap();
 }
 
+/// Foreign bytes shared with the test, counting the owner's drops.
+struct Shared(std::sync::Arc<Vec<u8>>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[test]
-fn external_memory_is_aliased_or_reported() {
-    let data: Vec<u8> = f32s(&[1.0, 2.0, 3.0, 4.0]);
-    let ptr = data.as_ptr() as usize;
-    let a = Array::from_owner(data, &[4], Dtype::F32).unwrap();
+fn external_memory_is_aliased_never_written_and_released_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    assert!(emily::external_aliasing(), "the CPU allocator's layout check failed");
+    let data = Arc::new(f32s(&[1.0, 2.0, 3.0, 4.0]));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, aliased) = Array::from_owner(Shared(data.clone(), drops.clone()), &[4], Dtype::F32).unwrap();
+    assert!(aliased);
+    assert_eq!(a.data_addr(), data.as_ptr() as usize);
+    assert!(!a.is_donatable(), "foreign memory must never be donated");
     let w = Worker::start(Device::Cpu, 4).unwrap();
-    let a = eval_on(&w, a);
-    let p = a.bytes().unwrap().as_ptr() as usize;
-    eprintln!("external aliased: {}", p == ptr);
-    assert_eq!(read_f32(&a), vec![1.0, 2.0, 3.0, 4.0]);
+    // exp(a) with `a`'s only handle gone: MLX would donate an allocator buffer here.
+    let y = unary::exp(&a, w.stream()).unwrap();
+    let z = binary::add(&a, &a, w.stream()).unwrap();
+    drop(a);
+    let y = eval_on(&w, y);
+    let z = eval_on(&w, z);
+    assert_ne!(y.data_addr(), data.as_ptr() as usize);
+    assert_eq!(&data[..], &f32s(&[1.0, 2.0, 3.0, 4.0])[..], "MLX wrote into foreign memory");
+    let want = [std::f32::consts::E, 7.389_056, 20.085_537, 54.598_15];
+    for (got, want) in read_f32(&y).iter().zip(want) {
+        assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
+    }
+    assert_eq!(read_f32(&z), vec![2.0, 4.0, 6.0, 8.0]);
+    drop((y, z));
+    drop(w);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "owner released exactly once after MLX let go");
+}
+
+#[test]
+fn misaligned_or_bad_external_memory_is_copied_or_refused_and_released_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct Off(Shared, usize);
+    impl AsRef<[u8]> for Off {
+        fn as_ref(&self) -> &[u8] {
+            &self.0.as_ref()[self.1..]
+        }
+    }
+    let mut bytes = vec![0u8];
+    bytes.extend(f32s(&[5.0, 6.0]));
+    let data = Arc::new(bytes);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, aliased) = Array::from_owner(Off(Shared(data.clone(), drops.clone()), 1), &[2], Dtype::F32).unwrap();
+    assert!(!aliased, "a misaligned pointer is copied");
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "released right after the copy");
+    assert_eq!(read_f32(&a), vec![5.0, 6.0]);
+    // Wrong size: an error, and the owner is still released once.
+    let e = Array::from_owner(Shared(data.clone(), drops.clone()), &[7], Dtype::F32).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Argument);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn an_allocation_over_the_memory_limit_is_an_error_not_a_crash() {
+    let w = Worker::start(Device::Cpu, 4).unwrap();
+    let ones = vec![1u8; 4 << 20];
+    let a = Array::from_bytes(&ones, &[1, 1 << 20], Dtype::F32).unwrap();
+    let b = Array::from_bytes(&ones, &[1 << 20, 1], Dtype::F32).unwrap();
+    // 2^40 floats: 4 TiB. MLX's CPU allocator would return a null buffer and MLX would write
+    // through it; the shim refuses before evaluating.
+    let c = binary::add(&a, &b, w.stream()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    w.submit(Box::new(move |ctx| {
+        let r = ctx.map_err(|e| e.clone()).and_then(|_| emily::eval(&[&c]));
+        tx.send(r).unwrap();
+    }))
+    .unwrap();
+    let e = rx.recv().unwrap().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Runtime, "{}", e.message);
+    assert!(e.message.contains("memory limit"), "{}", e.message);
 }

@@ -9,9 +9,11 @@ defmodule Emily.Application do
     :os.set_signal(:sigchld, :default)
     set_tf32()
     Emily.Worker.start_defaults()
+    Emily.Memory.configure_from_env()
 
     children = [
-      {Task.Supervisor, name: Emily.TaskSupervisor}
+      {Task.Supervisor, name: Emily.TaskSupervisor},
+      Emily.Memory.Pressure
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Emily.Supervisor)

@@ -217,11 +217,19 @@ defmodule Emily.Native do
           tensor_worker: 1,
           eval: 2,
           to_binary: 2,
+          mmap_file: 5,
+          data_ptr: 1,
+          binary_ptr: 1,
+          evaluated: 1,
           memory_stats: 0,
           reset_peak_memory: 0,
           clear_cache: 0,
           set_memory_limit: 1,
           set_cache_limit: 1,
+          # GC accounting (Emily.Memory.Pressure)
+          pressure_register: 1,
+          pressure_configure: 2,
+          handle_bytes_of: 1,
           # every op NIF with its argument kinds
           op_signatures: 0
         ] ++

@@ -3,6 +3,9 @@ defmodule Emily.Telemetry do
   Telemetry spans, emitted when `:telemetry` is available (it is an optional dependency):
 
     * `[:emily, :to_binary, :start | :stop | :exception]` - metadata `%{shape:, dtype:}`
+    * `[:emily, :from_binary, :start | :stop | :exception]` - metadata
+      `%{shape:, dtype:, byte_size:}`
+    * `[:emily, :mmap, :start | :stop | :exception]` - metadata `%{shape:, dtype:, path:}`
     * `[:emily, :eval, :start | :stop | :exception]` - metadata `%{count:}`
   """
 

@@ -13,6 +13,9 @@ rustler::atoms! {
     message,
     __struct__,
     __exception__,
+    emily_memory_pressure,
+    gc_pressure,
+    external_aliasing,
     // dtypes
     bool_ = "bool", u8, u16, u32, u64, s8, s16, s32, s64, f16, bf16, f32, f64, c64,
 }

@@ -1,35 +1,41 @@
-//! The binary bridge: tensors in and out of the BEAM, the alias ledger, memory figures.
+//! The binary bridge: tensors in and out of the BEAM without copies, the alias ledger,
+//! memory figures.
+//!
+//! Out: `to_binary` answers with a resource binary whose bytes are the MLX buffer itself; the
+//! ledger holds a second reference to the array while any such binary lives, so MLX never
+//! donates (writes its output into) that buffer. In: `from_binary` of a large binary, and
+//! `mmap`, wrap the BEAM binary or the file mapping as an MLX buffer the allocator does not
+//! own, which MLX never donates either.
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use emily::ledger::Ledger;
 use emily::{Array, Error, Worker};
-use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use crate::atoms;
-use crate::error::raise;
+use crate::error::{argument_error, raise};
+use crate::evaluate::eval_then;
 use crate::nif_ops::DtypeArg;
 use crate::resources::{AliasRes, Tensor, TensorRes, WorkerArc};
-use crate::worker::{submit, Reply};
+use crate::worker::Reply;
 
 /// Buffers aliased by BEAM binaries, each held (not donatable) until its last alias is gone.
 pub static LEDGER: LazyLock<Ledger<Array>> = LazyLock::new(Ledger::new);
 
-/// Bytes of MLX arrays held by live tensor handles (their nominal size).
-static HANDLE_BYTES: AtomicUsize = AtomicUsize::new(0);
-static HANDLES: AtomicUsize = AtomicUsize::new(0);
+/// Binaries at least this large are aliased by `from_binary` rather than copied.
+pub const ALIAS_MIN: usize = 64 * 1024;
+
+/// Bytes copied crossing the bridge (small or misaligned `from_binary` inputs, strided
+/// arrays made contiguous for `to_binary`).
 static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
-
-pub fn account_handle(bytes: usize) -> usize {
-    HANDLE_BYTES.fetch_add(bytes, Ordering::Relaxed);
-    HANDLES.fetch_add(1, Ordering::Relaxed);
-    bytes
-}
-
-pub fn unaccount_handle(bytes: usize) {
-    HANDLE_BYTES.fetch_sub(bytes, Ordering::Relaxed);
-    HANDLES.fetch_sub(1, Ordering::Relaxed);
-}
+/// Bytes of the binaries `to_binary` made: the sizes the BEAM charges to the receiving
+/// processes' virtual binary heaps.
+static BYTES_REPORTED: AtomicU64 = AtomicU64::new(0);
+/// Foreign memory (BEAM binaries, file mappings) aliased by live MLX arrays.
+static EXTERNAL_LIVE: AtomicUsize = AtomicUsize::new(0);
+static EXTERNAL_BYTES: AtomicUsize = AtomicUsize::new(0);
+static EXTERNAL_MADE: AtomicU64 = AtomicU64::new(0);
 
 pub fn release_alias(key: usize, worker: &Arc<Worker>) {
     if let Some(holder) = LEDGER.release(key) {
@@ -37,22 +43,161 @@ pub fn release_alias(key: usize, worker: &Arc<Worker>) {
     }
 }
 
-fn wrap(a: Array, w: &WorkerArc) -> Tensor {
-    ResourceArc::new(TensorRes::new(a, w.worker.clone()))
+/// Counts the donations the ledger prevented in an evaluation that just ran: inputs MLX
+/// would have written into but for the ledger's holder (see `emily_graph_scan`).
+pub fn note_donation_candidates(buffers: &[usize]) {
+    for &b in buffers {
+        if LEDGER.contains(b) {
+            LEDGER.note_prevented();
+        }
+    }
 }
 
-/// Copies a binary into a new MLX array (native endianness; exact byte size).
+fn wrap(env: Env, a: Array, w: &WorkerArc) -> Tensor {
+    TensorRes::arc(env, a, &w.worker)
+}
+
+/// Foreign bytes aliased by an MLX array: counted while alive.
+struct Foreign<O> {
+    owner: O,
+    len: usize,
+}
+
+impl<O> Foreign<O> {
+    fn new(owner: O, len: usize) -> Self {
+        EXTERNAL_LIVE.fetch_add(1, Ordering::Relaxed);
+        EXTERNAL_BYTES.fetch_add(len, Ordering::Relaxed);
+        Foreign { owner, len }
+    }
+}
+
+impl<O: AsRef<[u8]>> AsRef<[u8]> for Foreign<O> {
+    fn as_ref(&self) -> &[u8] {
+        self.owner.as_ref()
+    }
+}
+
+impl<O> Drop for Foreign<O> {
+    fn drop(&mut self) {
+        EXTERNAL_LIVE.fetch_sub(1, Ordering::Relaxed);
+        EXTERNAL_BYTES.fetch_sub(self.len, Ordering::Relaxed);
+    }
+}
+
+/// A BEAM binary kept alive by a process-independent environment holding a copy of the
+/// term. Copying the term into the environment makes a writable (append-optimised) binary
+/// read-only first (`erts_emasculate_writable_binary`, possibly moving it), so the bytes are
+/// read from the saved copy, after that, and never change or move again.
+struct BeamBytes {
+    _env: OwnedEnv,
+    ptr: *const u8,
+    len: usize,
+}
+
+// The environment is only dropped (enif_free_env is thread-safe); the bytes are immutable.
+unsafe impl Send for BeamBytes {}
+
+impl AsRef<[u8]> for BeamBytes {
+    fn as_ref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+fn beam_bytes(term: Term) -> NifResult<BeamBytes> {
+    let env = OwnedEnv::new();
+    let saved = env.save(term);
+    let (ptr, len) = env.run(|e| saved.load(e).decode::<Binary>().map(|b| (b.as_slice().as_ptr(), b.len())))?;
+    Ok(BeamBytes { _env: env, ptr, len })
+}
+
+/// A new MLX array with the bytes of a binary (native endianness; exact byte size). Binaries
+/// of at least 64 KiB are aliased, not copied (where MLX's allocator allows it).
 #[rustler::nif]
-pub fn from_binary(bin: Binary, shape: Vec<i64>, dtype: DtypeArg, w: WorkerArc) -> NifResult<Tensor> {
-    let a = Array::from_bytes(bin.as_slice(), &shape, dtype.0).map_err(|e| {
-        raise(
-            "from_binary",
-            e,
-            &[format!("{} bytes", bin.len()), format!("shape={shape:?}"), format!("dtype={}", dtype.0)],
-        )
-    })?;
-    BYTES_COPIED.fetch_add(bin.len() as u64, Ordering::Relaxed);
-    Ok(wrap(a, &w))
+pub fn from_binary<'a>(
+    env: Env<'a>,
+    data: Term<'a>,
+    shape: Vec<i64>,
+    dtype: DtypeArg,
+    w: WorkerArc,
+) -> NifResult<Tensor> {
+    let Ok(bin) = Binary::from_term(data) else {
+        return Err(argument_error(format!(
+            "from_binary: expected a binary (whole bytes) (inputs: shape={shape:?}, dtype={})",
+            dtype.0
+        )));
+    };
+    let len = bin.len();
+    let inputs = || [format!("{len} bytes"), format!("shape={shape:?}"), format!("dtype={}", dtype.0)];
+    if len >= ALIAS_MIN && emily::external_aliasing() {
+        let owner = Foreign::new(beam_bytes(data)?, len);
+        let (a, aliased) = Array::from_owner(owner, &shape, dtype.0).map_err(|e| raise("from_binary", e, &inputs()))?;
+        if aliased {
+            EXTERNAL_MADE.fetch_add(1, Ordering::Relaxed);
+        } else {
+            BYTES_COPIED.fetch_add(len as u64, Ordering::Relaxed);
+        }
+        return Ok(wrap(env, a, &w));
+    }
+    let a = Array::from_bytes(bin.as_slice(), &shape, dtype.0).map_err(|e| raise("from_binary", e, &inputs()))?;
+    BYTES_COPIED.fetch_add(len as u64, Ordering::Relaxed);
+    Ok(wrap(env, a, &w))
+}
+
+/// A file region mapped into memory, aliased by an MLX array.
+struct Mapped(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Maps `nbytes(shape, dtype)` bytes of the file at `path` from `offset` as a new MLX array:
+/// no copy (the pages are read on first use), the mapping kept until MLX frees the array.
+/// Falls back to one copy when the data is not 8-byte aligned in memory (offset % 8 != 0).
+#[rustler::nif(schedule = "DirtyIo")]
+pub fn mmap_file(
+    env: Env,
+    path: String,
+    offset: u64,
+    shape: Vec<i64>,
+    dtype: DtypeArg,
+    w: WorkerArc,
+) -> NifResult<Tensor> {
+    let inputs = || {
+        [format!("path={path:?}"), format!("offset={offset}"), format!("shape={shape:?}"), format!("dtype={}", dtype.0)]
+    };
+    let fail = |e: Error| raise("mmap", e, &inputs());
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)))
+        .and_then(|n| n.checked_mul(dtype.0.size()))
+        .ok_or_else(|| fail(Error::argument("invalid shape")))?;
+    let file = std::fs::File::open(&path).map_err(|e| fail(Error::argument(format!("cannot open the file: {e}"))))?;
+    let size = file.metadata().map_err(|e| fail(Error::argument(format!("cannot stat the file: {e}"))))?.len();
+    if offset.checked_add(n as u64).is_none_or(|end| end > size) {
+        return Err(fail(Error::argument(format!(
+            "the file has {size} bytes; the region needs {n} bytes from {offset}"
+        ))));
+    }
+    if n == 0 {
+        let a = Array::from_bytes(&[], &shape, dtype.0).map_err(fail)?;
+        return Ok(wrap(env, a, &w));
+    }
+    // Safety: the mapping is read-only and private to Emily; the file must not be truncated
+    // while the tensor lives (documented on Emily.mmap/4).
+    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(n).map(&file) }
+        .map_err(|e| fail(Error::runtime(format!("mmap failed: {e}"))))?;
+    let (a, aliased) = Array::from_owner(Foreign::new(Mapped(map), n), &shape, dtype.0).map_err(fail)?;
+    if aliased {
+        EXTERNAL_MADE.fetch_add(1, Ordering::Relaxed);
+    } else {
+        BYTES_COPIED.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    Ok(wrap(env, a, &w))
 }
 
 #[rustler::nif]
@@ -77,48 +222,91 @@ pub fn tensor_worker(t: Tensor) -> u64 {
     t.worker.id()
 }
 
-/// Evaluates tensors on their worker; answers `{ref, {:ok, :ok}}`.
+/// Address of the first element of an evaluated tensor, `nil` before evaluation (tests and
+/// diagnostics: with `binary_ptr/1` it shows whether bytes were copied).
+#[rustler::nif]
+pub fn data_ptr(t: Tensor) -> Option<u64> {
+    let a = t.array();
+    if !a.is_available() || a.nbytes() == 0 {
+        return None;
+    }
+    Some(a.data_addr() as u64)
+}
+
+/// Address of a binary's first byte (see `data_ptr/1`).
+#[rustler::nif]
+pub fn binary_ptr(b: Binary) -> u64 {
+    b.as_slice().as_ptr() as u64
+}
+
+/// Whether a tensor has been evaluated.
+#[rustler::nif]
+pub fn evaluated(t: Tensor) -> bool {
+    t.array().is_available()
+}
+
+/// `op: message (inputs: f32[2][3])`, keeping the kind.
+fn in_context(op: &str, e: Error, inputs: &[String]) -> Error {
+    Error { kind: e.kind, message: format!("{op}: {} (inputs: {})", e.message, inputs.join(", ")) }
+}
+
+/// Evaluates tensors (inputs built on other workers first, on those); answers
+/// `{ref, {:ok, :ok}}` or `{ref, {:error, {kind, message}}}`.
 #[rustler::nif]
 pub fn eval(env: Env, tensors: Vec<Tensor>, reference: Term) -> NifResult<Atom> {
-    let Some(first) = tensors.first() else { return Ok(atoms::ok()) };
+    let Some(first) = tensors.first() else {
+        let _ = env.send(&env.pid(), (reference, (atoms::ok(), atoms::ok())));
+        return Ok(atoms::ok());
+    };
     let worker = first.worker.clone();
+    let inputs: Vec<String> = tensors.iter().map(|t| t.describe()).collect();
     let reply = Reply::new(env, reference);
-    submit(
+    let inputs2 = inputs.clone();
+    eval_then(
         "eval",
-        &worker,
-        Box::new(move |ctx| {
-            let r = ctx.map_err(|e| e.clone()).and_then(|_| {
-                let arrays: Vec<&Array> = tensors.iter().map(|t| t.array()).collect();
-                emily::eval(&arrays)
-            });
-            reply.send(r.map(|_| atoms::ok()));
-        }),
-    )?;
+        worker,
+        tensors,
+        Box::new(move |ctx| reply.send(ctx.map(|_| atoms::ok()).map_err(|e| in_context("eval", e, &inputs2)))),
+    )
+    .map_err(|e| raise("eval", e, &inputs))?;
     Ok(atoms::ok())
 }
 
 /// Evaluates `t` and answers `{ref, {:ok, binary}}` with a resource binary aliasing the MLX
-/// buffer: no copy unless the array is not row-contiguous (then one contiguous copy is made
-/// in MLX first).
+/// buffer: no copy unless the array is a strided view (then MLX makes one contiguous copy).
 #[rustler::nif]
 pub fn to_binary(env: Env, t: Tensor, reference: Term) -> NifResult<Atom> {
     let worker = t.worker.clone();
+    let inputs = [t.describe()];
     let reply = Reply::new(env, reference);
-    let w2 = worker.clone();
-    submit(
+    let (t2, w2, inputs2) = (t.clone(), worker.clone(), inputs.clone());
+    eval_then(
         "to_binary",
-        &worker,
+        worker,
+        vec![t],
         Box::new(move |ctx| {
-            let r = ctx.map_err(|e| e.clone()).and_then(|ctx| alias_of(t.array(), ctx.stream, &w2));
-            reply.send_with(move |env| r.map(|alias| alias.make_binary(env, |a| a.bytes()).encode(env)));
+            let r = ctx
+                .and_then(|ctx| alias_of(t2.array(), ctx.stream, &w2))
+                .map_err(|e| in_context("to_binary", e, &inputs2));
+            drop(t2);
+            reply.send_with(move |env| {
+                r.map(|alias| {
+                    BYTES_REPORTED.fetch_add(alias.len as u64, Ordering::Relaxed);
+                    alias.make_binary(env, |a| a.bytes()).encode(env)
+                })
+            });
         }),
-    )?;
+    )
+    .map_err(|e| raise("to_binary", e, &inputs))?;
     Ok(atoms::ok())
 }
 
-/// On the worker: evaluates, makes contiguous if needed, and registers an alias.
+/// On the worker, after evaluation: makes the array contiguous if needed and registers an
+/// alias of its buffer.
 fn alias_of(a: &Array, stream: emily::Stream, worker: &Arc<Worker>) -> Result<ResourceArc<AliasRes>, Error> {
-    emily::eval(&[a])?;
+    if !a.is_available() {
+        return Err(Error::runtime("the array was not evaluated"));
+    }
     let contiguous;
     let a = if a.is_row_contiguous() {
         a
@@ -128,43 +316,33 @@ fn alias_of(a: &Array, stream: emily::Stream, worker: &Arc<Worker>) -> Result<Re
         contiguous = emily::ops::creation::contiguous(a, false, stream)?;
         emily::eval(&[&contiguous])?;
         if !contiguous.is_row_contiguous() {
-            return Err(Error::runtime("to_binary: MLX did not produce a row-contiguous copy"));
+            return Err(Error::runtime("MLX did not produce a row-contiguous copy"));
         }
         BYTES_COPIED.fetch_add(contiguous.nbytes() as u64, Ordering::Relaxed);
         &contiguous
     };
-    let bytes = a.bytes().ok_or_else(|| Error::runtime("to_binary: array has no readable data"))?;
+    let bytes = a.bytes().ok_or_else(|| Error::runtime("the array has no readable data"))?;
     let (ptr, len) = (bytes.as_ptr(), bytes.len());
     let key = a.buffer_id();
-    let mut clone_err = None;
-    LEDGER.acquire(key, len, || match a.try_clone() {
-        Ok(c) => c,
-        Err(e) => {
-            clone_err = Some(e);
-            // Unreachable in practice (a clone is a refcount increment); keep the ledger
-            // consistent by holding a fresh handle to the same data anyway.
-            Array::from_bytes(&[], &[0], emily::Dtype::U8).expect("empty array")
-        }
-    });
-    if let Some(e) = clone_err {
-        release_alias(key, worker);
-        return Err(e);
-    }
+    let holder = a.try_clone()?;
+    LEDGER.acquire(key, len, move || holder);
     Ok(ResourceArc::new(AliasRes { key, ptr, len, worker: worker.clone() }))
 }
 
-/// `%{active:, peak:, cache:, limit:, handles:, handle_bytes:, aliased_buffers:, ...}`
+/// MLX's allocator figures, the ledger's, the bridge's and the GC accounting's, as a map
+/// (see `Emily.memory_stats/0`).
 #[rustler::nif]
 pub fn memory_stats(env: Env) -> NifResult<Term> {
     let m = emily::memory::stats();
     let l = LEDGER.stats();
-    let pairs: [(&str, u64); 13] = [
+    let p = crate::pressure::figures();
+    let pairs: [(&str, u64); 19] = [
         ("active", m.active as u64),
         ("peak", m.peak as u64),
         ("cache", m.cache as u64),
         ("limit", m.limit as u64),
-        ("handles", HANDLES.load(Ordering::Relaxed) as u64),
-        ("handle_bytes", HANDLE_BYTES.load(Ordering::Relaxed) as u64),
+        ("handles", p.handles as u64),
+        ("handle_bytes", p.handle_bytes as u64),
         ("aliased_buffers", l.aliased_buffers as u64),
         ("aliased_bytes", l.aliased_bytes as u64),
         ("live_aliases", l.live_aliases as u64),
@@ -172,12 +350,20 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
         ("aliases_released", l.aliases_released),
         ("donations_prevented", l.donations_prevented),
         ("bytes_copied", BYTES_COPIED.load(Ordering::Relaxed)),
+        ("bytes_reported", BYTES_REPORTED.load(Ordering::Relaxed)),
+        ("external_arrays", EXTERNAL_LIVE.load(Ordering::Relaxed) as u64),
+        ("external_bytes", EXTERNAL_BYTES.load(Ordering::Relaxed) as u64),
+        ("external_made", EXTERNAL_MADE.load(Ordering::Relaxed)),
+        ("gc_threshold", p.threshold as u64),
+        ("pressure_signals", p.signals),
     ];
     let mut map = Term::map_new(env);
     for (k, v) in pairs {
         let key = rustler::types::atom::Atom::from_str(env, k)?;
         map = map.map_put(key, v)?;
     }
+    map = map.map_put(atoms::gc_pressure(), p.enabled)?;
+    map = map.map_put(atoms::external_aliasing(), emily::external_aliasing())?;
     Ok(map)
 }
 
@@ -196,11 +382,11 @@ pub fn clear_cache() -> Atom {
 /// Sets MLX's memory limit in bytes; returns the previous limit.
 #[rustler::nif]
 pub fn set_memory_limit(bytes: u64) -> u64 {
-    emily::memory::set_memory_limit(bytes as usize) as u64
+    emily::memory::set_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX)) as u64
 }
 
 /// Sets MLX's cache limit in bytes; returns the previous limit.
 #[rustler::nif]
 pub fn set_cache_limit(bytes: u64) -> u64 {
-    emily::memory::set_cache_limit(bytes as usize) as u64
+    emily::memory::set_cache_limit(usize::try_from(bytes).unwrap_or(usize::MAX)) as u64
 }

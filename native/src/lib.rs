@@ -6,7 +6,9 @@
 mod atoms;
 mod bridge;
 mod error;
+mod evaluate;
 mod nif_ops;
+mod pressure;
 mod resources;
 mod worker;
 

@@ -1,7 +1,7 @@
 //! NIFs generated from the core crate's op tables: one NIF per MLX op, taking the same
 //! arguments as the op and the worker (stream) last.
 use emily::Dtype;
-use rustler::{NifResult, ResourceArc, Term};
+use rustler::{Env, NifResult, Term};
 
 use crate::error::raise;
 use crate::resources::{Tensor, TensorRes, WorkerArc};
@@ -101,11 +101,11 @@ macro_rules! nifs {
     (@one $family:path, $stream:ident; $name:ident ( $($arg:ident : $k:ident),* )) => {
         #[rustler::nif]
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
-        pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
+        pub fn $name(env: Env, $($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
             use $family as family;
             let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
             match on_gpu_or_cpu(&s, s.worker.$stream(), build) {
-                Ok(a) => Ok(ResourceArc::new(TensorRes::new(a, s.worker.clone()))),
+                Ok(a) => Ok(TensorRes::arc(env, a, &s.worker)),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]
                     let mut inputs: Vec<String> = Vec::new();
@@ -118,11 +118,11 @@ macro_rules! nifs {
     (@one $family:path, $stream:ident; $name:ident ( $($arg:ident : $k:ident),* ) many) => {
         #[rustler::nif]
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
-        pub fn $name($($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
+        pub fn $name(env: Env, $($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
             use $family as family;
             let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
             match on_gpu_or_cpu(&s, s.worker.$stream(), build) {
-                Ok(v) => Ok(v.into_iter().map(|a| ResourceArc::new(TensorRes::new(a, s.worker.clone()))).collect()),
+                Ok(v) => Ok(v.into_iter().map(|a| TensorRes::arc(env, a, &s.worker)).collect()),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]
                     let mut inputs: Vec<String> = Vec::new();

@@ -3,14 +3,17 @@
 use std::sync::Arc;
 
 use emily::{Array, Worker};
+use rustler::{Env, LocalPid, ResourceArc};
 
-use crate::bridge;
+use crate::{bridge, pressure};
 
 /// An MLX array held by the BEAM. Dropped on its worker's thread.
 pub struct TensorRes {
     array: Option<Array>,
     pub worker: Arc<Worker>,
-    /// Bytes counted in the handle-pressure accounting (see bridge.rs).
+    /// The process that made the handle (for GC accounting), when known.
+    owner: Option<LocalPid>,
+    /// Bytes counted in the handle accounting (see pressure.rs).
     accounted: usize,
 }
 
@@ -18,9 +21,25 @@ pub struct TensorRes {
 impl rustler::Resource for TensorRes {}
 
 impl TensorRes {
+    /// A handle made by the calling process of `env` (counted as that process's bytes).
+    pub fn arc(env: Env, array: Array, worker: &Arc<Worker>) -> ResourceArc<TensorRes> {
+        ResourceArc::new(TensorRes::owned_by(Some(env.pid()), array, worker.clone()))
+    }
+
+    /// A handle with no known owner (made off a BEAM process, e.g. on a worker).
     pub fn new(array: Array, worker: Arc<Worker>) -> TensorRes {
-        let accounted = bridge::account_handle(array.nbytes());
-        TensorRes { array: Some(array), worker, accounted }
+        TensorRes::owned_by(None, array, worker)
+    }
+
+    fn owned_by(owner: Option<LocalPid>, array: Array, worker: Arc<Worker>) -> TensorRes {
+        let accounted = array.nbytes();
+        pressure::account(owner, accounted);
+        TensorRes { array: Some(array), worker, owner, accounted }
+    }
+
+    /// A short-lived handle used inside the bridge (not counted).
+    pub fn internal(array: Array, worker: Arc<Worker>) -> TensorRes {
+        TensorRes { array: Some(array), worker, owner: None, accounted: 0 }
     }
 
     pub fn array(&self) -> &Array {
@@ -40,7 +59,9 @@ impl TensorRes {
 
 impl Drop for TensorRes {
     fn drop(&mut self) {
-        bridge::unaccount_handle(self.accounted);
+        if self.accounted > 0 {
+            pressure::unaccount(self.owner, self.accounted);
+        }
         if let Some(a) = self.array.take() {
             self.worker.release(a);
         }

@@ -42,7 +42,9 @@ impl Reply {
     }
 }
 
-/// Queues `job` on `w`, raising at once when the queue is full or closed.
+/// Queues `job` on `w`, raising at once when the queue is full or closed. A job that
+/// evaluates should use `crate::evaluate::eval_then` instead (inputs from other workers).
+#[allow(dead_code)]
 pub fn submit(op: &str, w: &Arc<Worker>, job: emily::worker::Job) -> NifResult<()> {
     w.submit(job).map_err(|e| raise(op, e, &[]))
 }
@@ -65,8 +67,9 @@ pub fn worker_new(device: Atom, limit: u64) -> NifResult<WorkerArc> {
         return Err(emily_error(format!("worker_new: MLX has no {} device in this build", device.name())));
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX).clamp(1, 1 << 20);
-    let w = Worker::start(device, limit).map_err(|e| raise("worker_new", e, &[]))?;
-    Ok(ResourceArc::new(WorkerRes { worker: Arc::new(w) }))
+    let w = Arc::new(Worker::start(device, limit).map_err(|e| raise("worker_new", e, &[]))?);
+    crate::evaluate::register_worker(&w);
+    Ok(ResourceArc::new(WorkerRes { worker: w }))
 }
 
 /// Stops a worker: queued jobs are answered with `{:error, {:closed, _}}`.

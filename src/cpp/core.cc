@@ -150,8 +150,14 @@ int emily_array_contiguous(emily_stream s, const emily_array* a, emily_array** o
   EMILY_GUARD(put(out, mx::contiguous(a->a, false, stream(s))))
 }
 
-int emily_eval(emily_arrays v) { EMILY_GUARD(mx::eval(arrays(v))) }
-int emily_async_eval(emily_arrays v) { EMILY_GUARD(mx::async_eval(arrays(v))) }
+int emily_eval(emily_arrays v) { EMILY_GUARD({
+  guard_memory(v);
+  mx::eval(arrays(v));
+}) }
+int emily_async_eval(emily_arrays v) { EMILY_GUARD({
+  guard_memory(v);
+  mx::async_eval(arrays(v));
+}) }
 
 int emily_from_bytes(const void* data, size_t nbytes, emily_ints shp, int32_t dtype,
                      emily_array** out) {
@@ -166,17 +172,9 @@ int emily_from_bytes(const void* data, size_t nbytes, emily_ints shp, int32_t dt
     if (n * dt.size() != nbytes)
       throw std::invalid_argument("binary has " + std::to_string(nbytes) + " bytes but shape and dtype need " +
                                   std::to_string(n * dt.size()));
-    auto buf = mx::allocator::malloc(nbytes);
+    auto buf = checked_malloc(nbytes, "from_binary");
     if (nbytes) std::memcpy(buf.buffer().raw_ptr(), data, nbytes);
     put(out, mx::array(std::move(buf), std::move(s), dt));
-  })
-}
-
-int emily_from_external(void* data, emily_ints shp, int32_t dtype, void (*release)(void*),
-                        void* ctx, emily_array** out) {
-  EMILY_GUARD({
-    auto dt = to_dtype(dtype);
-    put(out, mx::array(data, shape(shp), dt, [release, ctx](void*) { release(ctx); }));
   })
 }
 

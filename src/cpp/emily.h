@@ -66,9 +66,6 @@ int emily_async_eval(emily_arrays arrays);
 // Copies `nbytes` from `data`.
 int emily_from_bytes(const void* data, size_t nbytes, emily_ints shape, int32_t dtype,
                      emily_array** out);
-// Aliases `data` without a copy; `release(ctx)` is called once MLX no longer needs it.
-int emily_from_external(void* data, emily_ints shape, int32_t dtype, void (*release)(void*),
-                        void* ctx, emily_array** out);
 
 // ---- memory (core.cc) ----
 size_t emily_active_memory(void);
@@ -79,6 +76,27 @@ void emily_clear_cache(void);
 size_t emily_set_memory_limit(size_t limit);
 size_t emily_set_cache_limit(size_t limit);
 size_t emily_get_memory_limit(void);
+
+// ---- the bridge (bridge.cc) ----
+// 1 when foreign memory can be wrapped without a copy (the CPU allocator's layout checked).
+int emily_external_mode(void);
+// 1 when the graph scan can read descriptor reference counts (donation candidates).
+int emily_use_count_works(void);
+// Wraps `data` (8-byte aligned) without a copy where the allocator allows it, else copies
+// once; `*aliased` says which. `release(ctx)` is called exactly once in every case: when MLX
+// frees the array, right after the copy, or before an error is returned.
+int emily_from_external(void* data, emily_ints shape, int32_t dtype, void (*release)(void*),
+                        void* ctx, int32_t* aliased, emily_array** out);
+// Walks the unevaluated graph below `roots` before an evaluation on a worker whose streams
+// are `own`, and fails when one buffer would not fit under MLX's memory limit. Calls
+// `on_foreign` with a new handle for each unevaluated node on another stream (not walked
+// further). With flags & 1, calls `on_candidate` with the buffer id of each evaluated input
+// MLX would donate but for exactly one extra reference (none when a foreign node was found).
+// With flags & 2 and no foreign node, evaluates `roots` and sets `*evaluated`.
+// emily_eval/emily_async_eval run the same memory check.
+int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int flags, void* ctx,
+                     void (*on_foreign)(void*, emily_array*, int32_t, int32_t),
+                     void (*on_candidate)(void*, uintptr_t), int* evaluated);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,13 @@ namespace emily {
 void set_error(const char* msg);
 
 mx::Dtype to_dtype(int32_t code);
+
+// A new MLX buffer of `nbytes` (bridge.cc). Throws, rather than returning a null buffer MLX
+// would write through, when it does not fit under MLX's memory limit or malloc fails.
+mx::allocator::Data checked_malloc(size_t nbytes, const char* what);
+// Throws when evaluating `roots` would need one buffer larger than MLX's memory limit allows
+// (bridge.cc): on the CPU, MLX writes through the null buffer a failed malloc returns.
+void guard_memory(emily_arrays roots);
 int32_t from_dtype(mx::Dtype d);
 
 inline mx::Stream stream(emily_stream s) {

@@ -1,0 +1,121 @@
+defmodule Emily.Memory do
+  @moduledoc """
+  MLX's memory controls, and the GC accounting of tensor handles.
+
+  ## Why tensor handles need accounting
+
+  A tensor is a resource term: however large its MLX array, the BEAM counts it as a few
+  words of the process heap, so its garbage collector does not know that dropping it frees
+  memory. A process that makes and drops large tensors in a loop can hold gigabytes of dead
+  arrays before its heap fills up and it collects. (Binaries from `Emily.to_binary/1` are
+  different: they are resource *binaries*, whose full size the BEAM adds to the process's
+  binary heap, so it collects for them on its own.)
+
+  Emily counts the bytes of every live handle per process that made it. When the total has
+  grown by the GC threshold above its lowest level since the last request, the NIF asks
+  `Emily.Memory.Pressure` to collect the largest holders
+  (`:erlang.garbage_collect(pid, async: ref)`): at most one request per threshold of growth
+  and one collection in flight per process. Dead handles go, their arrays are freed.
+
+  Configuration (`config :emily, ...`, read at start; the setters below change it at run
+  time):
+
+    * `:gc_threshold` - bytes of handle growth that trigger a request (default 256 MiB)
+    * `:gc_pressure` - `false` turns the mechanism off (default `true`)
+    * `:memory_limit`, `:cache_limit` - MLX's limits in bytes (defaults: MLX's, 80% of RAM
+      and 32 MiB on the CPU)
+  """
+
+  alias Emily.Native
+
+  @doc "Resets MLX's peak memory figure (`:peak` in `Emily.memory_stats/0`)."
+  @spec reset_peak() :: :ok
+  def reset_peak, do: Native.reset_peak_memory()
+
+  @doc "Frees the buffers MLX keeps cached for reuse (`:cache` in `Emily.memory_stats/0`)."
+  @spec clear_cache() :: :ok
+  def clear_cache, do: Native.clear_cache()
+
+  @doc """
+  Sets MLX's memory limit in bytes and returns the previous one.
+
+  On the CPU, MLX uses the limit to pace evaluation; Emily also refuses, with an
+  `Emily.Error` and before anything runs, an evaluation or a `Emily.from_binary/3` that
+  needs one buffer larger than the limit less the memory in use (MLX itself would write
+  through the null pointer of a failed allocation and crash the VM).
+  """
+  @spec set_memory_limit(non_neg_integer()) :: non_neg_integer()
+  def set_memory_limit(bytes) when is_integer(bytes) and bytes >= 0,
+    do: Native.set_memory_limit(bytes)
+
+  def set_memory_limit(other),
+    do: raise(ArgumentError, "set_memory_limit: expected a byte count, got: #{inspect(other)}")
+
+  @doc "Sets MLX's cache limit in bytes (0 disables the cache); returns the previous one."
+  @spec set_cache_limit(non_neg_integer()) :: non_neg_integer()
+  def set_cache_limit(bytes) when is_integer(bytes) and bytes >= 0,
+    do: Native.set_cache_limit(bytes)
+
+  def set_cache_limit(other),
+    do: raise(ArgumentError, "set_cache_limit: expected a byte count, got: #{inspect(other)}")
+
+  @doc """
+  Sets the GC threshold (bytes of tensor-handle growth that trigger a collection request);
+  returns the previous one.
+  """
+  @spec set_gc_threshold(pos_integer()) :: pos_integer()
+  def set_gc_threshold(bytes) when is_integer(bytes) and bytes > 0 do
+    {old, _} = Native.pressure_configure(bytes, gc_pressure?())
+    old
+  end
+
+  def set_gc_threshold(other),
+    do:
+      raise(
+        ArgumentError,
+        "set_gc_threshold: expected a positive byte count, got: #{inspect(other)}"
+      )
+
+  @doc "Turns the GC accounting's collection requests on or off; returns the previous setting."
+  @spec set_gc_pressure(boolean()) :: boolean()
+  def set_gc_pressure(on) when is_boolean(on) do
+    {_, old} = Native.pressure_configure(gc_threshold(), on)
+    old
+  end
+
+  def set_gc_pressure(other),
+    do: raise(ArgumentError, "set_gc_pressure: expected a boolean, got: #{inspect(other)}")
+
+  @doc "The GC threshold in bytes."
+  @spec gc_threshold() :: pos_integer()
+  def gc_threshold, do: Native.memory_stats().gc_threshold
+
+  @doc "Whether collection requests are on."
+  @spec gc_pressure?() :: boolean()
+  def gc_pressure?, do: Native.memory_stats().gc_pressure
+
+  @doc "Bytes of live tensor handles made by `pid` (by the GC accounting)."
+  @spec handle_bytes(pid()) :: non_neg_integer()
+  def handle_bytes(pid \\ self()) when is_pid(pid), do: Native.handle_bytes_of(pid)
+
+  @doc false
+  # Applies the application environment (called at start).
+  def configure_from_env do
+    threshold = Application.get_env(:emily, :gc_threshold, 256 * 1024 * 1024)
+    on = Application.get_env(:emily, :gc_pressure, true)
+
+    unless is_integer(threshold) and threshold > 0 and is_boolean(on) do
+      raise ArgumentError,
+            "config :emily: gc_threshold must be a positive byte count and gc_pressure a " <>
+              "boolean, got: #{inspect(threshold)}, #{inspect(on)}"
+    end
+
+    Native.pressure_configure(threshold, on)
+
+    for {key, fun} <- [memory_limit: &set_memory_limit/1, cache_limit: &set_cache_limit/1],
+        value = Application.get_env(:emily, key),
+        do: fun.(value)
+
+    :ok
+  end
+end
