@@ -8,6 +8,7 @@ pub mod ffi;
 pub mod ledger;
 pub mod memory;
 pub mod ops;
+pub mod program;
 pub mod queue;
 pub mod sync;
 pub mod worker;

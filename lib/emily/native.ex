@@ -198,7 +198,7 @@ defmodule Emily.Native do
   @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
 
   # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
-  @backend_extra [as_strided: 5]
+  @backend_extra [as_strided: 5, precise_unary: 3]
 
   # Every other NIF, as {name, arity}; families add theirs here.
   @nifs [
@@ -230,6 +230,22 @@ defmodule Emily.Native do
           pressure_register: 1,
           pressure_configure: 2,
           handle_bytes_of: 1,
+          # programs (Emily.Compiler's native and fused lanes)
+          program_placeholder: 3,
+          program_builder: 0,
+          program_inputs: 2,
+          program_materialize: 2,
+          program_while: 5,
+          program_cond: 3,
+          program_finish: 3,
+          program_capture: 3,
+          program_run: 4,
+          program_foreign_pending: 2,
+          program_stats: 1,
+          program_primitives: 1,
+          program_set_new: 0,
+          program_set_get: 2,
+          program_set_put: 2,
           # every op NIF with its argument kinds
           op_signatures: 0
         ] ++

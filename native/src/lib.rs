@@ -9,13 +9,19 @@ mod error;
 mod evaluate;
 mod nif_ops;
 mod pressure;
+mod program;
 mod resources;
 mod worker;
 
 pub use resources::{AliasRes, TensorRes, WorkerRes};
 
 fn load(env: rustler::Env, _info: rustler::Term) -> bool {
-    env.register::<TensorRes>().is_ok() && env.register::<WorkerRes>().is_ok() && env.register::<AliasRes>().is_ok()
+    env.register::<TensorRes>().is_ok()
+        && env.register::<WorkerRes>().is_ok()
+        && env.register::<AliasRes>().is_ok()
+        && env.register::<program::BuilderRes>().is_ok()
+        && env.register::<program::ProgramRes>().is_ok()
+        && env.register::<program::ProgramSetRes>().is_ok()
 }
 
 rustler::init!("Elixir.Emily.Native", load = load);

@@ -11,4 +11,11 @@ IO.puts(
     "; telemetry spans: " <> if(telemetry?, do: "on", else: "skipped (:telemetry not loaded)")
 )
 
+if nx? and Code.ensure_loaded?(Emily.Prop) do
+  ExUnit.after_suite(fn _ ->
+    n = Emily.Prop.total_cases()
+    if n > 0, do: IO.puts("Property cases run against Nx.BinaryBackend: #{n}")
+  end)
+end
+
 ExUnit.start(exclude: exclude)

@@ -1,0 +1,777 @@
+if Code.ensure_loaded?(Nx) do
+  defmodule Emily.Backend do
+    @moduledoc """
+    An `Nx.Backend` that runs every operation on MLX.
+
+        Nx.global_default_backend(Emily.Backend)
+        Nx.global_default_backend({Emily.Backend, device: :gpu})
+
+    Tensors hold a handle to an MLX array and the device it lives on. Ops are lazy: they
+    build MLX graph nodes on the calling process's worker (`Emily.Worker.current/1`) and
+    nothing is computed until the data is read (`Nx.to_binary/1`, `inspect/1`, ...).
+    `Nx.to_binary/1` returns a binary that points into MLX's buffer (no copy).
+
+    ## Options
+
+      * `:device` - `:cpu` (default) or `:gpu`. `:gpu` raises `ArgumentError` when MLX has no
+        GPU on the machine.
+
+    ## Types
+
+    Every Nx type MLX has runs natively: `{:u, 8..64}`, `{:s, 8..64}`, `{:f, 16}`,
+    `{:bf, 16}`, `{:f, 32}`, `{:c, 64}`, and `{:f, 64}` (on the CPU; MLX's GPU backends have
+    no float64). Types MLX lacks follow one policy: **compute in the next wider type and
+    convert at the boundary**. `{:u, 2}`, `{:u, 4}` are stored as `u8`, `{:s, 2}`, `{:s, 4}`
+    as `s8`, `{:f, 8}` (E5M2) and `{:f8_e4m3fn, 8}` as `f16` (both are exact subsets of
+    f16). Results of ops in those types are brought back into the type after each op
+    (integers wrap, E5M2 truncates like Nx's encoder; E4M3FN goes through Nx's own
+    encoder, which evaluates), and `from_binary`/`to_binary` convert with Nx.BinaryBackend's own
+    code. `{:c, 128}` raises `ArgumentError` (MLX has complex64 only).
+
+    ## Fallbacks
+
+    Ops MLX cannot express run on `Nx.BinaryBackend` and the result comes back to MLX:
+
+      * `reduce/5` and `window_reduce/6` (they take an Elixir function)
+      * `triangular_solve/4` with complex operands (MLX's linear algebra is real-only)
+
+    Each fallback emits `[:emily, :fallback, :start | :stop | :exception]` telemetry events
+    (metadata `%{op: atom}`) when `:telemetry` is available. `config :emily, fallback:` picks
+    what else happens: `:silent`, `:warn` (default; logs a warning once per op) or `:raise`
+    (raises `ArgumentError` naming the op).
+
+    `Nx.block/4` structs without a native implementation here run their default function,
+    which is made of Nx ops and so runs on MLX as well (not a fallback). Native blocks:
+    LogicalNot, Phase, Cumulative{Sum,Product,Min,Max}, Take, TakeAlongAxis, TopK,
+    AllClose, FFT2, IFFT2, RFFT, IRFFT, LinAlg.{Cholesky, QR (reduced mode), Eigh, SVD, LU,
+    Solve, Determinant}. LinAlg blocks with complex inputs, and QR in `:complete` mode when
+    rows exceed columns, run the default function.
+
+    ## Known divergences from Nx.BinaryBackend
+
+      * Floating-point results may differ in the last bits (MLX uses float32 arithmetic
+        for f32 and f16/bf16 inputs where BinaryBackend uses Erlang's float64; MLX's
+        transcendental functions are vectorised approximations). bf16 arithmetic rounds to
+        nearest even; `as_type/2` to bf16 truncates like BinaryBackend.
+      * Integer division or remainder by zero does not raise; the result is MLX's
+        (platform dependent). Shifts by a negative amount or by the bit width or more
+        do not raise either.
+      * Float to integer conversion of finite values out of the target range: 8, 16 and
+        32-bit targets wrap modulo 2^bits like BinaryBackend; 64-bit targets give the
+        platform's conversion (Nx documents this as platform dependent).
+      * `sign/1` of -Inf is -1 (BinaryBackend gives 1; its comparison of atoms with
+        numbers puts :neg_infinity above 0) and of NaN is NaN.
+      * `indexed_put/5` with repeated indices: which update wins is MLX's (in practice
+        the last, as in BinaryBackend).
+      * `gather/4`, `Nx.take/3` and `Nx.take_along_axis/3` clamp out-of-range indices
+        into range (as XLA does) where BinaryBackend raises; `indexed_add/5` and
+        `indexed_put/5` ignore the updates of out-of-range index rows. Set
+        `config :emily, debug_bounds_check: true` to raise `ArgumentError` like
+        BinaryBackend (costs an evaluation per op).
+      * `backend_deallocate/1` drops nothing eagerly: the MLX array is freed when its last
+        handle is garbage collected. It returns `:ok`.
+      * Linear algebra decompositions (eigh, svd, qr) may return vectors with other signs
+        or order of equal eigenvalues than BinaryBackend; they satisfy the same identities.
+      * `from_pointer/5`, `to_pointer/2` raise, as in Nx.BinaryBackend.
+
+    ## Debug flags (compile time)
+
+      * `config :emily, debug_bounds_check: true` - gather, take, take_along_axis,
+        indexed_add and indexed_put raise `ArgumentError` on negative or out-of-range
+        indices.
+      * `config :emily, debug_detect_nan_inf: true` - dot (matmul) raises
+        `ArgumentError` when its result holds NaN or Inf.
+
+    Both default to false and are compiled out then.
+    """
+
+    @behaviour Nx.Backend
+
+    defstruct [:ref, device: :cpu]
+
+    alias Emily.Backend.{Core, MX, Shape, Reduce, Index, LinAlg, Window, Fallback, Block}
+    alias Nx.Tensor, as: T
+
+    import Core, only: [wrap: 3, ref: 2, ref: 3, device_of: 1, worker: 1, fit: 3]
+
+    ## Backend setup
+
+    @impl true
+    def init(opts), do: Core.init_opts(opts)
+
+    ## Creation
+
+    @impl true
+    def constant(%T{type: type, shape: shape} = out, number, opts) do
+      device = Core.opts_device(opts)
+      w = worker(device)
+      s = Core.scalar(number, type, w)
+      r = if shape == {}, do: s, else: MX.broadcast_to(s, Tuple.to_list(shape), w)
+      wrap(r, out, device)
+    end
+
+    @impl true
+    def from_binary(%T{type: type, shape: shape} = out, binary, opts) do
+      device = Core.opts_device(opts)
+      w = worker(device)
+      wrap(Core.upload(type, shape, binary, w), out, device)
+    end
+
+    @impl true
+    def eye(%T{type: type, shape: shape} = out, opts) do
+      device = Core.opts_device(opts)
+      w = worker(device)
+      rank = tuple_size(shape)
+      m = elem(shape, rank - 2)
+      n = elem(shape, rank - 1)
+      r = MX.eye(m, n, 0, Core.dtype(type), w)
+      r = if rank > 2, do: MX.broadcast_to(r, Tuple.to_list(shape), w), else: r
+      wrap(r, out, device)
+    end
+
+    @impl true
+    def iota(%T{type: type, shape: shape} = out, axis, opts) do
+      device = Core.opts_device(opts)
+      w = worker(device)
+      wrap(Shape.iota(type, shape, axis, w), out, device)
+    end
+
+    ## Conversions and memory
+
+    @impl true
+    def to_binary(%T{type: type, shape: shape} = t, limit) do
+      bin = Core.download(Core.ref(t, nil), type, shape)
+      {_, bits} = type
+      want = limit * bits
+
+      if want < bit_size(bin) do
+        if rem(want, 8) == 0 do
+          binary_part(bin, 0, div(want, 8))
+        else
+          <<part::bitstring-size(^want), _::bitstring>> = bin
+          part
+        end
+      else
+        bin
+      end
+    end
+
+    @impl true
+    def inspect(%T{} = tensor, inspect_opts) do
+      limit = inspect_opts.limit
+      size = Nx.size(tensor)
+      n = if limit == :infinity, do: size, else: min(limit + 1, size)
+      binary = to_binary(tensor, n)
+      Nx.Backend.inspect(tensor, binary, inspect_opts)
+    end
+
+    @impl true
+    def backend_copy(%T{} = t, Emily.Backend, opts) do
+      device = Core.opts_device(opts)
+      w = worker(device)
+      wrap(MX.copy(ref(t, w), w), t, device)
+    end
+
+    def backend_copy(%T{type: type, shape: shape} = t, backend, opts) do
+      backend.from_binary(t, to_binary(t, Nx.size(shape)) |> ensure_bits(type, shape), opts)
+    end
+
+    @impl true
+    def backend_transfer(%T{} = t, Emily.Backend, opts) do
+      device = Core.opts_device(opts)
+
+      if Core.device(t) == device do
+        t
+      else
+        backend_copy(t, Emily.Backend, opts)
+      end
+    end
+
+    def backend_transfer(%T{} = t, backend, opts) do
+      result = backend_copy(t, backend, opts)
+      backend_deallocate(t)
+      result
+    end
+
+    defp ensure_bits(bin, _type, _shape), do: bin
+
+    @impl true
+    def backend_deallocate(%T{data: %Emily.Backend{}}), do: :ok
+    def backend_deallocate(_), do: :already_deallocated
+
+    @impl true
+    def from_pointer(_, _, _, _, _) do
+      raise ArgumentError, "Emily.Backend does not support pointer manipulation"
+    end
+
+    @impl true
+    def to_pointer(_, _) do
+      raise ArgumentError, "Emily.Backend does not support pointer manipulation"
+    end
+
+    @impl true
+    def to_batched(%T{shape: out_shape} = out, %T{shape: shape} = t, opts) do
+      device = device_of([t])
+      w = worker(device)
+      leftover = opts[:leftover]
+      batch = elem(out_shape, 0)
+      total = elem(shape, 0)
+      full = div(total, batch)
+      rem = rem(total, batch)
+      r = ref(t, w)
+      rank = tuple_size(shape)
+      rest = shape |> Tuple.delete_at(0) |> Tuple.to_list()
+
+      slice = fn start, len ->
+        MX.slice(
+          r,
+          [start | List.duplicate(0, rank - 1)],
+          [start + len | rest],
+          List.duplicate(1, rank),
+          w
+        )
+      end
+
+      batches = for i <- 0..(full - 1)//1, do: slice.(i * batch, batch)
+
+      batches =
+        if rem != 0 and leftover == :repeat do
+          tail = slice.(full * batch, rem)
+          head = slice.(0, batch - rem)
+          batches ++ [MX.concatenate([tail, head], 0, w)]
+        else
+          batches
+        end
+
+      Enum.map(batches, &wrap(&1, out, device))
+    end
+
+    @impl true
+    def as_type(%T{type: to} = out, %T{type: from} = t) do
+      device = device_of([t])
+      w = worker(device)
+      wrap(Core.convert(ref(t, w), from, to, w), out, device)
+    end
+
+    @impl true
+    def bitcast(%T{type: to} = out, %T{type: from} = t) do
+      device = device_of([t])
+      w = worker(device)
+
+      r =
+        cond do
+          Core.narrow?(to) or Core.narrow?(from) ->
+            # Narrow types do not live in their own bits: go through their bytes.
+            Core.upload(to, t.shape, to_binary(t, Nx.size(t)), w)
+
+          true ->
+            MX.view(ref(t, w), Core.dtype(to), w)
+        end
+
+      wrap(r, out, device)
+    end
+
+    ## Shape
+
+    @impl true
+    def reshape(%T{shape: shape} = out, t) do
+      device = device_of([t])
+      w = worker(device)
+      wrap(MX.reshape(ref(t, w), Tuple.to_list(shape), w), out, device)
+    end
+
+    @impl true
+    def squeeze(out, t, _axes), do: reshape(out, t)
+
+    @impl true
+    def broadcast(%T{shape: shape} = out, %T{shape: tshape} = t, shape, axes) do
+      device = device_of([t])
+      w = worker(device)
+      wrap(Shape.broadcast(ref(t, w), tshape, shape, axes, w), out, device)
+    end
+
+    @impl true
+    def transpose(out, t, axes) do
+      device = device_of([t])
+      w = worker(device)
+      wrap(MX.transpose(ref(t, w), axes, w), out, device)
+    end
+
+    @impl true
+    def pad(%T{type: type} = out, t, pad_value, config) do
+      device = device_of([t, pad_value])
+      w = worker(device)
+      r = Shape.pad(ref(t, type, w), ref(pad_value, type, w), config, w)
+      wrap(r, out, device)
+    end
+
+    @impl true
+    def reverse(out, %T{shape: shape} = t, axes) do
+      device = device_of([t])
+      w = worker(device)
+      wrap(Shape.reverse(ref(t, w), shape, axes, w), out, device)
+    end
+
+    @impl true
+    def slice(out, %T{shape: shape} = t, starts, lengths, strides) do
+      device = device_of([t])
+      w = worker(device)
+      wrap(Shape.slice(ref(t, w), shape, starts, lengths, strides, w), out, device)
+    end
+
+    @impl true
+    def put_slice(%T{type: type} = out, %T{shape: shape} = t, starts, slice) do
+      device = device_of([t, slice])
+      w = worker(device)
+      r = Shape.put_slice(ref(t, type, w), shape, starts, ref(slice, type, w), slice.shape, w)
+      wrap(r, out, device)
+    end
+
+    @impl true
+    def concatenate(%T{type: type} = out, tensors, axis) do
+      device = device_of(tensors)
+      w = worker(device)
+      wrap(MX.concatenate(Enum.map(tensors, &ref(&1, type, w)), axis, w), out, device)
+    end
+
+    @impl true
+    def stack(%T{type: type} = out, tensors, axis) do
+      device = device_of(tensors)
+      w = worker(device)
+      wrap(MX.stack(Enum.map(tensors, &ref(&1, type, w)), axis, w), out, device)
+    end
+
+    @impl true
+    def select(%T{type: type} = out, pred, on_true, on_false) do
+      device = device_of([pred, on_true, on_false])
+      w = worker(device)
+      p = Core.to_bool(ref(pred, w), w)
+      r = MX.where(p, ref(on_true, type, w), ref(on_false, type, w), w)
+      r = broadcast_out(r, out, w)
+      wrap(r, out, device)
+    end
+
+    @impl true
+    def clip(%T{type: type} = out, t, min, max) do
+      device = device_of([t, min, max])
+      w = worker(device)
+      # Nx: c = x > min ? x : min, then c < max ? c : max (NaN becomes min), comparing
+      # the exact values of the three (possibly different) types.
+      gt_lo = compare(:greater, t, min, device, w)
+
+      below =
+        MX.where(gt_lo, compare(:less, t, max, device, w), compare(:less, min, max, device, w), w)
+
+      c = MX.where(gt_lo, ref(t, type, w), ref(min, type, w), w)
+      c = MX.where(below, c, ref(max, type, w), w)
+      wrap(fit(broadcast_out(c, out, w), type, w), out, device)
+    end
+
+    defp broadcast_out(r, %T{shape: shape}, w) do
+      if MX.shape(r) == Tuple.to_list(shape),
+        do: r,
+        else: MX.broadcast_to(r, Tuple.to_list(shape), w)
+    end
+
+    ## Element-wise binary ops
+
+    @arith [add: :add, subtract: :subtract, multiply: :multiply, divide: :divide, pow: :power] ++
+             [atan2: :arctan2] ++
+             [bitwise_and: :bitwise_and, bitwise_or: :bitwise_or, bitwise_xor: :bitwise_xor] ++
+             [left_shift: :left_shift, right_shift: :right_shift]
+
+    for {nx, mlx} <- @arith do
+      @impl true
+      def unquote(nx)(%T{type: type} = out, l, r) do
+        device = device_of([l, r])
+        w = worker(device)
+        ct = compute_type(type, l.type, r.type)
+        res = MX.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
+        res = if ct == type, do: res, else: Core.cast(res, type, w)
+        wrap(fit(broadcast_out(res, out, w), type, w), out, device)
+      end
+    end
+
+    # Nx.BinaryBackend computes in Elixir numbers and rounds once to the output type. For
+    # half-precision outputs with inputs of another type (an integer, say) we compute in
+    # f32 and round once too, instead of rounding the inputs to half precision first.
+    defp compute_type(out, a, b) when out in [{:f, 16}, {:bf, 16}] do
+      if a == out and b == out, do: out, else: {:f, 32}
+    end
+
+    defp compute_type(out, _a, _b), do: out
+
+    # A signed integer against a u64 (no common integer type): negative values are below
+    # every u64; the rest compare as u64.
+    defp compare(op, %T{type: {:s, _}} = l, %T{type: {:u, 64}} = r, _device, w) do
+      a = ref(l, w)
+      neg = MX.less(a, Core.scalar(0, l.type, w), w)
+      cmp = apply(MX, op, [MX.astype(a, :u64, w), ref(r, w), w])
+
+      MX.where(
+        neg,
+        bool_scalar(op in [:less, :less_equal, :not_equal], w),
+        cmp,
+        w
+      )
+    end
+
+    defp compare(op, %T{type: {:u, 64}} = l, %T{type: {:s, _}} = r, _device, w) do
+      b = ref(r, w)
+      neg = MX.less(b, Core.scalar(0, r.type, w), w)
+      cmp = apply(MX, op, [ref(l, w), MX.astype(b, :u64, w), w])
+
+      MX.where(
+        neg,
+        bool_scalar(op in [:greater, :greater_equal, :not_equal], w),
+        cmp,
+        w
+      )
+    end
+
+    defp compare(op, l, r, device, w) do
+      type = compare_type(l.type, r.type, device)
+      apply(MX, op, [ref(l, type, w), ref(r, type, w), w])
+    end
+
+    defp bool_scalar(b, w), do: Core.to_bool(Core.scalar(if(b, do: 1, else: 0), {:u, 8}, w), w)
+
+    # Comparisons see the exact values on BinaryBackend: compare mixed types in a type
+    # that holds both (f64 on the CPU).
+    defp compare_type(same, same, _device), do: same
+
+    defp compare_type(a, b, device) do
+      cond do
+        Core.int?(a) and Core.int?(b) -> Nx.Type.merge(a, b)
+        Core.complex?(a) or Core.complex?(b) -> {:c, 64}
+        device == :cpu -> {:f, 64}
+        true -> Nx.Type.merge(a, b)
+      end
+    end
+
+    # min/max pick one of the inputs: with two integer types (a u64 against a signed type
+    # has no common integer type), pick by exact comparison, then convert.
+    for {nx, {mlx, cmp}} <- [min: {:minimum, :less_equal}, max: {:maximum, :greater_equal}] do
+      @impl true
+      def unquote(nx)(%T{type: type} = out, %T{type: lt} = l, %T{type: rt} = r) do
+        device = device_of([l, r])
+        w = worker(device)
+
+        res =
+          if lt != rt and Core.int?(lt) and Core.int?(rt) do
+            pick = compare(unquote(cmp), l, r, device, w)
+            MX.where(pick, ref(l, type, w), ref(r, type, w), w)
+          else
+            ct = compute_type(type, lt, rt)
+            res = MX.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
+            if ct == type, do: res, else: Core.cast(res, type, w)
+          end
+
+        wrap(fit(broadcast_out(res, out, w), type, w), out, device)
+      end
+    end
+
+    @impl true
+    def remainder(%T{type: type} = out, l, r) do
+      device = device_of([l, r])
+      w = worker(device)
+      res = Reduce.trunc_remainder(ref(l, type, w), ref(r, type, w), type, w)
+      wrap(fit(broadcast_out(res, out, w), type, w), out, device)
+    end
+
+    @impl true
+    def quotient(%T{type: type} = out, l, r) do
+      device = device_of([l, r])
+      w = worker(device)
+      res = Reduce.trunc_quotient(ref(l, type, w), ref(r, type, w), type, w)
+      wrap(fit(broadcast_out(res, out, w), type, w), out, device)
+    end
+
+    @compare [equal: :equal, not_equal: :not_equal, greater: :greater, less: :less] ++
+               [greater_equal: :greater_equal, less_equal: :less_equal]
+
+    for {nx, mlx} <- @compare do
+      @impl true
+      def unquote(nx)(out, l, r) do
+        device = device_of([l, r])
+        w = worker(device)
+        res = compare(unquote(mlx), l, r, device, w)
+        wrap(broadcast_out(Core.from_bool(res, w), out, w), out, device)
+      end
+    end
+
+    @logical [logical_and: :logical_and, logical_or: :logical_or, logical_xor: :not_equal]
+
+    for {nx, mlx} <- @logical do
+      @impl true
+      def unquote(nx)(out, l, r) do
+        device = device_of([l, r])
+        w = worker(device)
+        a = Core.to_bool(ref(l, w), w)
+        b = Core.to_bool(ref(r, w), w)
+        res = MX.unquote(mlx)(a, b, w)
+        wrap(broadcast_out(Core.from_bool(res, w), out, w), out, device)
+      end
+    end
+
+    ## Element-wise unary ops
+
+    # {Nx op, MLX op, code of the float64 precise_unary op}. MLX's float64 kernels for
+    # several of these compute in single precision: float64 goes through the C library.
+    @math [
+      {:exp, :exp, 0},
+      {:expm1, :expm1, 1},
+      {:log, :log, 2},
+      {:log1p, :log1p, 3},
+      {:sigmoid, :sigmoid, 4},
+      {:cos, :cos, 5},
+      {:sin, :sin, 6},
+      {:tan, :tan, 7},
+      {:cosh, :cosh, 8},
+      {:sinh, :sinh, 9},
+      {:tanh, :tanh, 10},
+      {:acos, :arccos, 11},
+      {:asin, :arcsin, 12},
+      {:atan, :arctan, 13},
+      {:acosh, :arccosh, 14},
+      {:asinh, :arcsinh, 15},
+      {:atanh, :arctanh, 16},
+      {:sqrt, :sqrt, 17},
+      {:rsqrt, :rsqrt, 18},
+      {:erf, :erf, 20},
+      {:erf_inv, :erfinv, 22}
+    ]
+
+    for {nx, mlx, code} <- @math do
+      @impl true
+      def unquote(nx)(%T{type: type} = out, t) do
+        device = device_of([t])
+        w = worker(device)
+        x = ref(t, type, w)
+
+        r =
+          if type == {:f, 64},
+            do: MX.precise_unary(x, unquote(code), w),
+            else: MX.unquote(mlx)(x, w)
+
+        wrap(fit(r, type, w), out, device)
+      end
+    end
+
+    @impl true
+    def cbrt(%T{type: type} = out, t) do
+      if type == {:f, 64} do
+        unary(out, t, &MX.precise_unary(&1, 19, &2))
+      else
+        unary(out, t, fn x, w -> Reduce.cbrt(x, type, w) end, type)
+      end
+    end
+
+    @impl true
+    def erfc(%T{type: type} = out, t) do
+      if type == {:f, 64} do
+        unary(out, t, &MX.precise_unary(&1, 21, &2))
+      else
+        unary(out, t, fn x, w -> MX.subtract(Core.scalar(1, type, w), MX.erf(x, w), w) end, type)
+      end
+    end
+
+    @impl true
+    def negate(%T{type: type} = out, t), do: unary(out, t, &MX.negative/2, type)
+
+    @impl true
+    def bitwise_not(%T{type: type} = out, t), do: unary(out, t, &MX.bitwise_invert/2, type)
+
+    @impl true
+    def conjugate(out, t), do: unary(out, t, &MX.conjugate/2)
+
+    @impl true
+    def sign(%T{type: type} = out, t) do
+      if Core.unsigned?(type) do
+        unary(out, t, fn x, w ->
+          MX.astype(MX.not_equal(x, Core.scalar(0, type, w), w), Core.dtype(type), w)
+        end)
+      else
+        unary(out, t, &MX.sign/2)
+      end
+    end
+
+    @impl true
+    def abs(%T{type: type} = out, %T{type: in_type} = t) do
+      device = device_of([t])
+      w = worker(device)
+      x = ref(t, w)
+
+      r =
+        cond do
+          Core.complex?(in_type) -> Core.cast(MX.abs(x, w), type, w)
+          Core.unsigned?(in_type) -> x
+          true -> fit(MX.abs(x, w), type, w)
+        end
+
+      wrap(r, out, device)
+    end
+
+    for {nx, mlx} <- [ceil: :ceil, floor: :floor] do
+      @impl true
+      def unquote(nx)(%T{type: type} = out, t) do
+        if Core.int?(type) do
+          unary(out, t, fn x, _w -> x end)
+        else
+          unary(out, t, &(MX.unquote(mlx) / 2), type)
+        end
+      end
+    end
+
+    @impl true
+    def round(%T{type: type} = out, t) do
+      if Core.int?(type) do
+        unary(out, t, fn x, _w -> x end)
+      else
+        unary(out, t, fn x, w -> Reduce.round_half_away(x, type, w) end, type)
+      end
+    end
+
+    @impl true
+    def real(%T{type: type} = out, %T{type: in_type} = t) do
+      if Core.complex?(in_type) do
+        device = device_of([t])
+        w = worker(device)
+        wrap(Core.cast(MX.real(ref(t, w), w), type, w), out, device)
+      else
+        as_type(out, t)
+      end
+    end
+
+    @impl true
+    def imag(%T{type: type, shape: shape} = out, %T{type: in_type} = t) do
+      device = device_of([t])
+      w = worker(device)
+
+      r =
+        if Core.complex?(in_type) do
+          Core.cast(MX.imag(ref(t, w), w), type, w)
+        else
+          MX.broadcast_to(Core.scalar(0, type, w), Tuple.to_list(shape), w)
+        end
+
+      wrap(r, out, device)
+    end
+
+    for {nx, mlx} <- [is_nan: :isnan, is_infinity: :isinf] do
+      @impl true
+      def unquote(nx)(%T{shape: shape} = out, %T{type: in_type} = t) do
+        device = device_of([t])
+        w = worker(device)
+
+        r =
+          if Core.int?(in_type) do
+            MX.broadcast_to(Core.scalar(0, {:u, 8}, w), Tuple.to_list(shape), w)
+          else
+            Core.from_bool(Reduce.complex_test(ref(t, w), in_type, &(MX.unquote(mlx) / 2), w), w)
+          end
+
+        wrap(r, out, device)
+      end
+    end
+
+    @impl true
+    def population_count(%T{type: type} = out, t) do
+      unary(out, t, fn x, w -> Reduce.population_count(x, type, w) end)
+    end
+
+    @impl true
+    def count_leading_zeros(%T{type: type} = out, t) do
+      unary(out, t, fn x, w -> Reduce.count_leading_zeros(x, type, w) end)
+    end
+
+    # Applies `fun.(handle, worker)` to `t` converted to the output type; `fit_type`
+    # brings narrow results back into range.
+    defp unary(%T{type: type} = out, t, fun, fit_type \\ nil) do
+      device = device_of([t])
+      w = worker(device)
+      r = fun.(ref(t, type, w), w)
+      r = if fit_type, do: fit(r, fit_type, w), else: r
+      wrap(r, out, device)
+    end
+
+    ## Reductions
+
+    for op <- [:sum, :product, :reduce_max, :reduce_min, :all, :any] do
+      @impl true
+      def unquote(op)(out, t, opts), do: Reduce.unquote(op)(out, t, opts)
+    end
+
+    @impl true
+    def argmax(out, t, opts), do: Reduce.arg_extreme(out, t, opts, :max)
+
+    @impl true
+    def argmin(out, t, opts), do: Reduce.arg_extreme(out, t, opts, :min)
+
+    @impl true
+    def reduce(out, t, acc, opts, fun) do
+      Fallback.run(:reduce, [out, t, acc, opts, fun])
+    end
+
+    @impl true
+    def window_reduce(out, t, acc, window, opts, fun) do
+      Fallback.run(:window_reduce, [out, t, acc, window, opts, fun])
+    end
+
+    for op <- [:window_sum, :window_product, :window_max, :window_min] do
+      @impl true
+      def unquote(op)(out, t, window, opts), do: Window.unquote(op)(out, t, window, opts)
+    end
+
+    @impl true
+    def window_scatter_max(out, t, source, init, window, opts) do
+      Window.scatter(out, t, source, init, window, opts, :max)
+    end
+
+    @impl true
+    def window_scatter_min(out, t, source, init, window, opts) do
+      Window.scatter(out, t, source, init, window, opts, :min)
+    end
+
+    @impl true
+    def sort(out, t, opts), do: Reduce.sort(out, t, opts, false)
+
+    @impl true
+    def argsort(out, t, opts), do: Reduce.sort(out, t, opts, true)
+
+    ## Indexing
+
+    @impl true
+    def gather(out, t, indices, opts), do: Index.gather(out, t, indices, opts)
+
+    @impl true
+    def indexed_add(out, t, indices, updates, opts),
+      do: Index.indexed(out, t, indices, updates, opts, :add)
+
+    @impl true
+    def indexed_put(out, t, indices, updates, opts),
+      do: Index.indexed(out, t, indices, updates, opts, :put)
+
+    ## Linear algebra, convolution, FFT
+
+    @impl true
+    def dot(out, l, lc, lb, r, rc, rb), do: LinAlg.dot(out, l, lc, lb, r, rc, rb)
+
+    @impl true
+    def conv(out, t, k, opts), do: LinAlg.conv(out, t, k, opts)
+
+    @impl true
+    def triangular_solve(out, a, b, opts), do: LinAlg.triangular_solve(out, a, b, opts)
+
+    @impl true
+    def fft(out, t, opts), do: LinAlg.fft(out, t, opts, :fft)
+
+    @impl true
+    def ifft(out, t, opts), do: LinAlg.fft(out, t, opts, :ifft)
+
+    ## Blocks
+
+    @impl true
+    def block(struct, output, args, fun), do: Block.run(struct, output, args, fun)
+  end
+end

@@ -1,0 +1,313 @@
+if Code.ensure_loaded?(Nx) do
+  defmodule Emily.Backend.Core do
+    @moduledoc false
+    # Shared plumbing of Emily.Backend: MLX handles in and out of Nx tensors, the storage
+    # type of each Nx type, Nx's conversion rules, small constants.
+
+    alias Emily.Backend.MX
+    alias Nx.Tensor, as: T
+
+    ## Devices and workers
+
+    @doc "The device of a tensor held by Emily.Backend, or nil."
+    def device(%T{data: %{__struct__: Emily.Backend, device: d}}), do: d
+    def device(_), do: nil
+
+    @doc "The device of the first Emily tensor in `tensors` (:cpu if none)."
+    def device_of(tensors) when is_list(tensors) do
+      Enum.find_value(tensors, :cpu, &device/1)
+    end
+
+    @doc "The worker (MLX stream) for `device`."
+    def worker(device) when device in [:cpu, :gpu], do: Emily.Worker.current(device)
+
+    @doc "Validates backend options; returns `[device: d]`."
+    def init_opts(opts) do
+      {device, rest} = Keyword.pop(opts, :device, :cpu)
+
+      if rest != [] do
+        raise ArgumentError,
+              "Emily.Backend accepts only the :device option, got: #{inspect(opts)}"
+      end
+
+      unless device in [:cpu, :gpu] do
+        raise ArgumentError,
+              "Emily.Backend: :device must be :cpu or :gpu, got: #{inspect(device)}"
+      end
+
+      if device == :gpu and not Emily.Native.device_available(:gpu) do
+        raise ArgumentError,
+              "Emily.Backend: device: :gpu was requested but MLX has no GPU on this machine " <>
+                "(this build of MLX runs on: cpu). Use device: :cpu"
+      end
+
+      [device: device]
+    end
+
+    @doc """
+    The device named in backend options, validated (Nx passes `{Emily.Backend, opts}`
+    options to creation callbacks without calling init/1 first).
+    """
+    def opts_device([]), do: :cpu
+    def opts_device(device: :cpu), do: :cpu
+    def opts_device(opts), do: Keyword.fetch!(init_opts(opts), :device)
+
+    ## Types
+
+    @doc "The MLX dtype that stores tensors of Nx `type`."
+    def dtype({:u, b}) when b in [2, 4], do: :u8
+    def dtype({:s, b}) when b in [2, 4], do: :s8
+    def dtype({:f, 8}), do: :f16
+    def dtype({:f8_e4m3fn, 8}), do: :f16
+
+    def dtype({:c, 128}) do
+      raise ArgumentError,
+            "Emily.Backend: type {:c, 128} is not supported (MLX has complex64 only); " <>
+              "use {:c, 64}"
+    end
+
+    def dtype(type), do: Emily.native_type!(type, "Emily.Backend")
+
+    @doc "The Nx type MLX stores a narrow Nx type in (the type itself otherwise)."
+    def storage_type({:u, b}) when b in [2, 4], do: {:u, 8}
+    def storage_type({:s, b}) when b in [2, 4], do: {:s, 8}
+    def storage_type({:f, 8}), do: {:f, 16}
+    def storage_type({:f8_e4m3fn, 8}), do: {:f, 16}
+    def storage_type(type), do: type
+
+    @doc "True for types MLX lacks and Emily stores in a wider type."
+    def narrow?(type), do: storage_type(type) != type
+
+    def float?({k, _}), do: k in [:f, :bf, :f8_e4m3fn]
+    def complex?({k, _}), do: k == :c
+    def int?({k, _}), do: k in [:s, :u]
+    def signed?({k, _}), do: k == :s
+    def unsigned?({k, _}), do: k == :u
+
+    @doc "The real type of a complex type (f32 for c64)."
+    def real_type({:c, 64}), do: {:f, 32}
+    def real_type({:c, 128}), do: {:f, 64}
+    def real_type(t), do: t
+
+    ## Tensors in and out
+
+    @doc """
+    Wraps an MLX handle as the output tensor `out`. Some MLX ops return a wider dtype
+    than their input (sum and prod of 8/16-bit integers give 32-bit ones); such results
+    are converted to `out`'s storage type here (integers wrap, as in Nx).
+    """
+    def wrap(ref, %T{type: type, shape: shape} = out, device) do
+      d = dtype(type)
+
+      ref =
+        case MX.dtype(ref) do
+          ^d -> ref
+          _ -> MX.astype(ref, d, worker(device))
+        end
+
+      if MX.shape(ref) != Tuple.to_list(shape) do
+        raise Emily.Error,
+          message:
+            "Emily.Backend internal error: MLX produced shape #{inspect(MX.shape(ref))} " <>
+              "for an Nx output of shape #{inspect(shape)}"
+      end
+
+      %{out | data: %{__struct__: Emily.Backend, ref: ref, device: device}}
+    end
+
+    @doc """
+    The MLX handle of `t` (a tensor of any backend), in the storage dtype of `t.type`.
+    Tensors of other backends are copied in.
+    """
+    def ref(%T{data: %{__struct__: Emily.Backend, ref: r}}, _w), do: r
+    def ref(%T{} = t, w), do: upload(t.type, t.shape, Nx.to_binary(t), w)
+
+    @doc "A handle of `t` converted to Nx `type` with Nx's conversion rules."
+    def ref(%T{type: from} = t, type, w), do: convert(ref(t, w), from, type, w)
+
+    @doc "Creates an MLX array from a binary of Nx `type`."
+    def upload(type, shape, binary, w) do
+      if narrow?(type) do
+        wide = storage_type(type)
+        bin = bb_convert(binary, shape, type, wide)
+        Emily.Native.from_binary(bin, Tuple.to_list(shape), dtype(type), w)
+      else
+        Emily.Native.from_binary(binary, Tuple.to_list(shape), dtype(type), w)
+      end
+    end
+
+    @doc "The bytes of `ref` as Nx `type` (zero-copy unless the type is narrow)."
+    def download(ref, type, shape) do
+      bin = Emily.to_binary(ref)
+
+      if narrow?(type) do
+        bb_convert(bin, shape, storage_type(type), type)
+      else
+        bin
+      end
+    end
+
+    # Converts a binary between types with Nx.BinaryBackend's own rules (narrow types only).
+    defp bb_convert(binary, shape, from, to) do
+      names = List.duplicate(nil, tuple_size(shape))
+      src = Nx.BinaryBackend.from_binary(%T{type: from, shape: shape, names: names}, binary, [])
+      dst = Nx.BinaryBackend.as_type(%T{type: to, shape: shape, names: names}, src)
+      Nx.BinaryBackend.to_binary(dst, Nx.size(shape))
+    end
+
+    @doc "The binary of a scalar `number` in Nx `type`, as Nx.BinaryBackend writes it."
+    def number_binary(number, type) do
+      %T{type: type, shape: {}, names: []}
+      |> Nx.BinaryBackend.constant(number, [])
+      |> Nx.BinaryBackend.to_binary(1)
+    end
+
+    @doc "A scalar MLX array holding `number` as Nx `type`."
+    def scalar(number, type, w), do: upload(type, {}, number_binary(number, type), w)
+
+    @doc "A scalar MLX array of the given MLX dtype (for internal arithmetic)."
+    def mx_scalar(number, dtype, w), do: scalar(number, Emily.nx_type(dtype), w)
+
+    ## Conversions (Nx.as_type semantics)
+
+    @doc """
+    Converts an MLX array holding Nx type `from` to Nx type `to` with Nx's rules:
+    float to integer truncates (NaN becomes 0, infinities the type's extremes), complex to
+    real keeps the real part, f32/f64 to bf16 truncates the mantissa like
+    Nx.BinaryBackend, narrow types wrap (integers) or round (f8).
+    """
+    def convert(ref, same, same, _w), do: ref
+
+    def convert(ref, from, to, w) do
+      cond do
+        complex?(from) and not complex?(to) ->
+          convert(MX.real(ref, w), real_type(from), to, w)
+
+        (float?(from) or narrow_float?(from)) and int?(to) ->
+          float_to_int(ref, to, w)
+
+        to == {:bf, 16} and from in [{:f, 32}, {:f, 64}] ->
+          f32_to_bf16_trunc(ref, from, w)
+
+        narrow?(to) ->
+          narrow(MX.astype(ref, dtype(to), w), to, w)
+
+        dtype(from) == dtype(to) ->
+          ref
+
+        true ->
+          MX.astype(ref, dtype(to), w)
+      end
+    end
+
+    defp narrow_float?(t), do: t in [{:f, 8}, {:f8_e4m3fn, 8}]
+
+    @doc "Casts to the storage dtype of `to` with MLX's own astype (no Nx rules)."
+    def cast(ref, to, w) do
+      d = dtype(to)
+      if MX.dtype(ref) == d, do: ref, else: MX.astype(ref, d, w)
+    end
+
+    defp float_to_int(x, to, w) do
+      wide =
+        case to do
+          {:u, 64} ->
+            neg = MX.less(x, mx_scalar(0, MX.dtype(x), w), w)
+            via_signed = MX.astype(MX.astype(x, :s64, w), :u64, w)
+            MX.where(neg, via_signed, MX.astype(x, :u64, w), w)
+
+          _ ->
+            MX.astype(x, :s64, w)
+        end
+
+      d = dtype(to)
+      v = if MX.dtype(wide) == d, do: wide, else: MX.astype(wide, d, w)
+      v = if narrow?(to), do: narrow(v, to, w), else: v
+
+      {min_bin, max_bin} = {Nx.Type.min_finite_binary(to), Nx.Type.max_finite_binary(to)}
+      min = upload(to, {}, min_bin, w)
+      max = upload(to, {}, max_bin, w)
+      zero = scalar(0, to, w)
+
+      v = MX.where(MX.isnan(x, w), zero, v, w)
+      v = MX.where(MX.isposinf(x, w), max, v, w)
+      MX.where(MX.isneginf(x, w), min, v, w)
+    end
+
+    # Nx.BinaryBackend writes bf16 as the top half of the f32 (truncation).
+    defp f32_to_bf16_trunc(x, from, w) do
+      x = if from == {:f, 64}, do: MX.astype(x, :f32, w), else: x
+      bits = MX.view(x, :u32, w)
+      hi = MX.right_shift(bits, mx_scalar(16, :u32, w), w)
+      isnan = MX.isnan(x, w)
+      hi = MX.astype(hi, :u16, w)
+      # keep NaN a quiet NaN (truncation could leave a payload-less Inf pattern)
+      nan = mx_scalar(0x7FC0, :u16, w)
+      MX.view(MX.where(isnan, nan, hi, w), :bf16, w)
+    end
+
+    @doc """
+    Brings values in the storage of a narrow type back into its range: integers wrap
+    (two's complement), E5M2 values truncate to 8 bits (as Nx writes them), E4M3FN values
+    go through Nx's own encoder.
+    """
+    def narrow(ref, {:u, b}, w) do
+      MX.bitwise_and(ref, mx_scalar(Bitwise.bsl(1, b) - 1, :u8, w), w)
+    end
+
+    def narrow(ref, {:s, b}, w) do
+      sh = mx_scalar(8 - b, :s8, w)
+      MX.right_shift(MX.left_shift(ref, sh, w), sh, w)
+    end
+
+    def narrow(ref, {:f, 8}, w) do
+      # e5m2 is the top byte of an f16; Nx writes it by dropping the low byte (truncation).
+      bits = MX.view(ref, :u16, w)
+      out = MX.view(MX.bitwise_and(bits, mx_scalar(0xFF00, :u16, w), w), :f16, w)
+      MX.where(MX.isnan(ref, w), ref, out, w)
+    end
+
+    def narrow(ref, {:f8_e4m3fn, 8} = type, w) do
+      # Rare: round-trip through Nx's own encoder (evaluates).
+      shape = List.to_tuple(MX.shape(ref))
+      bin = Emily.to_binary(ref)
+      names = List.duplicate(nil, tuple_size(shape))
+      src = Nx.BinaryBackend.from_binary(%T{type: {:f, 16}, shape: shape, names: names}, bin, [])
+      dst = Nx.BinaryBackend.as_type(%T{type: type, shape: shape, names: names}, src)
+      upload(type, shape, Nx.BinaryBackend.to_binary(dst, Nx.size(shape)), w)
+    end
+
+    @doc "Applies `narrow/3` when `type` is narrow (after an op computed in storage)."
+    def fit(ref, type, w), do: if(narrow?(type), do: narrow(ref, type, w), else: ref)
+
+    @doc "A u8 array from an MLX bool array (Nx has no boolean type)."
+    def from_bool(ref, w), do: MX.astype(ref, :u8, w)
+
+    @doc "A bool array that is true where `ref` is non-zero."
+    def to_bool(ref, w) do
+      if MX.dtype(ref) == :bool,
+        do: ref,
+        else: MX.not_equal(ref, mx_scalar(0, MX.dtype(ref), w), w)
+    end
+
+    ## Shapes
+
+    def shape_list(%T{shape: s}), do: Tuple.to_list(s)
+    def shape_list(s) when is_tuple(s), do: Tuple.to_list(s)
+
+    @doc "Row-major strides (in elements) of a shape list."
+    def strides(shape) do
+      {strides, _} =
+        shape
+        |> Enum.reverse()
+        |> Enum.map_reduce(1, fn d, acc -> {acc, acc * d} end)
+
+      Enum.reverse(strides)
+    end
+
+    @doc "Inverse of a permutation."
+    def invert_permutation(perm) do
+      perm |> Enum.with_index() |> Enum.sort() |> Enum.map(&elem(&1, 1))
+    end
+  end
+end

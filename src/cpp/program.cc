@@ -1,0 +1,743 @@
+// Programs: MLX graphs captured once and replayed on new inputs (Emily.Compiler's native and
+// fused lanes).
+//
+// Capture. The compiler runs a defn expression once through Emily.Backend on *placeholder*
+// arrays (no primitive, never evaluable: MLX's eval throws on them before doing anything),
+// which builds a lazy MLX graph with exactly the backend's Nx->MLX translation. A Builder
+// then walks that graph from the requested arrays back to arrays it already knows (program
+// inputs, values defined by control-flow steps, values computed by earlier tapes) and records
+// a Tape: the primitives in topological order, each with its input registers and its output
+// shapes and dtypes. Arrays with no primitive, or already scheduled, are constants (kept by
+// reference). Reaching a placeholder that is not an input of this builder is an error (a
+// value leaking in from another scope).
+//
+// Control flow. `while` and `cond` are steps between tapes that run sub-programs: the loop
+// evaluates the condition program, reads the predicate and runs the body program, all on the
+// worker thread inside one call.
+//
+// Replay. Each node is rebuilt with the *same primitive* on the new inputs (as
+// mlx::core::compile's own replay does); multi-output primitives through make_arrays.
+// Primitives carry the stream they were captured with, so a program runs on the worker
+// (thread) that owns that stream.
+//
+// Fused. A tape's replay function wrapped in mlx::core::compile (per tape, created lazily on
+// the worker thread and erased on that thread when the tape dies: the compile cache is per
+// thread). Function ids come from a global counter, never from addresses, so a stale cache
+// entry can never match a new tape.
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "mlx/compile_impl.h"
+#include "mlx/primitives.h"
+#include "shim.hpp"
+
+namespace emily::program {
+
+using Reg = uint32_t;
+
+struct Node {
+  std::shared_ptr<mx::Primitive> prim;
+  std::vector<Reg> in;
+  std::vector<mx::Shape> shapes;
+  std::vector<mx::Dtype> dtypes;
+};
+
+std::atomic<uintptr_t> next_fun_id{1};
+
+// One captured MLX fragment. Registers: [0, n_in) inputs, then constants, then each node's
+// outputs in order.
+struct Tape {
+  uint32_t n_in = 0;
+  std::vector<mx::array> consts;
+  std::vector<Node> nodes;
+  std::vector<Reg> outs;
+  size_t n_regs = 0;
+
+  // Fused lane: created on the worker thread on first use.
+  std::function<std::vector<mx::array>(const std::vector<mx::array>&)> compiled;
+  uintptr_t fun_id = 0;
+
+  ~Tape() {
+    if (fun_id != 0) {
+      try {
+        mx::detail::compile_erase(mx::detail::compile_cache(), fun_id);
+      } catch (...) {
+      }
+    }
+  }
+
+  std::vector<mx::array> replay(const std::vector<mx::array>& inputs) const {
+    if (inputs.size() != n_in)
+      throw std::invalid_argument("program tape expects " + std::to_string(n_in) + " inputs, got " +
+                                  std::to_string(inputs.size()));
+    std::vector<mx::array> regs;
+    regs.reserve(n_regs);
+    for (auto& a : inputs) regs.push_back(a);
+    for (auto& c : consts) regs.push_back(c);
+    std::vector<mx::array> ins;
+    for (auto& n : nodes) {
+      ins.clear();
+      ins.reserve(n.in.size());
+      for (Reg r : n.in) ins.push_back(regs[r]);
+      if (n.shapes.size() == 1) {
+        regs.emplace_back(n.shapes[0], n.dtypes[0], n.prim, std::move(ins));
+        ins = std::vector<mx::array>();
+      } else {
+        auto outs = mx::array::make_arrays(n.shapes, n.dtypes, n.prim, ins);
+        for (auto& o : outs) regs.push_back(std::move(o));
+      }
+    }
+    std::vector<mx::array> out;
+    out.reserve(outs.size());
+    for (Reg r : outs) out.push_back(regs[r]);
+    return out;
+  }
+
+  // Constant folding, done once on the worker thread before the first run: nodes computed
+  // from constants alone (the backend's broadcast scalars, iotas, ...) are evaluated once
+  // and become constants. Skipped when the values to keep would exceed kFoldLimit bytes
+  // (broadcasts count as the bytes they really hold).
+  static constexpr size_t kFoldLimit = 16 << 20;
+  bool folded = false;
+
+  void fold() {
+    folded = true;
+    std::vector<char> is_const(n_regs, 0);
+    for (size_t i = 0; i < consts.size(); i++) is_const[n_in + i] = 1;
+    std::vector<char> node_const(nodes.size(), 0);
+    Reg r = n_in + static_cast<Reg>(consts.size());
+    bool any = false;
+    for (size_t k = 0; k < nodes.size(); k++) {
+      auto& n = nodes[k];
+      bool c = !n.in.empty();
+      for (Reg i : n.in) c = c && is_const[i];
+      node_const[k] = c;
+      any = any || c;
+      for (size_t o = 0; o < n.shapes.size(); o++) is_const[r++] = c;
+    }
+    if (!any) return;
+    // Registers of constant values read by non-constant nodes or by the outputs.
+    std::vector<char> needed(n_regs, 0);
+    for (size_t k = 0; k < nodes.size(); k++)
+      if (!node_const[k])
+        for (Reg i : nodes[k].in)
+          if (is_const[i]) needed[i] = 1;
+    for (Reg o : outs)
+      if (is_const[o]) needed[o] = 1;
+    // Evaluate the constant nodes (replaying them on the constants).
+    std::vector<std::optional<mx::array>> regs(n_regs);
+    for (size_t i = 0; i < consts.size(); i++) regs[n_in + i] = consts[i];
+    std::vector<mx::array> ins;
+    r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      auto& n = nodes[k];
+      if (node_const[k]) {
+        ins.clear();
+        for (Reg i : n.in) ins.push_back(*regs[i]);
+        if (n.shapes.size() == 1) {
+          regs[r] = mx::array(n.shapes[0], n.dtypes[0], n.prim, ins);
+        } else {
+          auto outs_k = mx::array::make_arrays(n.shapes, n.dtypes, n.prim, ins);
+          for (size_t o = 0; o < outs_k.size(); o++) regs[r + o] = outs_k[o];
+        }
+      }
+      r += static_cast<Reg>(n.shapes.size());
+    }
+    std::vector<mx::array> keep;
+    for (Reg i = n_in + static_cast<Reg>(consts.size()); i < n_regs; i++)
+      if (needed[i]) keep.push_back(*regs[i]);
+    mx::eval(keep);
+    size_t bytes = 0;
+    for (auto& a : keep) bytes += a.data_size() * a.itemsize();
+    if (bytes > kFoldLimit) return;
+    // Rebuild: inputs, the constants still read, the folded values, the other nodes.
+    std::vector<Reg> remap(n_regs, UINT32_MAX);
+    for (Reg i = 0; i < n_in; i++) remap[i] = i;
+    std::vector<mx::array> new_consts;
+    for (Reg i = n_in; i < n_regs; i++) {
+      if (is_const[i] && needed[i]) {
+        remap[i] = n_in + static_cast<Reg>(new_consts.size());
+        new_consts.push_back(*regs[i]);
+      }
+    }
+    Reg next = n_in + static_cast<Reg>(new_consts.size());
+    std::vector<Node> new_nodes;
+    r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      auto& n = nodes[k];
+      if (!node_const[k]) {
+        Node m = n;
+        for (auto& i : m.in) i = remap[i];
+        for (size_t o = 0; o < n.shapes.size(); o++) remap[r + o] = next++;
+        new_nodes.push_back(std::move(m));
+      }
+      r += static_cast<Reg>(n.shapes.size());
+    }
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& o : outs) o = remap[o];
+    consts = std::move(new_consts);
+    nodes = std::move(new_nodes);
+    n_regs = next;
+  }
+
+  // Held while fold() swaps the tape's contents and while other threads inspect it (the
+  // worker thread alone runs and folds).
+  mutable std::mutex mu;
+  std::pair<size_t, size_t> sizes() const {
+    std::lock_guard<std::mutex> g(mu);
+    return {nodes.size(), consts.size()};
+  }
+
+  std::vector<mx::array> run(const std::vector<mx::array>& inputs, bool fused) {
+    if (!folded) fold();
+    if (!fused || nodes.empty()) return replay(inputs);
+    if (!compiled) {
+      uintptr_t id = next_fun_id.fetch_add(1);
+      compiled = mx::detail::compile(
+          [this](const std::vector<mx::array>& in) { return replay(in); }, id, false, {});
+      fun_id = id;
+    }
+    return compiled(inputs);
+  }
+};
+
+struct Program;
+
+struct Clause {
+  std::shared_ptr<Program> pred;  // null for the last clause
+  std::vector<int> pred_in;
+  std::shared_ptr<Program> body;
+  std::vector<int> body_in;
+};
+
+struct Step {
+  enum Kind { TAPE, WHILE, COND } kind;
+  std::shared_ptr<Tape> tape;
+  std::shared_ptr<Program> cond, body;
+  std::vector<Clause> clauses;
+  std::vector<int> in, out;
+};
+
+struct Program {
+  // Wall time of the last top-level run: replay (graph building, control flow included)
+  // and the final evaluation, in nanoseconds.
+  std::atomic<int64_t> last_replay_ns{0}, last_eval_ns{0};
+  int n_slots = 0;
+  std::vector<int> inputs;
+  std::vector<int> outputs;
+  std::vector<Step> steps;
+};
+
+bool truthy(const mx::array& p) {
+  if (p.size() != 1) throw std::invalid_argument("control-flow predicate is not a scalar");
+  auto b = p.dtype() == mx::bool_ ? p : mx::astype(p, mx::bool_);
+  mx::eval({b});
+  return b.item<bool>();
+}
+
+std::vector<mx::array> run(Program& p, const std::vector<mx::array>& inputs, bool fused);
+
+std::vector<mx::array> gather(const std::vector<std::optional<mx::array>>& slots,
+                              const std::vector<int>& idx) {
+  std::vector<mx::array> v;
+  v.reserve(idx.size());
+  for (int i : idx) {
+    if (!slots[i]) throw std::logic_error("program slot " + std::to_string(i) + " read before written");
+    v.push_back(*slots[i]);
+  }
+  return v;
+}
+
+void scatter(std::vector<std::optional<mx::array>>& slots, const std::vector<int>& idx,
+             std::vector<mx::array>&& values) {
+  if (values.size() != idx.size()) throw std::logic_error("program step produced a wrong number of values");
+  for (size_t i = 0; i < idx.size(); i++) slots[idx[i]] = std::move(values[i]);
+}
+
+std::vector<mx::array> run(Program& p, const std::vector<mx::array>& inputs, bool fused) {
+  if (inputs.size() != p.inputs.size())
+    throw std::invalid_argument("program expects " + std::to_string(p.inputs.size()) + " inputs, got " +
+                                std::to_string(inputs.size()));
+  std::vector<std::optional<mx::array>> slots(p.n_slots);
+  for (size_t i = 0; i < inputs.size(); i++) slots[p.inputs[i]] = inputs[i];
+  for (auto& st : p.steps) {
+    switch (st.kind) {
+      case Step::TAPE:
+        scatter(slots, st.out, st.tape->run(gather(slots, st.in), fused));
+        break;
+      case Step::WHILE: {
+        auto state = gather(slots, st.in);
+        while (true) {
+          auto pred = run(*st.cond, state, fused).at(0);
+          auto b = pred.dtype() == mx::bool_ ? pred : mx::astype(pred, mx::bool_);
+          // One evaluation per iteration: the state and the next predicate together, so
+          // the graph never grows across iterations.
+          std::vector<mx::array> ev = state;
+          ev.push_back(b);
+          mx::eval(ev);
+          if (!b.item<bool>()) break;
+          state = run(*st.body, state, fused);
+        }
+        scatter(slots, st.out, std::move(state));
+        break;
+      }
+      case Step::COND: {
+        bool done = false;
+        for (auto& c : st.clauses) {
+          if (c.pred && !truthy(run(*c.pred, gather(slots, c.pred_in), fused).at(0))) continue;
+          scatter(slots, st.out, run(*c.body, gather(slots, c.body_in), fused));
+          done = true;
+          break;
+        }
+        if (!done) throw std::logic_error("cond without a last clause");
+        break;
+      }
+    }
+  }
+  return gather(slots, p.outputs);
+}
+
+// ---- capture ----
+
+struct Builder {
+  std::shared_ptr<Program> prog = std::make_shared<Program>();
+  std::unordered_map<uintptr_t, int> slot_of;
+  // Arrays computed inside earlier tapes: id -> (step, register). Exported as extra tape
+  // outputs (new slots) when a later tape needs them, instead of being recomputed.
+  std::unordered_map<uintptr_t, std::pair<size_t, Reg>> in_tape;
+  // Every array whose id is a key above stays alive while the builder does (ids are
+  // addresses).
+  std::vector<mx::array> keep;
+  bool finished = false;
+
+  int new_slot(const mx::array& a, bool bind) {
+    int s = prog->n_slots++;
+    if (bind) slot_of.emplace(a.id(), s);
+    keep.push_back(a);
+    return s;
+  }
+
+  int export_from_tape(const mx::array& a) {
+    auto it = in_tape.find(a.id());
+    auto [step, reg] = it->second;
+    auto& st = prog->steps[step];
+    st.tape->outs.push_back(reg);
+    int s = new_slot(a, true);
+    st.out.push_back(s);
+    in_tape.erase(it);
+    return s;
+  }
+
+  // Captures the graph behind `arrays` into a tape step (unless each already has a slot)
+  // and returns their slots.
+  std::vector<int> materialize(const std::vector<mx::array>& arrays) {
+    std::vector<int> result(arrays.size(), -1);
+    auto tape = std::make_shared<Tape>();
+    std::vector<int> tape_in;                    // slots read, by input register
+    std::unordered_map<int, Reg> in_reg;         // slot -> input register
+    std::unordered_map<uintptr_t, Reg> local;    // array id -> register (consts, nodes)
+    std::vector<mx::array> const_list;
+    struct Pending {
+      mx::array a;
+      size_t next;
+    };
+    // Registers are assigned after the walk (inputs first, then constants, then nodes); while
+    // walking, nodes refer to values by a provisional "value id".
+    enum VKind : uint8_t { VIN, VCONST, VNODE };
+    struct VRef {
+      VKind k;
+      uint32_t i;    // input index, const index, or node index
+      uint32_t pos;  // output position for nodes
+    };
+    std::unordered_map<uintptr_t, VRef> seen;
+    std::vector<std::vector<VRef>> node_ins;
+    std::vector<mx::array> node_arrays;  // one representative (the DFS array) per node
+
+    auto known = [&](const mx::array& a) -> std::optional<VRef> {
+      if (auto it = seen.find(a.id()); it != seen.end()) return it->second;
+      int slot = -1;
+      if (auto it = slot_of.find(a.id()); it != slot_of.end()) {
+        slot = it->second;
+      } else if (in_tape.count(a.id())) {
+        slot = export_from_tape(a);
+      }
+      if (slot >= 0) {
+        auto [it, inserted] = in_reg.emplace(slot, static_cast<Reg>(tape_in.size()));
+        if (inserted) tape_in.push_back(slot);
+        VRef r{VIN, it->second, 0};
+        seen.emplace(a.id(), r);
+        return r;
+      }
+      if (!a.has_primitive() || a.status() != mx::array::Status::unscheduled) {
+        if (!a.has_primitive() && a.status() == mx::array::Status::unscheduled)
+          throw std::invalid_argument(
+              "program capture reached a placeholder that is not an input of this program (a "
+              "value from another scope)");
+        VRef r{VCONST, static_cast<uint32_t>(const_list.size()), 0};
+        const_list.push_back(a);
+        keep.push_back(a);
+        seen.emplace(a.id(), r);
+        return r;
+      }
+      return std::nullopt;
+    };
+
+    std::vector<Pending> stack;
+    for (auto& root : arrays) {
+      if (known(root)) continue;
+      stack.push_back({root, 0});
+      while (!stack.empty()) {
+        auto& top = stack.back();
+        if (seen.count(top.a.id())) {
+          stack.pop_back();
+          continue;
+        }
+        auto& ins = top.a.inputs();
+        bool pushed = false;
+        while (top.next < ins.size()) {
+          auto& in = ins[top.next++];
+          if (!known(in)) {
+            stack.push_back({in, 0});
+            pushed = true;
+            break;
+          }
+        }
+        if (pushed) continue;
+        // All inputs known: record the node and all its outputs.
+        mx::array a = top.a;
+        stack.pop_back();
+        std::vector<VRef> refs;
+        refs.reserve(a.inputs().size());
+        for (auto& in : a.inputs()) refs.push_back(seen.at(in.id()));
+        uint32_t n = static_cast<uint32_t>(node_ins.size());
+        node_ins.push_back(std::move(refs));
+        node_arrays.push_back(a);
+        auto outs = a.outputs();
+        for (uint32_t pos = 0; pos < outs.size(); pos++) {
+          seen.emplace(outs[pos].id(), VRef{VNODE, n, pos});
+          keep.push_back(outs[pos]);
+        }
+      }
+    }
+
+    // Results that already had slots need no tape.
+    bool any_new = false;
+    for (size_t i = 0; i < arrays.size(); i++) {
+      auto r = seen.at(arrays[i].id());
+      if (r.k == VIN) {
+        result[i] = tape_in[r.i];
+      } else {
+        any_new = true;
+      }
+    }
+    if (!any_new) return result;
+
+    // Assign registers.
+    tape->n_in = static_cast<uint32_t>(tape_in.size());
+    tape->consts = const_list;
+    std::vector<Reg> node_base(node_arrays.size());
+    Reg next = tape->n_in + static_cast<Reg>(const_list.size());
+    for (size_t n = 0; n < node_arrays.size(); n++) {
+      node_base[n] = next;
+      auto outs = node_arrays[n].outputs();
+      next += static_cast<Reg>(outs.size());
+    }
+    tape->n_regs = next;
+    auto reg_of = [&](const VRef& r) -> Reg {
+      switch (r.k) {
+        case VIN: return r.i;
+        case VCONST: return tape->n_in + r.i;
+        default: return node_base[r.i] + r.pos;
+      }
+    };
+    tape->nodes.reserve(node_arrays.size());
+    for (size_t n = 0; n < node_arrays.size(); n++) {
+      auto& a = node_arrays[n];
+      Node node;
+      node.prim = a.primitive_ptr();
+      for (auto& r : node_ins[n]) node.in.push_back(reg_of(r));
+      for (auto& o : a.outputs()) {
+        node.shapes.push_back(o.shape());
+        node.dtypes.push_back(o.dtype());
+      }
+      tape->nodes.push_back(std::move(node));
+    }
+
+    Step st;
+    st.kind = Step::TAPE;
+    st.tape = tape;
+    st.in = tape_in;
+    size_t step_index = prog->steps.size();
+    for (size_t i = 0; i < arrays.size(); i++) {
+      if (result[i] >= 0) continue;
+      auto& a = arrays[i];
+      if (auto it = slot_of.find(a.id()); it != slot_of.end()) {  // duplicate in `arrays`
+        result[i] = it->second;
+        continue;
+      }
+      tape->outs.push_back(reg_of(seen.at(a.id())));
+      int s = new_slot(a, true);
+      st.out.push_back(s);
+      result[i] = s;
+    }
+    // Remember every node output of this tape for later export.
+    for (size_t n = 0; n < node_arrays.size(); n++) {
+      auto outs = node_arrays[n].outputs();
+      for (uint32_t pos = 0; pos < outs.size(); pos++) {
+        if (!slot_of.count(outs[pos].id()))
+          in_tape.emplace(outs[pos].id(), std::make_pair(step_index, node_base[n] + pos));
+      }
+    }
+    prog->steps.push_back(std::move(st));
+    return result;
+  }
+};
+
+}  // namespace emily::program
+
+using namespace emily;
+using namespace emily::program;
+
+struct emily_builder {
+  Builder b;
+};
+
+struct emily_program {
+  std::shared_ptr<Program> p;
+};
+
+namespace {
+
+void check_open(const emily_builder* b) {
+  if (b->b.finished) throw std::invalid_argument("program builder already finished");
+}
+
+std::vector<int> slots_of(emily_ints v, const Builder& b) {
+  std::vector<int> out;
+  out.reserve(v.len);
+  for (size_t i = 0; i < v.len; i++) {
+    if (v.ptr[i] < 0 || v.ptr[i] >= b.prog->n_slots)
+      throw std::invalid_argument("program slot " + std::to_string(v.ptr[i]) + " out of range");
+    out.push_back(static_cast<int>(v.ptr[i]));
+  }
+  return out;
+}
+
+// Slots written by a control-flow step: fresh placeholders of the caller, bound to them.
+std::vector<int> define(Builder& b, emily_arrays outs) {
+  std::vector<int> s;
+  for (size_t i = 0; i < outs.len; i++) {
+    auto& a = outs.ptr[i]->a;
+    if (a.has_primitive() || a.status() != mx::array::Status::unscheduled)
+      throw std::invalid_argument("control-flow outputs must be placeholders");
+    if (b.slot_of.count(a.id())) throw std::invalid_argument("placeholder defined twice");
+    s.push_back(b.new_slot(a, true));
+  }
+  return s;
+}
+
+}  // namespace
+
+extern "C" {
+
+EMILY_API int emily_placeholder(emily_ints shp, int32_t dtype, emily_array** out) {
+  EMILY_GUARD({
+    auto s = shape(shp);
+    for (auto d : s)
+      if (d < 0) throw std::invalid_argument("negative dimension in shape");
+    put(out, mx::array(std::move(s), to_dtype(dtype), nullptr, {}));
+  })
+}
+
+EMILY_API int emily_is_placeholder(const emily_array* a) {
+  return !a->a.has_primitive() && a->a.status() == mx::array::Status::unscheduled ? 1 : 0;
+}
+
+EMILY_API int emily_builder_new(emily_builder** out) { EMILY_GUARD(*out = new emily_builder{}) }
+
+EMILY_API void emily_builder_free(emily_builder* b) { delete b; }
+
+// Declares program inputs (in order): each array is a boundary of the capture.
+EMILY_API int emily_builder_inputs(emily_builder* b, emily_arrays xs, int64_t* slots) {
+  EMILY_GUARD({
+    check_open(b);
+    for (size_t i = 0; i < xs.len; i++) {
+      auto& a = xs.ptr[i]->a;
+      bool bind = !b->b.slot_of.count(a.id());
+      // The same array given twice: the second input gets a slot of its own, never read.
+      int s = b->b.new_slot(a, bind);
+      b->b.prog->inputs.push_back(s);
+      slots[i] = s;
+    }
+  })
+}
+
+EMILY_API int emily_builder_materialize(emily_builder* b, emily_arrays xs, int64_t* slots) {
+  EMILY_GUARD({
+    check_open(b);
+    auto v = arrays(xs);
+    auto s = b->b.materialize(v);
+    for (size_t i = 0; i < s.size(); i++) slots[i] = s[i];
+  })
+}
+
+EMILY_API int emily_builder_while(emily_builder* b, const emily_program* cond, const emily_program* body,
+                                  emily_ints state, emily_arrays outs) {
+  EMILY_GUARD({
+    check_open(b);
+    auto in = slots_of(state, b->b);
+    if (cond->p->inputs.size() != in.size() || body->p->inputs.size() != in.size() ||
+        body->p->outputs.size() != in.size() || cond->p->outputs.size() != 1 || outs.len != in.size())
+      throw std::invalid_argument("while: condition and body must take the state and the body return it");
+    Step st;
+    st.kind = Step::WHILE;
+    st.cond = cond->p;
+    st.body = body->p;
+    st.in = std::move(in);
+    st.out = define(b->b, outs);
+    b->b.prog->steps.push_back(std::move(st));
+  })
+}
+
+// Clauses in order; the last has no predicate (preds[n-1] == NULL).
+EMILY_API int emily_builder_cond(emily_builder* b, const emily_program* const* preds, const emily_ints* pred_in,
+                                 const emily_program* const* bodies, const emily_ints* body_in, size_t n,
+                                 emily_arrays outs) {
+  EMILY_GUARD({
+    check_open(b);
+    if (n == 0 || preds[n - 1] != nullptr) throw std::invalid_argument("cond: the last clause has no predicate");
+    Step st;
+    st.kind = Step::COND;
+    for (size_t i = 0; i < n; i++) {
+      Clause c;
+      if (preds[i]) {
+        if (i == n - 1) throw std::invalid_argument("cond: last clause has a predicate");
+        c.pred = preds[i]->p;
+        c.pred_in = slots_of(pred_in[i], b->b);
+        if (c.pred->inputs.size() != c.pred_in.size() || c.pred->outputs.size() != 1)
+          throw std::invalid_argument("cond: predicate program arity mismatch");
+      } else if (i != n - 1) {
+        throw std::invalid_argument("cond: only the last clause may lack a predicate");
+      }
+      c.body = bodies[i]->p;
+      c.body_in = slots_of(body_in[i], b->b);
+      if (c.body->inputs.size() != c.body_in.size() || c.body->outputs.size() != outs.len)
+        throw std::invalid_argument("cond: clause program arity mismatch");
+      st.clauses.push_back(std::move(c));
+    }
+    st.out = define(b->b, outs);
+    b->b.prog->steps.push_back(std::move(st));
+  })
+}
+
+EMILY_API int emily_builder_finish(emily_builder* b, emily_arrays outputs, emily_program** out) {
+  EMILY_GUARD({
+    check_open(b);
+    auto v = arrays(outputs);
+    auto s = b->b.materialize(v);
+    b->b.prog->outputs = std::move(s);
+    b->b.finished = true;
+    *out = new emily_program{b->b.prog};
+    // The trace graph is no longer needed.
+    b->b.keep.clear();
+    b->b.slot_of.clear();
+    b->b.in_tape.clear();
+  })
+}
+
+EMILY_API void emily_program_free(emily_program* p) { delete p; }
+
+// The primitive names of every node (sub-programs included), separated by spaces, into
+// `buf` (at most `cap` bytes, NUL-terminated); returns the length needed.
+EMILY_API size_t emily_program_describe(const emily_program* p, char* buf, size_t cap) {
+  std::string s;
+  std::vector<const Program*> todo{p->p.get()};
+  while (!todo.empty()) {
+    auto* q = todo.back();
+    todo.pop_back();
+    for (auto& st : q->steps) {
+      if (st.kind == Step::TAPE) {
+        std::lock_guard<std::mutex> g(st.tape->mu);
+        for (auto& n : st.tape->nodes) {
+          if (!s.empty()) s += ' ';
+          s += n.prim->name();
+        }
+      } else if (st.kind == Step::WHILE) {
+        todo.push_back(st.cond.get());
+        todo.push_back(st.body.get());
+      } else {
+        for (auto& c : st.clauses) {
+          if (c.pred) todo.push_back(c.pred.get());
+          todo.push_back(c.body.get());
+        }
+      }
+    }
+  }
+  if (cap > 0) {
+    size_t n = std::min(cap - 1, s.size());
+    std::memcpy(buf, s.data(), n);
+    buf[n] = 0;
+  }
+  return s.size() + 1;
+}
+
+EMILY_API size_t emily_program_n_inputs(const emily_program* p) { return p->p->inputs.size(); }
+EMILY_API size_t emily_program_n_outputs(const emily_program* p) { return p->p->outputs.size(); }
+
+// Counts over the program and its sub-programs: steps, tapes, nodes, constants, whiles, conds;
+// then the last run's replay and evaluation times (ns).
+EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
+  for (int i = 0; i < 6; i++) out[i] = 0;
+  out[6] = p->p->last_replay_ns;
+  out[7] = p->p->last_eval_ns;
+  std::vector<const Program*> todo{p->p.get()};
+  while (!todo.empty()) {
+    auto* q = todo.back();
+    todo.pop_back();
+    for (auto& st : q->steps) {
+      out[0]++;
+      switch (st.kind) {
+        case Step::TAPE: {
+          out[1]++;
+          auto [n, c] = st.tape->sizes();
+          out[2] += static_cast<int64_t>(n);
+          out[3] += static_cast<int64_t>(c);
+          break;
+        }
+        case Step::WHILE:
+          out[4]++;
+          todo.push_back(st.cond.get());
+          todo.push_back(st.body.get());
+          break;
+        case Step::COND:
+          out[5]++;
+          for (auto& c : st.clauses) {
+            if (c.pred) todo.push_back(c.pred.get());
+            todo.push_back(c.body.get());
+          }
+          break;
+      }
+    }
+  }
+}
+
+// Replays the program on `inputs` and evaluates the outputs. Must run on the thread that owns
+// the stream the program was captured with. `outs` has room for emily_program_n_outputs().
+EMILY_API int emily_program_run(emily_program* p, emily_arrays inputs, int32_t fused, emily_array** outs) {
+  EMILY_GUARD({
+    auto t0 = std::chrono::steady_clock::now();
+    auto res = run(*p->p, arrays(inputs), fused != 0);
+    auto t1 = std::chrono::steady_clock::now();
+    mx::eval(res);
+    auto t2 = std::chrono::steady_clock::now();
+    p->p->last_replay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
+    p->p->last_eval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t2 - t1).count();
+    for (size_t i = 0; i < res.size(); i++) outs[i] = new emily_array{std::move(res[i])};
+  })
+}
+
+}  // extern "C"

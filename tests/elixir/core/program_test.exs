@@ -1,0 +1,141 @@
+defmodule Emily.ProgramTest do
+  # Program capture and replay through the NIFs (no Nx): the machinery behind
+  # Emily.Compiler's native and fused lanes.
+  use ExUnit.Case, async: true
+  import Emily.Case
+
+  alias Emily.{Native, Worker}
+
+  defp run(program, inputs, fused \\ false) do
+    ref = make_ref()
+    :ok = Native.program_run(program, inputs, fused, ref)
+    Worker.await(ref)
+  end
+
+  defp ph(shape, type \\ :f32), do: Native.program_placeholder(shape, type, Worker.current())
+
+  test "a graph captured on placeholders replays on new inputs, native and fused" do
+    w = Worker.current()
+    [x, y] = [ph([3]), ph([3])]
+    c = t([10.0, 20.0, 30.0], {3}, {:f, 32})
+    s = Native.multiply(x, y, w)
+    out = Native.subtract(Native.exp(Native.add(s, c, w), w), c, w)
+    program = Native.program_capture([x, y], [out, s], w)
+
+    assert %{inputs: 2, outputs: 2, tapes: 1, nodes: 4, constants: 1} =
+             Native.program_stats(program)
+
+    for fused <- [false, true], k <- [0.0, 0.5] do
+      a = t([1.0, 2.0, -1.0], {3}, {:f, 32})
+      b = t([k, k, k], {3}, {:f, 32})
+      [o, p] = run(program, [a, b], fused)
+      assert read(p) == [k, 2 * k, -k]
+
+      for {got, v, c} <- Enum.zip([read(o), [k, 2 * k, -k], [10.0, 20.0, 30.0]]) do
+        expected = :math.exp(v + c) - c
+        # f32 exp (MLX's approximation)
+        assert_in_delta got, expected, 1.0e-5 * abs(expected)
+      end
+    end
+  end
+
+  test "evaluating anything built on a placeholder raises instead of computing" do
+    w = Worker.current()
+    x = ph([2])
+    y = Native.exp(x, w)
+    assert_raise ArgumentError, ~r/without a primitive/, fn -> Emily.eval(y) end
+    # The worker still works.
+    assert read(Native.negative(t([1.0], {1}, {:f, 32}), w)) == [-1.0]
+  end
+
+  test "a while loop and a cond run as sub-programs in one call" do
+    w = Worker.current()
+    one = t([1], {}, {:s, 32})
+    ten = t([10], {}, {:s, 32})
+
+    sub = fn shapes, f ->
+      b = Native.program_builder()
+      phs = Enum.map(shapes, fn {s, ty} -> ph(s, ty) end)
+      Native.program_inputs(b, phs)
+      Native.program_finish(b, f.(phs), w)
+    end
+
+    # while {i, acc}, i < 10, do: {i + 1, acc + i}
+    cond = sub.([{[], :s32}, {[], :s32}], fn [i, _] -> [Native.less(i, ten, w)] end)
+
+    body =
+      sub.([{[], :s32}, {[], :s32}], fn [i, acc] ->
+        [Native.add(i, one, w), Native.add(acc, i, w)]
+      end)
+
+    b = Native.program_builder()
+    [i0, a0] = [ph([], :s32), ph([], :s32)]
+    Native.program_inputs(b, [i0, a0])
+    state = Native.program_materialize(b, [i0, a0])
+    [fi, fa] = [ph([], :s32), ph([], :s32)]
+    :ok = Native.program_while(b, cond, body, state, [fi, fa])
+
+    # cond fa > 40 -> fa * 2; true -> -fa
+    forty = t([40], {}, {:s, 32})
+    two = t([2], {}, {:s, 32})
+    [fa_slot] = Native.program_materialize(b, [fa])
+    pred = sub.([{[], :s32}], fn [v] -> [Native.greater(v, forty, w)] end)
+    dbl = sub.([{[], :s32}], fn [v] -> [Native.multiply(v, two, w)] end)
+    neg = sub.([{[], :s32}], fn [v] -> [Native.negative(v, w)] end)
+    r = ph([], :s32)
+
+    :ok =
+      Native.program_cond(b, [{pred, [fa_slot], dbl, [fa_slot]}, {nil, [], neg, [fa_slot]}], [r])
+
+    program = Native.program_finish(b, [fi, r], w)
+    assert %{whiles: 1, conds: 1} = Native.program_stats(program)
+
+    for fused <- [false, true] do
+      s32 = fn v -> t([v], {}, {:s, 32}) end
+      # 0 + 0 + 1 + ... + 9 = 45 > 40
+      assert Enum.map(run(program, [s32.(0), s32.(0)], fused), &read/1) == [[10], [90]]
+      # 7 + 8 + 9 = 24
+      assert Enum.map(run(program, [s32.(7), s32.(0)], fused), &read/1) == [[10], [-24]]
+      # no iteration
+      assert Enum.map(run(program, [s32.(12), s32.(41)], fused), &read/1) == [[12], [82]]
+    end
+  end
+
+  test "errors are raised, never crash" do
+    w = Worker.current()
+    x = ph([2])
+    program = Native.program_capture([x], [Native.exp(x, w)], w)
+    assert_raise ArgumentError, ~r/takes 1 inputs, got 0/, fn -> run(program, []) end
+
+    # An input of the wrong shape fails inside MLX and is reported.
+    y = ph([2])
+    p2 = Native.program_capture([y], [Native.add(y, t([1.0, 2.0], {2}, {:f, 32}), w)], w)
+    assert [_] = run(p2, [t([1.0, 2.0], {2}, {:f, 32})])
+
+    other = ph([1])
+
+    assert_raise ArgumentError, ~r/another scope/, fn ->
+      Native.program_capture([y], [Native.add(y, other, w)], w)
+    end
+
+    b = Native.program_builder()
+    Native.program_inputs(b, [x])
+    Native.program_finish(b, [x], w)
+    assert_raise ArgumentError, ~r/finished/, fn -> Native.program_finish(b, [x], w) end
+  end
+
+  test "inputs owned by another worker are reported until evaluated" do
+    w = Worker.current()
+    other = Worker.start(:cpu)
+    a = Native.add(t([1.0], {1}, {:f, 32}), t([2.0], {1}, {:f, 32}), other)
+    b = t([1.0], {1}, {:f, 32})
+    assert Native.program_foreign_pending([a, b], w) == [0]
+    Emily.eval(a)
+    assert Native.program_foreign_pending([a, b], w) == []
+    x = ph([1])
+    program = Native.program_capture([x], [Native.negative(x, w)], w)
+    assert [r] = run(program, [a])
+    assert read(r) == [-3.0]
+    Worker.stop(other)
+  end
+end

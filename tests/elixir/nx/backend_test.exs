@@ -1,0 +1,299 @@
+if Code.ensure_loaded?(Nx) do
+  defmodule Emily.BackendTest do
+    @moduledoc """
+    Emily.Backend's own behaviour: zero-copy to_binary, devices, fallback telemetry and
+    modes, and the compile-time debug flags (recompiled here with each setting).
+    """
+    # Changes application config and recompiles modules: not async.
+    use ExUnit.Case, async: false
+    @moduletag :nx
+
+    import ExUnit.CaptureLog
+
+    setup do
+      Nx.default_backend(Emily.Backend)
+      :ok
+    end
+
+    describe "to_binary" do
+      test "Nx.to_binary of an evaluated contiguous tensor aliases MLX's buffer (no copy)" do
+        t = Nx.iota({256, 1024}, type: :f32)
+        t = Nx.add(t, 1)
+        # evaluate once; the first read lays out the result
+        _ = Nx.to_binary(t)
+        before = Emily.memory_stats()
+        bin = Nx.to_binary(t)
+        later = Emily.memory_stats()
+        assert byte_size(bin) == 256 * 1024 * 4
+        assert later.bytes_copied == before.bytes_copied
+        assert later.aliases_created > before.aliases_created
+        <<first::float-32-native, _::binary>> = bin
+        assert first == 1.0
+        # a limit is a sub-binary of the same buffer
+        assert Nx.to_binary(t, limit: 3) == binary_part(bin, 0, 12)
+      end
+
+      test "a strided view is laid out once" do
+        t = Nx.iota({64, 64}, type: :s32) |> Nx.transpose()
+        before = Emily.memory_stats()
+        bin = Nx.to_binary(t)
+        later = Emily.memory_stats()
+        assert later.bytes_copied - before.bytes_copied == byte_size(bin)
+        assert Nx.to_flat_list(t) |> Enum.take(3) == [0, 64, 128]
+      end
+    end
+
+    describe "devices" do
+      test "default device is the CPU and tensors remember it" do
+        t = Nx.tensor([1, 2, 3])
+        assert %Emily.Backend{device: :cpu} = t.data
+        t = Nx.tensor([1, 2, 3], backend: {Emily.Backend, device: :cpu})
+        assert %Emily.Backend{device: :cpu} = t.data
+      end
+
+      test "device: :gpu without a GPU raises a clear error" do
+        if Emily.Native.device_available(:gpu) do
+          t = Nx.tensor([1.0, 2.0], backend: {Emily.Backend, device: :gpu})
+          assert %Emily.Backend{device: :gpu} = t.data
+          assert Nx.to_flat_list(Nx.add(t, 1)) == [2.0, 3.0]
+        else
+          assert_raise ArgumentError, ~r/device: :gpu was requested but MLX has no GPU/, fn ->
+            Nx.tensor([1, 2, 3], backend: {Emily.Backend, device: :gpu})
+          end
+        end
+      end
+
+      test "bad options raise" do
+        assert_raise ArgumentError, ~r/:device must be :cpu or :gpu/, fn ->
+          Nx.tensor([1], backend: {Emily.Backend, device: :tpu})
+        end
+
+        assert_raise ArgumentError, ~r/accepts only the :device option/, fn ->
+          Nx.tensor([1], backend: {Emily.Backend, client: :host})
+        end
+      end
+
+      test "backend_transfer and backend_copy between backends keep values" do
+        t = Nx.tensor([[1.5, 2.5], [3.5, 4.5]])
+        b = Nx.backend_transfer(t, Nx.BinaryBackend)
+        assert %Nx.BinaryBackend{} = b.data
+        e = Nx.backend_copy(b, Emily.Backend)
+        assert %Emily.Backend{} = e.data
+        assert Nx.to_binary(e) == Nx.to_binary(b)
+        assert Nx.backend_deallocate(e) == :ok
+      end
+
+      test "{:c, 128} raises clearly" do
+        assert_raise ArgumentError, ~r/\{:c, 128\} is not supported/, fn ->
+          Nx.tensor([1.0], type: :c128)
+        end
+      end
+    end
+
+    describe "fallbacks" do
+      setup do
+        previous = Application.get_env(:emily, :fallback)
+        Emily.Backend.Fallback.reset_warnings()
+
+        on_exit(fn ->
+          if previous,
+            do: Application.put_env(:emily, :fallback, previous),
+            else: Application.delete_env(:emily, :fallback)
+        end)
+      end
+
+      def forward(event, measurements, meta, pid),
+        do: send(pid, {:event, event, measurements, meta})
+
+      defp attach(events) do
+        test_pid = self()
+        id = "fallback-test-#{inspect(make_ref())}"
+
+        :telemetry.attach_many(
+          id,
+          events,
+          fn event, measurements, meta, _ ->
+            send(test_pid, {:event, event, measurements, meta})
+          end,
+          nil
+        )
+
+        on_exit(fn -> :telemetry.detach(id) end)
+      end
+
+      test "emit [:emily, :fallback, :start | :stop] with the op and return Emily tensors" do
+        Application.put_env(:emily, :fallback, :silent)
+        attach([[:emily, :fallback, :start], [:emily, :fallback, :stop]])
+        t = Nx.tensor([[1, 2], [3, 4]])
+        r = Nx.reduce(t, 0, [axes: [1]], &Nx.add/2)
+        assert %Emily.Backend{} = r.data
+        assert Nx.to_flat_list(r) == [3, 7]
+        assert_received {:event, [:emily, :fallback, :start], _, %{op: :reduce}}
+        assert_received {:event, [:emily, :fallback, :stop], %{duration: d}, %{op: :reduce}}
+        assert d >= 0
+
+        w = Nx.window_reduce(t, 0, {1, 2}, &Nx.max/2)
+        assert Nx.to_flat_list(w) == [2, 4]
+        assert_received {:event, [:emily, :fallback, :start], _, %{op: :window_reduce}}
+      end
+
+      test "native ops emit no fallback events" do
+        Application.put_env(:emily, :fallback, :silent)
+        attach([[:emily, :fallback, :start]])
+        t = Nx.iota({3, 4}, type: :f32)
+        _ = t |> Nx.sum(axes: [0]) |> Nx.window_max({2}) |> Nx.sort() |> Nx.to_binary()
+
+        _ =
+          Nx.conv(Nx.iota({1, 1, 5}, type: :f64), Nx.iota({1, 1, 2}, type: :f64))
+          |> Nx.to_binary()
+
+        refute_received {:event, [:emily, :fallback, :start], _, _}
+      end
+
+      test ":warn logs once per op" do
+        Application.put_env(:emily, :fallback, :warn)
+        t = Nx.tensor([1, 2, 3])
+
+        log =
+          capture_log(fn ->
+            Nx.reduce(t, 0, &Nx.add/2)
+            Nx.reduce(t, 0, &Nx.add/2)
+          end)
+
+        assert log =~ "reduce runs on Nx.BinaryBackend"
+        assert length(String.split(log, "reduce runs on")) == 2
+
+        log = capture_log(fn -> Nx.reduce(t, 0, &Nx.add/2) end)
+        refute log =~ "runs on Nx.BinaryBackend"
+
+        log = capture_log(fn -> Nx.window_reduce(t, 0, {2}, &Nx.add/2) end)
+        assert log =~ "window_reduce runs on Nx.BinaryBackend"
+      end
+
+      test ":raise raises naming the op; :silent logs nothing" do
+        Application.put_env(:emily, :fallback, :raise)
+
+        assert_raise ArgumentError, ~r/reduce has no MLX implementation.*fallback: :raise/, fn ->
+          Nx.reduce(Nx.tensor([1, 2]), 0, &Nx.add/2)
+        end
+
+        Application.put_env(:emily, :fallback, :silent)
+        assert capture_log(fn -> Nx.reduce(Nx.tensor([1, 2]), 0, &Nx.add/2) end) == ""
+      end
+    end
+
+    describe "debug flags (modules recompiled with each setting)" do
+      @index "lib/emily/backend/index.ex"
+      @lin_alg "lib/emily/backend/lin_alg.ex"
+      @fast "lib/emily/fast.ex"
+
+      defp recompile(flags) do
+        for {k, v} <- flags, do: Application.put_env(:emily, k, v)
+        Code.compiler_options(ignore_module_conflict: true)
+
+        try do
+          for f <- [@index, @lin_alg, @fast], do: Code.compile_file(f)
+        after
+          Code.compiler_options(ignore_module_conflict: false)
+        end
+      end
+
+      setup do
+        on_exit(fn ->
+          recompile(debug_bounds_check: false, debug_detect_nan_inf: false)
+          Application.delete_env(:emily, :debug_bounds_check)
+          Application.delete_env(:emily, :debug_detect_nan_inf)
+        end)
+      end
+
+      test "off (the default): no checks are compiled in, bad indices do not raise" do
+        recompile(debug_bounds_check: false, debug_detect_nan_inf: false)
+        refute Emily.Backend.Index.bounds_check?()
+        refute Emily.Backend.LinAlg.nan_inf_check?()
+
+        t = Nx.tensor([1, 2, 3])
+        # out-of-range indices are clamped for reads and dropped for writes (never
+        # outside the array)
+        assert Nx.to_flat_list(Nx.take(t, Nx.tensor([5, 1_000_000_000]))) == [3, 3]
+        assert Nx.to_flat_list(Nx.gather(t, Nx.tensor([[-1], [1]]))) == [1, 2]
+        assert Nx.to_flat_list(Nx.take_along_axis(t, Nx.tensor([7, -7, 1]), axis: 0)) == [3, 1, 2]
+        added = Nx.indexed_add(t, Nx.tensor([[3], [1], [-1]]), Nx.tensor([10, 20, 30]))
+        assert Nx.to_flat_list(added) == [1, 22, 3]
+        put = Nx.indexed_put(t, Nx.tensor([[3], [0], [99]]), Nx.tensor([10, 20, 30]))
+        assert Nx.to_flat_list(put) == [20, 2, 3]
+        nan = Nx.tensor([[:nan, 1.0]])
+        _ = Nx.dot(nan, Nx.tensor([[1.0], [1.0]])) |> Nx.to_binary()
+      end
+
+      test "debug_bounds_check: gather, take, take_along_axis, indexed_add, indexed_put raise" do
+        recompile(debug_bounds_check: true)
+        assert Emily.Backend.Index.bounds_check?()
+
+        t = Nx.tensor([[1, 2, 3], [4, 5, 6]])
+
+        assert_raise ArgumentError, ~r/gather: index out of bounds/, fn ->
+          Nx.gather(t, Nx.tensor([[0, 3]]))
+        end
+
+        assert_raise ArgumentError, ~r/gather: index out of bounds/, fn ->
+          Nx.gather(t, Nx.tensor([[-1, 0]]))
+        end
+
+        assert_raise ArgumentError, ~r/take: index out of bounds/, fn ->
+          Nx.take(t, Nx.tensor([2]))
+        end
+
+        assert_raise ArgumentError, ~r/take_along_axis: index out of bounds/, fn ->
+          Nx.take_along_axis(t, Nx.tensor([[0, 3, 0], [0, 0, 0]]), axis: 1)
+        end
+
+        assert_raise ArgumentError, ~r/indexed_add: index out of bounds/, fn ->
+          Nx.indexed_add(t, Nx.tensor([[2, 0]]), Nx.tensor([1]))
+        end
+
+        assert_raise ArgumentError, ~r/indexed_put: index out of bounds/, fn ->
+          Nx.indexed_put(t, Nx.tensor([[0, -1]]), Nx.tensor([1]))
+        end
+
+        # in-range indices still work
+        assert Nx.to_flat_list(Nx.take(t, Nx.tensor([1]))) == [4, 5, 6]
+        assert Nx.to_flat_list(Nx.gather(t, Nx.tensor([[1, 2]]))) == [6]
+      end
+
+      test "debug_detect_nan_inf: dot, fast norms and attention raise on NaN/Inf" do
+        recompile(debug_detect_nan_inf: true)
+        assert Emily.Backend.LinAlg.nan_inf_check?()
+
+        ok = Nx.tensor([[1.0, 2.0]])
+        assert Nx.to_flat_list(Nx.dot(ok, Nx.tensor([[1.0], [1.0]]))) == [3.0]
+
+        assert_raise ArgumentError, ~r/dot: result holds NaN or Inf/, fn ->
+          Nx.dot(Nx.tensor([[:nan, 1.0]]), Nx.tensor([[1.0], [1.0]]))
+        end
+
+        assert_raise ArgumentError, ~r/dot: result holds NaN or Inf/, fn ->
+          Nx.dot(Nx.tensor([[3.0e38, 3.0e38]]), Nx.tensor([[3.0e38], [3.0e38]]))
+        end
+
+        assert_raise ArgumentError, ~r/rms_norm: result holds NaN or Inf/, fn ->
+          Emily.Fast.rms_norm(Nx.tensor([[:infinity, 1.0]]))
+        end
+
+        assert_raise ArgumentError, ~r/layer_norm: result holds NaN or Inf/, fn ->
+          Emily.Fast.layer_norm(Nx.tensor([[:nan, 1.0]]))
+        end
+
+        q = Nx.broadcast(Nx.tensor(:nan), {1, 1, 2, 4})
+        k = Nx.broadcast(1.0, {1, 1, 2, 4})
+
+        assert_raise ArgumentError,
+                     ~r/scaled_dot_product_attention: result holds NaN or Inf/,
+                     fn ->
+                       Emily.Fast.scaled_dot_product_attention(q, k, k)
+                     end
+
+        assert Emily.Fast.rms_norm(Nx.tensor([[1.0, 1.0]])) |> Nx.to_flat_list() |> length() == 2
+      end
+    end
+  end
+end
