@@ -58,17 +58,39 @@ defmodule GpuBench do
   # --- (a) matmul -----------------------------------------------------------------------
   def quick?, do: System.get_env("EMILY_BENCH_QUICK") == "1"
 
+  # EMILY_BENCH_ONLY=tf32: only the f32 products (run with MLX_ENABLE_TF32=1), keys
+  # suffixed _tf32.
+  def tf32_only?, do: System.get_env("EMILY_BENCH_ONLY") == "tf32"
+
   def matmul(w, cpu) do
-    for dtype <- [:bf16, :f32], n <- if(quick?(), do: [256, 512], else: [4096, 8192]) do
+    dtypes = if tf32_only?(), do: [:f32], else: [:bf16, :f32]
+    suffix = if tf32_only?(), do: "_tf32", else: ""
+
+    for dtype <- dtypes, n <- if(quick?(), do: [256, 512], else: [4096, 8192]) do
       a = rand([n, n], dtype, w)
       b = rand([n, n], dtype, w)
       # Correctness: 64 rows of the product against the CPU in f32 on the same inputs.
       c = N.matmul(a, b, w)
       rows = N.slice(c, [0, 0], [64, n], [1, 1], w)
       a64 = N.slice(a, [0, 0], [64, n], [1, 1], w)
-      to_cpu = fn t -> N.from_binary(Emily.to_binary(N.astype(t, :f32, w)), Emily.shape(t) |> Tuple.to_list(), :f32, cpu) end
+
+      to_cpu = fn t ->
+        N.from_binary(
+          Emily.to_binary(N.astype(t, :f32, w)),
+          Emily.shape(t) |> Tuple.to_list(),
+          :f32,
+          cpu
+        )
+      end
+
       ref = N.matmul(to_cpu.(a64), to_cpu.(b), cpu)
-      err = rel_err(N.from_binary(Emily.to_binary(N.astype(rows, :f32, w)), [64, n], :f32, cpu), ref, cpu)
+
+      err =
+        rel_err(
+          N.from_binary(Emily.to_binary(N.astype(rows, :f32, w)), [64, n], :f32, cpu),
+          ref,
+          cpu
+        )
 
       per = 10
       batch = fn -> Emily.eval(for _ <- 1..per, do: N.matmul(a, b, w)) end
@@ -77,8 +99,12 @@ defmodule GpuBench do
       times = for _ <- 1..5, do: elem(time_s(batch), 0) / per
       t = median(times)
       tflops = 2 * n * n * n / t / 1.0e12
-      IO.puts("matmul #{dtype} #{n}: #{Float.round(tflops, 1)} TFLOP/s (rel err vs CPU f32 #{fmt(err)})")
-      {"matmul_#{dtype}_#{n}", %{tflops: tflops, seconds: t, rel_err: err}}
+
+      IO.puts(
+        "matmul #{dtype} #{n}: #{Float.round(tflops, 1)} TFLOP/s (rel err vs CPU f32 #{fmt(err)})"
+      )
+
+      {"matmul_#{dtype}_#{n}#{suffix}", %{tflops: tflops, seconds: t, rel_err: err}}
     end
   end
 
@@ -92,6 +118,7 @@ defmodule GpuBench do
 
     read = fn -> Emily.to_binary(N.add(a, b, w)) end
     eval = fn -> Emily.eval(N.add(a, b, w)) end
+
     per_op = fn f ->
       for(_ <- 1..200, do: f.())
 
@@ -104,7 +131,11 @@ defmodule GpuBench do
 
     r = per_op.(read)
     e = per_op.(eval)
-    IO.puts("round trip (add 1k f32 + read back): #{Float.round(r, 1)} µs; add + eval only: #{Float.round(e, 1)} µs")
+
+    IO.puts(
+      "round trip (add 1k f32 + read back): #{Float.round(r, 1)} µs; add + eval only: #{Float.round(e, 1)} µs"
+    )
+
     [{"round_trip_us", r}, {"eval_only_us", e}]
   end
 
@@ -129,7 +160,11 @@ defmodule GpuBench do
 
     t = median(times)
     gbs = 4 * n / t / 1.0e9
-    IO.puts("to_binary #{div(4 * n, 1024 * 1024)} MiB f32 from the device's memory: #{Float.round(gbs, 2)} GB/s (#{Float.round(t * 1000, 1)} ms)")
+
+    IO.puts(
+      "to_binary #{div(4 * n, 1024 * 1024)} MiB f32 from the device's memory: #{Float.round(gbs, 2)} GB/s (#{Float.round(t * 1000, 1)} ms)"
+    )
+
     [{"to_binary_gbs", gbs}, {"to_binary_ms", t * 1000}]
   end
 
@@ -220,14 +255,27 @@ device = String.to_existing_atom(System.get_env("EMILY_BENCH_DEVICE", "gpu"))
 w = Emily.Worker.start(device)
 cpu = Emily.Worker.start(:cpu)
 info = Emily.Native.device_info(device)
-IO.puts("Emily on #{info[:device_name]}; MLX #{Emily.Native.mlx_version()}; MLX_ENABLE_TF32=#{System.get_env("MLX_ENABLE_TF32")}")
+
+IO.puts(
+  "Emily on #{info[:device_name]}; MLX #{Emily.Native.mlx_version()}; MLX_ENABLE_TF32=#{System.get_env("MLX_ENABLE_TF32")}"
+)
 
 results =
-  (GpuBench.matmul(w, cpu) ++
-     GpuBench.round_trip(w) ++ GpuBench.to_binary(w) ++ GpuBench.transformer(w, block_dir))
+  if GpuBench.tf32_only?() do
+    GpuBench.matmul(w, cpu)
+  else
+    GpuBench.matmul(w, cpu) ++
+      GpuBench.round_trip(w) ++ GpuBench.to_binary(w) ++ GpuBench.transformer(w, block_dir)
+  end
   |> Map.new()
   |> Map.put("device", info[:device_name] || to_string(device))
   |> Map.put("mlx", Emily.Native.mlx_version())
+
+results =
+  case File.read(out_path) do
+    {:ok, old} when is_binary(old) and byte_size(old) > 0 -> Map.merge(JSON.decode!(old), results)
+    _ -> results
+  end
 
 File.write!(out_path, JSON.encode!(results))
 IO.puts("wrote #{out_path}")

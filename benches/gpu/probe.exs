@@ -23,10 +23,17 @@ defmodule Probe do
 
   def read(x) do
     case Emily.dtype(x) do
-      {:c, 64} -> for <<re::float-32-native, im::float-32-native <- Emily.to_binary(x)>>, do: {re, im}
-      {:f, 32} -> for <<v::float-32-native <- Emily.to_binary(x)>>, do: v
-      {:s, 64} -> for <<v::signed-64-native <- Emily.to_binary(x)>>, do: v
-      other -> {:dtype, other}
+      {:c, 64} ->
+        for <<re::float-32-native, im::float-32-native <- Emily.to_binary(x)>>, do: {re, im}
+
+      {:f, 32} ->
+        for <<v::float-32-native <- Emily.to_binary(x)>>, do: v
+
+      {:s, 64} ->
+        for <<v::signed-64-native <- Emily.to_binary(x)>>, do: v
+
+      other ->
+        {:dtype, other}
     end
   end
 
@@ -43,13 +50,23 @@ defmodule Probe do
         _ -> "ERROR"
       end
 
-    IO.puts("#{String.pad_trailing(name, 44)} #{verdict}\n    cpu: #{inspect(c, limit: 12)}\n    gpu: #{inspect(g, limit: 12)}")
+    IO.puts(
+      "#{String.pad_trailing(name, 44)} #{verdict}\n    cpu: #{inspect(c, limit: 12)}\n    gpu: #{inspect(g, limit: 12)}"
+    )
+
     Emily.Worker.stop(cpu)
     if not String.starts_with?(verdict, "HANG"), do: Emily.Worker.stop(gpu)
   end
 
   defp safe(f, timeout) do
-    task = Task.async(fn -> try do {:ok, f.()} rescue e -> {:error, Exception.message(e)} end end)
+    task =
+      Task.async(fn ->
+        try do
+          {:ok, f.()}
+        rescue
+          e -> {:error, Exception.message(e)}
+        end
+      end)
 
     case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
       {:ok, r} -> r
@@ -70,9 +87,17 @@ end
 f = fn v, s, w -> Probe.t(v, s, :f32, w) end
 x12 = fn w -> f.([1, 2], [1, 2, 1], w) end
 
-Probe.run("conv_transpose1d stride 1", fn w -> N.conv_transpose1d(x12.(w), x12.(w), 1, 0, 1, 0, 1, w) end)
-Probe.run("conv_transpose1d stride 2", fn w -> N.conv_transpose1d(x12.(w), x12.(w), 2, 0, 1, 0, 1, w) end)
-Probe.run("conv_transpose1d stride 3", fn w -> N.conv_transpose1d(x12.(w), x12.(w), 3, 0, 1, 0, 1, w) end)
+Probe.run("conv_transpose1d stride 1", fn w ->
+  N.conv_transpose1d(x12.(w), x12.(w), 1, 0, 1, 0, 1, w)
+end)
+
+Probe.run("conv_transpose1d stride 2", fn w ->
+  N.conv_transpose1d(x12.(w), x12.(w), 2, 0, 1, 0, 1, w)
+end)
+
+Probe.run("conv_transpose1d stride 3", fn w ->
+  N.conv_transpose1d(x12.(w), x12.(w), 3, 0, 1, 0, 1, w)
+end)
 
 Probe.run("conv_general input_dilation 2, flip", fn w ->
   N.conv_general(x12.(w), x12.(w), [1], [1], [1], [1], [2], 1, true, w)
@@ -93,11 +118,25 @@ end)
 m = fn w -> f.([1, 2, 3, 4], [2, 2], w) end
 Probe.run("fftn axes [0,1]", fn w -> N.fftn(m.(w), [], [0, 1], 0, w) end)
 Probe.run("rfft2", fn w -> N.rfft2(m.(w), [], [], 0, w) end)
-Probe.run("irfft2(rfft2, n=[2,2])", fn w -> N.irfft2(N.rfft2(m.(w), [], [], 0, w), [2, 2], [], 0, w) end)
+
+Probe.run("irfft2(rfft2, n=[2,2])", fn w ->
+  N.irfft2(N.rfft2(m.(w), [], [], 0, w), [2, 2], [], 0, w)
+end)
+
 Probe.run("rfftn axes [0,1]", fn w -> N.rfftn(m.(w), [], [0, 1], 0, w) end)
-Probe.run("irfftn(rfftn) no n", fn w -> N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [], [0, 1], 0, w) end)
-Probe.run("irfftn(rfftn, n=[2,2])", fn w -> N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [2, 2], [0, 1], 0, w) end)
-Probe.run("irfftn(rfftn, n=[2,2]) again", fn w -> N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [2, 2], [0, 1], 0, w) end)
+
+Probe.run("irfftn(rfftn) no n", fn w ->
+  N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [], [0, 1], 0, w)
+end)
+
+Probe.run("irfftn(rfftn, n=[2,2])", fn w ->
+  N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [2, 2], [0, 1], 0, w)
+end)
+
+Probe.run("irfftn(rfftn, n=[2,2]) again", fn w ->
+  N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [2, 2], [0, 1], 0, w)
+end)
+
 Probe.run("fftn axis [1]", fn w -> N.fftn(m.(w), [], [1], 0, w) end)
 
 Probe.run("scatter s64 rows (CPU-stream fallback)", fn w ->
@@ -117,5 +156,38 @@ Probe.run("sdpa causal f32 (TF32 off)", fn w ->
   v = f.([1, 2, 3, 4], [1, 1, 2, 2], w)
   N.scaled_dot_product_attention(q, k, v, 1.0, true, [], [], w)
 end)
+
+if System.argv() == ["poison"] do
+  # With EMILY_GPU_CPU_FALLBACK=0 a float64 op reaches MLX's GPU and fails when evaluated.
+  # Does the worker evaluate anything afterwards?
+  gpu = Emily.Worker.start(:gpu)
+  x = N.from_binary(<<1.0::float-64-native, 2.0::float-64-native>>, [2], :f64, gpu)
+  y = f.([1, 2], [2], gpu)
+
+  first =
+    try do
+      Emily.to_binary(N.add(x, x, gpu))
+    rescue
+      e -> {:raised, Exception.message(e)}
+    end
+
+  task = Task.async(fn -> Probe.read(N.add(y, y, gpu)) end)
+
+  after_error =
+    case Task.yield(task, 15_000) || Task.shutdown(task, :brutal_kill) do
+      {:ok, v} -> {:ok, v}
+      nil -> :hang
+    end
+
+  IO.puts(
+    "eval error on the GPU: #{inspect(first)}; the same worker afterwards: #{inspect(after_error)}"
+  )
+
+  fresh = Emily.Worker.start(:gpu)
+
+  IO.puts(
+    "a new GPU worker afterwards: #{inspect(Probe.read(N.add(f.([1, 2], [2], fresh), f.([1, 2], [2], fresh), fresh)))}"
+  )
+end
 
 IO.puts("probe done")

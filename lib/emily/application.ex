@@ -23,11 +23,11 @@ defmodule Emily.Application do
   # mantissa: ~1e-3 relative error) unless MLX_ENABLE_TF32=0 is in the environment when its
   # first matmul runs; the value is latched then. Emily keeps {:f, 32} exact by default, as
   # PyTorch does for matmuls; `config :emily, tf32: true` opts in. A value already in the
-  # environment is left alone.
+  # environment is left alone. The NIF sets it: MLX reads the C library's environment, which
+  # System.put_env/2 does not change.
   defp set_tf32 do
-    if System.get_env("MLX_ENABLE_TF32") in [nil, ""] do
-      System.put_env("MLX_ENABLE_TF32", if(Application.get_env(:emily, :tf32, false), do: "1", else: "0"))
-    end
+    value = Emily.Native.tf32_default(Application.get_env(:emily, :tf32, false) == true)
+    System.put_env("MLX_ENABLE_TF32", value)
   end
 
   @impl true

@@ -76,11 +76,20 @@ defmodule Emily.Worker do
   def configured_device! do
     {device, source} =
       case System.get_env("EMILY_DEFAULT_DEVICE") do
-        nil -> {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
-        "" -> {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
-        "cpu" -> {:cpu, "EMILY_DEFAULT_DEVICE"}
-        "gpu" -> {:gpu, "EMILY_DEFAULT_DEVICE"}
-        other -> raise ArgumentError, "EMILY_DEFAULT_DEVICE must be cpu or gpu, got: #{inspect(other)}"
+        nil ->
+          {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
+
+        "" ->
+          {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
+
+        "cpu" ->
+          {:cpu, "EMILY_DEFAULT_DEVICE"}
+
+        "gpu" ->
+          {:gpu, "EMILY_DEFAULT_DEVICE"}
+
+        other ->
+          raise ArgumentError, "EMILY_DEFAULT_DEVICE must be cpu or gpu, got: #{inspect(other)}"
       end
 
     unless device in [:cpu, :gpu] do

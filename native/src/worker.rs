@@ -112,6 +112,22 @@ pub fn device_info(env: Env, device: Atom) -> NifResult<Term> {
     Ok(map)
 }
 
+/// Puts `MLX_ENABLE_TF32` (`"1"` when `enabled`, else `"0"`) into the process environment,
+/// the C library's that MLX reads (`os:putenv/2` changes only the VM's own copy), unless it
+/// is set there already; returns the value in effect. MLX reads it once, at its first
+/// float32 matmul.
+#[rustler::nif]
+pub fn tf32_default(enabled: bool) -> String {
+    match std::env::var("MLX_ENABLE_TF32") {
+        Ok(v) if !v.is_empty() => v,
+        _ => {
+            let v = if enabled { "1" } else { "0" };
+            std::env::set_var("MLX_ENABLE_TF32", v);
+            v.to_string()
+        }
+    }
+}
+
 #[rustler::nif]
 pub fn mlx_version() -> String {
     emily::mlx_version()

@@ -18,4 +18,23 @@ if nx? and Code.ensure_loaded?(Emily.Prop) do
   end)
 end
 
-ExUnit.start(exclude: exclude)
+# The GPU tier: EMILY_DEFAULT_DEVICE=gpu (or config :emily, default_device: :gpu) runs every
+# test on the GPU through Emily.Worker.current/0 and Emily.Backend's default device.
+# Excluded there, each with its reason:
+gpu_excluded =
+  if Emily.Worker.default_device() == :gpu do
+    [
+      {"test every op survives odd values in any position",
+       "MLX's CUDA kernels do not check bounds: odd arguments make an illegal memory " <>
+         "access, which poisons the CUDA context of the whole VM (benches/gpu/fuzz_trace.exs " <>
+         "finds the op)"},
+      {"test every op survives random combinations of odd values", "as above"}
+    ]
+  else
+    []
+  end
+
+for {name, why} <- gpu_excluded, do: IO.puts("GPU tier: excluded #{inspect(name)}: #{why}")
+
+IO.puts("Default device: #{Emily.Worker.default_device()}")
+ExUnit.start(exclude: exclude ++ Enum.map(gpu_excluded, fn {name, _} -> {:test, name} end))

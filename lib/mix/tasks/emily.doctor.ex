@@ -22,7 +22,11 @@ defmodule Mix.Tasks.Emily.Doctor do
       info("GPU", gpu_info(Emily.Native.device_info(:gpu)))
     end
 
-    info("Default", "#{Emily.Worker.default_device()} (config :emily, :default_device / EMILY_DEFAULT_DEVICE)")
+    info(
+      "Default",
+      "#{Emily.Worker.default_device()} (config :emily, :default_device / EMILY_DEFAULT_DEVICE)"
+    )
+
     info("BLAS", blas())
 
     info(
@@ -45,7 +49,11 @@ defmodule Mix.Tasks.Emily.Doctor do
   defp gpu_info(m) do
     name = m[:device_name] || "?"
     arch = m[:architecture]
-    cc = m[:compute_capability_major] && "sm_#{m[:compute_capability_major]}#{m[:compute_capability_minor]}"
+
+    cc =
+      m[:compute_capability_major] &&
+        "sm_#{m[:compute_capability_major]}#{m[:compute_capability_minor]}"
+
     mem = m[:total_memory] || m[:memory_size]
     free = m[:free_memory]
 
