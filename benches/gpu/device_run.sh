@@ -101,9 +101,9 @@ if [ "$mode" = tests ] || [ "$mode" = smoke ]; then
   # file; ExUnit's per-test timeout is 40 s.
   step "ExUnit with EMILY_DEFAULT_DEVICE=gpu, file by file"
   mkdir -p /tmp/emily-tests && rm -f /tmp/emily-tests/*
-  ls tests/elixir/core/*_test.exs tests/elixir/nx/*_test.exs |
+  ls ${EMILY_TEST_FILES:-tests/elixir/core/*_test.exs tests/elixir/nx/*_test.exs} |
     EMILY_DEFAULT_DEVICE=gpu xargs -P 4 -I{} sh -c \
-      'f={}; n=$(basename $f .exs); timeout 150 mix test --no-compile --no-deps-check --timeout 40000 $f >/tmp/emily-tests/$n.log 2>&1; echo "rc=$?" >>/tmp/emily-tests/$n.log'
+      'f={}; n=$(basename $f .exs); timeout ${EMILY_FILE_TIMEOUT_S:-150} mix test --timeout ${EMILY_TEST_TIMEOUT_MS:-40000} $f >/tmp/emily-tests/$n.log 2>&1; echo "rc=$?" >>/tmp/emily-tests/$n.log'
   for f in /tmp/emily-tests/*.log; do
     n=$(basename "$f" .log)
     summary=$(grep -E "tests?, [0-9]+ failures?" "$f" | tail -1)

@@ -30,7 +30,8 @@ def main():
         row(f"matmul f32 {n}x{n}, TF32 allowed", f"matmul_f32_{n}_tf32", "tflops", "TFLOP/s", True)
     row("round trip: 1k f32 add + read back", "round_trip_us", None, "µs", False)
     row("1k f32 add + eval (no read)", "eval_only_us", None, "µs", False)
-    row("to_binary / .cpu() of 256 MiB from GPU memory", "to_binary_gbs", None, "GB/s", True, 2)
+    row("to_binary / .cpu() of 256 MiB from GPU memory + crc32 over it", "to_binary_gbs", None, "GB/s", True, 2)
+    row("to_binary / .cpu() call alone (256 MiB)", "to_binary_only_ms", None, "ms", False, 2)
     for dt in ("bf16", "f32"):
         row(f"transformer block forward {dt}", f"block_{dt}", "ms", "ms", False, 3)
         row(f"transformer block forward {dt}", f"block_{dt}", "tflops", "TFLOP/s", True)

@@ -18,8 +18,8 @@ defmodule Emily.Worker do
       fail to start rather than silently running on the CPU.
   """
 
-  @doc "Starts a worker on `device` (`:cpu` or `:gpu`)."
-  def start(device \\ :cpu, opts \\ []) do
+  @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."
+  def start(device \\ default_device(), opts \\ []) do
     limit = Keyword.get(opts, :queue_limit, Application.get_env(:emily, :queue_limit, 4096))
     Emily.Native.worker_new(device, limit)
   end

@@ -29,7 +29,23 @@ gpu_excluded =
          "access, which poisons the CUDA context of the whole VM (benches/gpu/fuzz_trace.exs " <>
          "finds the op)"},
       {"test every op survives random combinations of odd values", "as above"}
-    ]
+    ] ++
+      if Emily.memory_stats()[:external_aliasing] == false do
+        why =
+          "MLX's CUDA allocator cannot wrap host memory, so from_binary/mmap copy " <>
+            "(memory_stats().external_aliasing is false)"
+
+        for name <- [
+              "test from_binary without a copy MLX never writes into an aliased BEAM binary, even when it would donate",
+              "test from_binary without a copy aliased binaries are released when MLX frees the array",
+              "test from_binary without a copy a large binary is aliased: same address, nothing copied",
+              "test mmap maps a file region without a copy",
+              "test memory_stats and Emily.Memory reports every figure"
+            ],
+            do: {name, why}
+      else
+        []
+      end
   else
     []
   end
