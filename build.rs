@@ -53,7 +53,28 @@ fn main() {
     println!("cargo:lib_dir={}", lib.display());
     // Rust tests and benches of this crate run from target/: find libmlx there too.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    if is_cuda(&mlx) {
+        // libmlx of the mlx-cuda wheels needs libcuda.so.1 (the driver) and NVIDIA's
+        // cuBLAS/cuFFT/cuSOLVER/cuDNN/NCCL/NVRTC libraries. They are found at run time
+        // through libmlx's own RPATH ($ORIGIN/../../nvidia/*/lib: the wheel's pip
+        // dependencies beside it in site-packages) or LD_LIBRARY_PATH; a build machine
+        // needs neither a GPU nor those libraries, so the linker must not insist on
+        // resolving libmlx's own undefined symbols when it links an executable.
+        println!("cargo:rustc-link-arg=-Wl,--allow-shlib-undefined");
+        println!("cargo:cuda=1");
+    }
     link_openblas();
+}
+
+/// MLX built with its CUDA backend (the `mlx-cuda-*` wheels): their headers bring CCCL,
+/// which MLX's run-time kernel compiler (NVRTC) includes. `EMILY_MLX_CUDA=1|0` overrides.
+fn is_cuda(mlx: &std::path::Path) -> bool {
+    println!("cargo:rerun-if-env-changed=EMILY_MLX_CUDA");
+    match std::env::var("EMILY_MLX_CUDA").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => mlx.join("include/cccl").is_dir(),
+    }
 }
 
 /// MLX's cblas/LAPACK calls must bind to an optimised BLAS: the wheel bundles reference BLAS

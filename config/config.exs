@@ -10,7 +10,9 @@ import Config
 #     gc_pressure: true,          # false turns those requests off
 #     memory_limit: nil,          # MLX's memory limit in bytes (nil: MLX's, 80% of RAM)
 #     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, 32 MiB)
-#     lane: :native               # Emily.Compiler's default lane: :native, :fused, :evaluator
+#     lane: :native,              # Emily.Compiler's default lane: :native, :fused, :evaluator
+#     default_device: :cpu,       # :cpu | :gpu; env EMILY_DEFAULT_DEVICE overrides
+#     tf32: false                 # let MLX run f32 matmuls in TF32 on NVIDIA GPUs
 
 if File.exists?(Path.join(__DIR__, "#{config_env()}.exs")) do
   import_config "#{config_env()}.exs"

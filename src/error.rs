@@ -28,7 +28,7 @@ impl Error {
     }
 
     /// Reads the shim's thread-local message after a failed call.
-    pub(crate) fn last() -> Self {
+    pub fn last() -> Self {
         let msg = unsafe {
             let p = crate::ffi::emily_last_error();
             if p.is_null() {
@@ -41,6 +41,16 @@ impl Error {
         // messages start with "[op_name]"; allocation and device failures don't.
         let runtime = msg.contains("allocate") || msg.contains("memory") || msg.contains("Unable to");
         Error { kind: if runtime { ErrorKind::Runtime } else { ErrorKind::Argument }, message: msg }
+    }
+}
+
+impl Error {
+    /// MLX refused an op on the GPU that it runs on the CPU (its messages: "[linalg::svd]
+    /// This op is not yet supported on the GPU...", "[scatter] GPU scatter does not yet
+    /// support int64 ..."). Callers may build the op again on a CPU stream.
+    pub fn is_gpu_unsupported(&self) -> bool {
+        let m = self.message.to_ascii_lowercase();
+        m.contains("gpu") && (m.contains("not yet support") || m.contains("not supported on the gpu"))
     }
 }
 
@@ -61,5 +71,22 @@ pub(crate) fn check(rc: std::ffi::c_int) -> Result<()> {
         Ok(())
     } else {
         Err(Error::last())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_mlx_gpu_refusals() {
+        let svd = Error::argument(
+            "[linalg::svd] This op is not yet supported on the GPU. Explicitly pass a CPU stream to run it.",
+        );
+        let scatter = Error::argument("[scatter] GPU scatter does not yet support int64 for the input or updates.");
+        let shape = Error::argument("[matmul] Last dimension of first input with shape (2,3) must match ...");
+        assert!(svd.is_gpu_unsupported());
+        assert!(scatter.is_gpu_unsupported());
+        assert!(!shape.is_gpu_unsupported());
     }
 }

@@ -16,7 +16,7 @@ pub mod worker;
 pub use array::{async_eval, eval, external_aliasing, scan_and_eval, Array, Scan};
 pub use dtype::Dtype;
 pub use error::{Error, ErrorKind, Result};
-pub use worker::{Ctx, Device, Stream, Worker};
+pub use worker::{Ctx, Device, InfoValue, Stream, Worker};
 
 /// MLX's version string.
 pub fn mlx_version() -> String {

@@ -38,6 +38,39 @@ impl Device {
     pub fn is_available(self) -> bool {
         unsafe { ffi::emily_device_available(self.code()) != 0 }
     }
+
+    /// MLX's description of the device (`device_info`): name, architecture, memory; on
+    /// CUDA also free memory, compute capability, UUID and PCI bus id. Sorted by key.
+    pub fn info(self) -> Result<Vec<(String, InfoValue)>> {
+        if !self.is_available() {
+            return Err(Error::runtime(format!("MLX has no {} device in this build", self.name())));
+        }
+        let p = unsafe { ffi::emily_device_info(self.code()) };
+        if p.is_null() {
+            return Err(Error::last());
+        }
+        let text = unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        let mut out: Vec<(String, InfoValue)> = text
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(k, v)| {
+                let value = match v.strip_prefix('#').map(str::parse::<u64>) {
+                    Some(Ok(n)) => InfoValue::Int(n),
+                    _ => InfoValue::Text(v.to_string()),
+                };
+                (k.to_string(), value)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+/// A value in [`Device::info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InfoValue {
+    Int(u64),
+    Text(String),
 }
 
 /// What a job sees on the worker thread.

@@ -7,6 +7,7 @@ defmodule Emily.Application do
     # mlx::core::compile runs g++ at run time; the child's exit status is lost when the
     # BEAM ignores SIGCHLD.
     :os.set_signal(:sigchld, :default)
+    set_tf32()
     Emily.Worker.start_defaults()
     Emily.Memory.configure_from_env()
 
@@ -16,6 +17,17 @@ defmodule Emily.Application do
     ]
 
     Supervisor.start_link(children, strategy: :one_for_one, name: Emily.Supervisor)
+  end
+
+  # MLX's CUDA backend (and Metal on M5) runs float32 matrix products in TF32 (a 10-bit
+  # mantissa: ~1e-3 relative error) unless MLX_ENABLE_TF32=0 is in the environment when its
+  # first matmul runs; the value is latched then. Emily keeps {:f, 32} exact by default, as
+  # PyTorch does for matmuls; `config :emily, tf32: true` opts in. A value already in the
+  # environment is left alone. The NIF sets it: MLX reads the C library's environment, which
+  # System.put_env/2 does not change.
+  defp set_tf32 do
+    value = Emily.Native.tf32_default(Application.get_env(:emily, :tf32, false) == true)
+    System.put_env("MLX_ENABLE_TF32", value)
   end
 
   @impl true

@@ -13,8 +13,10 @@ if Code.ensure_loaded?(Nx) do
 
     ## Options
 
-      * `:device` - `:cpu` (default) or `:gpu`. `:gpu` raises `ArgumentError` when MLX has no
-        GPU on the machine.
+      * `:device` - `:cpu` or `:gpu`; defaults to `Emily.Worker.default_device/0` (`:cpu`
+        unless `config :emily, default_device: :gpu` or `EMILY_DEFAULT_DEVICE=gpu`). `:gpu`
+        raises `ArgumentError` when MLX has no GPU on the machine. On an NVIDIA GPU (MLX's
+        CUDA backend) float64 ops run on the worker's CPU stream: MLX's GPU has no float64.
 
     ## Types
 

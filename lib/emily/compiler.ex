@@ -63,7 +63,7 @@ if Code.ensure_loaded?(Nx) do
     ## Options
 
       * `:device` - `:cpu` or `:gpu`; defaults to the device of the default backend when it
-        is `Emily.Backend`, else `:cpu`
+        is `Emily.Backend`, else `Emily.Worker.default_device/0`
       * `:lane` - `:native`, `:fused` or `:evaluator` (see above)
       * `:native_fallback` - `:evaluator` (default) or `:raise`
       * `:hooks` - a map of hook names to functions, overriding the callbacks given to
@@ -239,8 +239,8 @@ if Code.ensure_loaded?(Nx) do
 
     defp default_device do
       case Nx.default_backend() do
-        {Emily.Backend, o} -> Keyword.get(o, :device, :cpu)
-        _ -> :cpu
+        {Emily.Backend, o} -> Keyword.get_lazy(o, :device, &Emily.Worker.default_device/0)
+        _ -> Emily.Worker.default_device()
       end
     end
 

@@ -207,6 +207,8 @@ defmodule Emily.Native do
           worker_shutdown: 1,
           worker_info: 1,
           device_available: 1,
+          device_info: 1,
+          tf32_default: 1,
           mlx_version: 0,
           # the bridge
           from_binary: 4,

@@ -24,14 +24,14 @@ defmodule Emily.Stream do
 
   @doc "Starts a new worker on `device` (see `Emily.Worker.start/2` for `opts`)."
   @spec new(:cpu | :gpu, keyword()) :: reference()
-  def new(device \\ :cpu, opts \\ []), do: Worker.start(device, opts)
+  def new(device \\ Worker.default_device(), opts \\ []), do: Worker.start(device, opts)
 
   @doc """
   Makes `worker` the calling process's worker for its device (`nil` restores the default);
   returns the previous one (or `nil`).
   """
   @spec put(reference() | nil, :cpu | :gpu) :: reference() | nil
-  def put(worker, device \\ :cpu)
+  def put(worker, device \\ Worker.default_device())
 
   def put(nil, device), do: Process.delete({Worker, device})
 
@@ -41,13 +41,13 @@ defmodule Emily.Stream do
   end
 
   @doc """
-  Runs `fun` with a new worker (on `opts[:device]`, default `:cpu`) as the calling
+  Runs `fun` with a new worker (on `opts[:device]`, default `Emily.Worker.default_device/0`) as the calling
   process's worker, then restores the previous one. Returns `fun`'s result. Tensors made
   inside stay usable afterwards.
   """
   @spec with_worker(keyword(), (-> result)) :: result when result: var
   def with_worker(opts \\ [], fun) when is_list(opts) and is_function(fun, 0) do
-    device = Keyword.get(opts, :device, :cpu)
+    device = Keyword.get_lazy(opts, :device, &Worker.default_device/0)
     with_worker(new(device, opts), device, fun)
   end
 

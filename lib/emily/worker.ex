@@ -12,10 +12,14 @@ defmodule Emily.Worker do
       (default 4096)
     * `:await_timeout` - milliseconds a caller waits for a worker's answer (default
       300_000; `:infinity` allowed)
+    * `:default_device` - the device `current/0` and `default/0` use, `:cpu` (default) or
+      `:gpu`. The environment variable `EMILY_DEFAULT_DEVICE` (`cpu` or `gpu`), read when
+      `:emily` starts, overrides it. Asking for `:gpu` where MLX has no GPU makes `:emily`
+      fail to start rather than silently running on the CPU.
   """
 
-  @doc "Starts a worker on `device` (`:cpu` or `:gpu`)."
-  def start(device \\ :cpu, opts \\ []) do
+  @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."
+  def start(device \\ default_device(), opts \\ []) do
     limit = Keyword.get(opts, :queue_limit, Application.get_env(:emily, :queue_limit, 4096))
     Emily.Native.worker_new(device, limit)
   end
@@ -33,12 +37,18 @@ defmodule Emily.Worker do
   The worker the current process uses for `device`: its own (see `Emily.Stream`) or the
   default one.
   """
-  def current(device \\ :cpu) do
+  def current(device \\ default_device()) do
     Process.get({__MODULE__, device}) || default(device)
   end
 
+  @doc """
+  The device `current/0` and `default/0` use when none is named: `:cpu` unless configured
+  (`:default_device`, or `EMILY_DEFAULT_DEVICE`; see the module doc).
+  """
+  def default_device, do: :persistent_term.get({__MODULE__, :default_device}, :cpu)
+
   @doc "The default worker for `device`."
-  def default(device \\ :cpu) do
+  def default(device \\ default_device()) do
     case :persistent_term.get({__MODULE__, :default, device}, nil) do
       nil ->
         raise Emily.Error,
@@ -52,15 +62,55 @@ defmodule Emily.Worker do
 
   @doc false
   def start_defaults do
-    for device <- [:cpu, :gpu], Emily.Native.device_available(device) do
-      :persistent_term.put({__MODULE__, :default, device}, start(device))
+    device = configured_device!()
+
+    for d <- [:cpu, :gpu], Emily.Native.device_available(d) do
+      :persistent_term.put({__MODULE__, :default, d}, start(d))
     end
 
+    :persistent_term.put({__MODULE__, :default_device}, device)
     :ok
   end
 
   @doc false
+  def configured_device! do
+    {device, source} =
+      case System.get_env("EMILY_DEFAULT_DEVICE") do
+        nil ->
+          {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
+
+        "" ->
+          {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
+
+        "cpu" ->
+          {:cpu, "EMILY_DEFAULT_DEVICE"}
+
+        "gpu" ->
+          {:gpu, "EMILY_DEFAULT_DEVICE"}
+
+        other ->
+          raise ArgumentError, "EMILY_DEFAULT_DEVICE must be cpu or gpu, got: #{inspect(other)}"
+      end
+
+    unless device in [:cpu, :gpu] do
+      raise ArgumentError, "#{source} must be :cpu or :gpu, got: #{inspect(device)}"
+    end
+
+    unless Emily.Native.device_available(device) do
+      raise Emily.Error,
+        message:
+          "#{source} asks for #{device}, but MLX has no #{device} device here " <>
+            "(MLX #{Emily.Native.mlx_version()}; a GPU needs MLX built for Metal or CUDA)",
+        kind: :runtime
+    end
+
+    device
+  end
+
+  @doc false
   def stop_defaults do
+    :persistent_term.erase({__MODULE__, :default_device})
+
     for device <- [:cpu, :gpu] do
       case :persistent_term.get({__MODULE__, :default, device}, nil) do
         nil -> :ok

@@ -286,7 +286,7 @@ pub fn to_binary(env: Env, t: Tensor, reference: Term) -> NifResult<Atom> {
         vec![t],
         Box::new(move |ctx| {
             let r = ctx
-                .and_then(|ctx| alias_of(t2.array(), ctx.stream, &w2))
+                .and_then(|ctx| alias_of(t2.array(), copy_stream(t2.array(), ctx), &w2))
                 .map_err(|e| in_context("to_binary", e, &inputs2));
             drop(t2);
             reply.send_with(move |env| {
@@ -299,6 +299,16 @@ pub fn to_binary(env: Env, t: Tensor, reference: Term) -> NifResult<Atom> {
     )
     .map_err(|e| raise("to_binary", e, &inputs))?;
     Ok(atoms::ok())
+}
+
+/// The stream a contiguous copy for `to_binary` is made on: the worker's, except float64 on
+/// a GPU worker (MLX's GPU has no float64): its CPU stream.
+fn copy_stream(a: &Array, ctx: &emily::Ctx) -> emily::Stream {
+    if a.dtype() == emily::Dtype::F64 {
+        ctx.cpu_stream
+    } else {
+        ctx.stream
+    }
 }
 
 /// On the worker, after evaluation: makes the array contiguous if needed and registers an

@@ -73,6 +73,61 @@ macro_rules! nif_describe {
     };
 }
 
+/// Builds an op with `build` on `stream`, or on the worker's CPU stream where MLX's GPU
+/// cannot run it. The CPU stream belongs to the same worker thread, which evaluates both;
+/// MLX orders the two streams' work with its own events. On a GPU worker:
+///
+/// * float64 (inputs or result): MLX's CUDA and Metal backends have no float64 and fail at
+///   evaluation, which can leave the GPU stream unusable; such ops are built on the CPU;
+/// * ops MLX refuses to build on the GPU ("not yet supported on the GPU": SVD-based norms,
+///   int64 scatter, ...) are built again on the CPU.
+///
+/// `EMILY_GPU_CPU_FALLBACK=0` turns both off (MLX's own behaviour, for diagnosis).
+fn on_gpu_or_cpu<T>(
+    s: &WorkerArc,
+    stream: emily::Stream,
+    f64_in: bool,
+    f64_out: impl Fn(&T) -> bool,
+    build: impl Fn(emily::Stream) -> emily::Result<T>,
+) -> emily::Result<T> {
+    if stream.device != emily::Device::Gpu.code() || !cpu_fallback() {
+        return build(stream);
+    }
+    let cpu = s.worker.cpu_stream();
+    if f64_in {
+        return build(cpu);
+    }
+    match build(stream) {
+        Ok(v) if f64_out(&v) => build(cpu),
+        Err(e) if e.is_gpu_unsupported() => build(cpu).map_err(|_| e),
+        r => r,
+    }
+}
+
+fn cpu_fallback() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("EMILY_GPU_CPU_FALLBACK").map(|v| v != "0").unwrap_or(true))
+}
+
+fn is_f64(a: &emily::Array) -> bool {
+    a.dtype() == Dtype::F64
+}
+
+macro_rules! nif_f64 {
+    (A, $x:ident) => {
+        is_f64($x.array())
+    };
+    (AS, $x:ident) => {
+        $x.iter().any(|t| is_f64(t.array()))
+    };
+    (D, $x:ident) => {
+        $x.0 == Dtype::F64
+    };
+    ($k:ident, $x:ident) => {
+        false
+    };
+}
+
 /// `nifs!(path::to::family; table...)` defines one NIF per table row, building on the
 /// worker's stream; `nifs!(path::to::family, cpu_stream; table...)` builds on its CPU stream
 /// (ops MLX runs only on the CPU).
@@ -86,7 +141,9 @@ macro_rules! nifs {
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
         pub fn $name(env: Env, $($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
             use $family as family;
-            match family::$name($(nif_conv!($k, $arg),)* s.worker.$stream()) {
+            let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
+            let f64_in = false $(|| nif_f64!($k, $arg))*;
+            match on_gpu_or_cpu(&s, s.worker.$stream(), f64_in, |a: &emily::Array| is_f64(a), build) {
                 Ok(a) => Ok(TensorRes::arc(env, a, &s.worker)),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]
@@ -102,7 +159,10 @@ macro_rules! nifs {
         #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
         pub fn $name(env: Env, $($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
             use $family as family;
-            match family::$name($(nif_conv!($k, $arg),)* s.worker.$stream()) {
+            let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
+            let f64_in = false $(|| nif_f64!($k, $arg))*;
+            let f64_out = |v: &Vec<emily::Array>| v.iter().any(is_f64);
+            match on_gpu_or_cpu(&s, s.worker.$stream(), f64_in, f64_out, build) {
                 Ok(v) => Ok(v.into_iter().map(|a| TensorRes::arc(env, a, &s.worker)).collect()),
                 Err(e) => {
                     #[allow(unused_mut, clippy::vec_init_then_push)]

@@ -1,7 +1,7 @@
 //! Worker NIFs and the reply path from worker threads to the calling process.
 use std::sync::Arc;
 
-use emily::{Device, Error, Worker};
+use emily::{Device, Error, InfoValue, Worker};
 use rustler::{Atom, Encoder, Env, LocalPid, NifResult, OwnedEnv, ResourceArc, Term};
 
 use crate::atoms;
@@ -93,6 +93,39 @@ pub fn worker_info(w: WorkerArc) -> (u64, Atom, usize, usize, bool) {
 #[rustler::nif]
 pub fn device_available(device: Atom) -> NifResult<bool> {
     Ok(device_of(device)?.is_available())
+}
+
+/// MLX's description of `device` as a map with atom keys (`:device_name`,
+/// `:architecture`, `:total_memory`, ...); integers stay integers.
+#[rustler::nif]
+pub fn device_info(env: Env, device: Atom) -> NifResult<Term> {
+    let info = device_of(device)?.info().map_err(|e| raise("device_info", e, &[]))?;
+    let mut map = Term::map_new(env);
+    for (k, v) in info {
+        let key = Atom::from_str(env, &k)?;
+        let value = match v {
+            InfoValue::Int(n) => n.encode(env),
+            InfoValue::Text(t) => t.encode(env),
+        };
+        map = map.map_put(key, value)?;
+    }
+    Ok(map)
+}
+
+/// Puts `MLX_ENABLE_TF32` (`"1"` when `enabled`, else `"0"`) into the process environment,
+/// the C library's that MLX reads (`os:putenv/2` changes only the VM's own copy), unless it
+/// is set there already; returns the value in effect. MLX reads it once, at its first
+/// float32 matmul.
+#[rustler::nif]
+pub fn tf32_default(enabled: bool) -> String {
+    match std::env::var("MLX_ENABLE_TF32") {
+        Ok(v) if !v.is_empty() => v,
+        _ => {
+            let v = if enabled { "1" } else { "0" };
+            std::env::set_var("MLX_ENABLE_TF32", v);
+            v.to_string()
+        }
+    }
 }
 
 #[rustler::nif]

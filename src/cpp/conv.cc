@@ -1,6 +1,8 @@
 // Convolutions. The functions mirror conv_table! in src/ops/conv.rs.
 // MLX's layout is channels-last: input [N, spatial..., C_in], weight
 // [C_out, spatial..., C_in / groups].
+#include <cstdlib>
+
 #include "shim.hpp"
 
 using namespace emily;
@@ -37,6 +39,74 @@ std::tuple<int, int, int> triple_of(emily_ints v, const char* what) {
   return {to_int(v.ptr[0], what), to_int(v.ptr[1], what), to_int(v.ptr[2], what)};
 }
 
+// MLX 0.32.4's CUDA convolution caches cuDNN plans under a key that leaves out the input
+// dilation: two convolutions differing only in it (a transposed convolution with stride 1,
+// then stride 2, on inputs of the same shapes and alignment) reuse the first plan and
+// compute the wrong result. On a GPU stream Emily therefore never asks MLX for input
+// dilation: it dilates the input itself (zeros, with the input written at strided
+// positions) and convolves that with input_dilation 1. EMILY_CONV_EXPLICIT_DILATION=1 does
+// the same on the CPU (to test this path against MLX's own there).
+bool explicit_dilation(mx::Stream s) {
+  static const bool forced = [] {
+    const char* v = std::getenv("EMILY_CONV_EXPLICIT_DILATION");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return s.device == mx::Device::gpu || forced;
+}
+
+mx::array conv_dilated(const mx::array& in, const mx::array& w, const std::vector<int>& stride,
+                       const std::vector<int>& lo, const std::vector<int>& hi,
+                       const std::vector<int>& kdil, const std::vector<int>& idil, int groups,
+                       bool flip, mx::Stream s) {
+  // MLX checks the arguments (and gives its own messages) when it builds the node.
+  auto reference = mx::conv_general(in, w, stride, lo, hi, kdil, idil, groups, flip, s);
+  const int n = static_cast<int>(in.ndim()) - 2;
+  bool any = false;
+  for (int d : idil) any |= d != 1;
+  if (!any || !explicit_dilation(s)) return reference;
+  std::vector<int> dil(n, 1);
+  for (int i = 0; i < n; i++) dil[i] = idil.size() == 1 ? idil[0] : idil[i];
+  mx::Shape shape = in.shape();
+  mx::Shape strides(in.ndim(), 1);
+  for (int i = 0; i < n; i++) {
+    int len = in.shape(1 + i);
+    shape[1 + i] = len == 0 ? 0 : (len - 1) * dil[i] + 1;
+    strides[1 + i] = dil[i];
+  }
+  auto zeros = mx::zeros(shape, in.dtype(), s);
+  auto x = mx::slice_update(zeros, in, mx::Shape(in.ndim(), 0), shape, strides, s);
+  auto out = mx::conv_general(x, w, stride, lo, hi, kdil, std::vector<int>(n, 1), groups, flip, s);
+  if (out.shape() != reference.shape())
+    throw std::runtime_error("[conv] explicit input dilation changed the output shape");
+  return out;
+}
+
+// A transposed convolution as MLX defines it: a convolution with a flipped kernel over the
+// input dilated by `stride`, padded by dilation * (k - 1) - padding below and that plus
+// output_padding above.
+mx::array conv_transpose(const mx::array& in, const mx::array& w, const std::vector<int>& stride,
+                         const std::vector<int>& padding, const std::vector<int>& dilation,
+                         const std::vector<int>& output_padding, int groups, mx::Stream s,
+                         mx::array reference) {
+  if (!explicit_dilation(s)) return reference;
+  const int n = static_cast<int>(stride.size());
+  if (static_cast<int>(w.ndim()) != n + 2) return reference;
+  std::vector<int> lo(n), hi(n);
+  for (int i = 0; i < n; i++) {
+    int span = dilation[i] * (w.shape(1 + i) - 1);
+    lo[i] = span - padding[i];
+    hi[i] = span - padding[i] + output_padding[i];
+  }
+  auto out = conv_dilated(in, w, std::vector<int>(n, 1), lo, hi, dilation, stride, groups, true, s);
+  if (out.shape() != reference.shape()) return reference;
+  return out;
+}
+
+std::vector<int> vec(std::pair<int, int> p) { return {p.first, p.second}; }
+std::vector<int> vec(std::tuple<int, int, int> t) {
+  return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
+}
+
 }  // namespace
 
 extern "C" {
@@ -46,10 +116,9 @@ EMILY_API int emily_conv_general(emily_stream s, const emily_array* input,
                                  emily_ints padding_lo, emily_ints padding_hi,
                                  emily_ints kernel_dilation, emily_ints input_dilation,
                                  int64_t groups, bool flip, emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv_general(input->a, weight->a, positives(stride, "stride"), ints(padding_lo),
-                                        ints(padding_hi), positives(kernel_dilation, "dilation"),
-                                        positives(input_dilation, "dilation"), positive(groups, "groups"), flip,
-                                        stream(s))))
+  EMILY_GUARD(put(out, conv_dilated(input->a, weight->a, positives(stride, "stride"), ints(padding_lo),
+                                    ints(padding_hi), positives(kernel_dilation, "dilation"), positives(input_dilation, "dilation"),
+                                    positive(groups, "groups"), flip, stream(s))))
 }
 
 EMILY_API int emily_conv1d(emily_stream s, const emily_array* input, const emily_array* weight,
@@ -80,11 +149,15 @@ EMILY_API int emily_conv_transpose1d(emily_stream s, const emily_array* input,
                                      const emily_array* weight, int64_t stride, int64_t padding,
                                      int64_t dilation, int64_t output_padding, int64_t groups,
                                      emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv_transpose1d(input->a, weight->a, positive(stride, "stride"),
-                                            to_int(padding, "padding"),
-                                            positive(dilation, "dilation"),
-                                            to_int(output_padding, "output_padding"),
-                                            positive(groups, "groups"), stream(s))))
+  EMILY_GUARD({
+    auto ref = mx::conv_transpose1d(input->a, weight->a, positive(stride, "stride"),
+                                    to_int(padding, "padding"), positive(dilation, "dilation"),
+                                    to_int(output_padding, "output_padding"), positive(groups, "groups"),
+                                    stream(s));
+    auto i = [](int64_t v) { return std::vector<int>{static_cast<int>(v)}; };
+    put(out, conv_transpose(input->a, weight->a, i(stride), i(padding), i(dilation),
+                            i(output_padding), positive(groups, "groups"), stream(s), ref));
+  })
 }
 
 EMILY_API int emily_conv_transpose2d(emily_stream s, const emily_array* input,
@@ -92,11 +165,16 @@ EMILY_API int emily_conv_transpose2d(emily_stream s, const emily_array* input,
                                      emily_ints padding, emily_ints dilation,
                                      emily_ints output_padding, int64_t groups,
                                      emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv_transpose2d(
-                           input->a, weight->a, pair_of(stride, "stride"),
-                           pair_of(padding, "padding"), pair_of(dilation, "dilation"),
-                           pair_of(output_padding, "output_padding"), positive(groups, "groups"),
-                           stream(s))))
+  EMILY_GUARD({
+    auto st = pair_of(stride, "stride");
+    auto pa = pair_of(padding, "padding");
+    auto di = pair_of(dilation, "dilation");
+    auto op = pair_of(output_padding, "output_padding");
+    auto ref = mx::conv_transpose2d(input->a, weight->a, st, pa, di, op,
+                                    positive(groups, "groups"), stream(s));
+    put(out, conv_transpose(input->a, weight->a, vec(st), vec(pa), vec(di), vec(op),
+                            positive(groups, "groups"), stream(s), ref));
+  })
 }
 
 EMILY_API int emily_conv_transpose3d(emily_stream s, const emily_array* input,
@@ -104,10 +182,15 @@ EMILY_API int emily_conv_transpose3d(emily_stream s, const emily_array* input,
                                      emily_ints padding, emily_ints dilation,
                                      emily_ints output_padding, int64_t groups,
                                      emily_array** out) {
-  EMILY_GUARD(put(out, mx::conv_transpose3d(
-                           input->a, weight->a, triple_of(stride, "stride"),
-                           triple_of(padding, "padding"), triple_of(dilation, "dilation"),
-                           triple_of(output_padding, "output_padding"),
-                           positive(groups, "groups"), stream(s))))
+  EMILY_GUARD({
+    auto st = triple_of(stride, "stride");
+    auto pa = triple_of(padding, "padding");
+    auto di = triple_of(dilation, "dilation");
+    auto op = triple_of(output_padding, "output_padding");
+    auto ref = mx::conv_transpose3d(input->a, weight->a, st, pa, di, op,
+                                    positive(groups, "groups"), stream(s));
+    put(out, conv_transpose(input->a, weight->a, vec(st), vec(pa), vec(di), vec(op),
+                            positive(groups, "groups"), stream(s), ref));
+  })
 }
 }

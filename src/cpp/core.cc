@@ -101,6 +101,35 @@ int emily_device_available(int32_t device) {
   }
 }
 
+// MLX's description of a device as "key\tvalue\n" lines; a value that is a number is
+// written as "#<digits>". Written into a thread-local string; NULL (and the error set) when
+// MLX cannot describe it (no such device in this build).
+const char* emily_device_info(int32_t device) {
+  thread_local std::string text;
+  try {
+    const auto& info = mx::device_info(mx::Device(device == 1 ? mx::Device::gpu : mx::Device::cpu));
+    text.clear();
+    for (const auto& [k, v] : info) {
+      text += k;
+      text += '\t';
+      if (const auto* n = std::get_if<size_t>(&v)) {
+        text += '#';
+        text += std::to_string(*n);
+      } else {
+        text += std::get<std::string>(v);
+      }
+      text += '\n';
+    }
+    return text.c_str();
+  } catch (const std::exception& e) {
+    set_error(e.what());
+    return nullptr;
+  } catch (...) {
+    set_error("unknown C++ exception");
+    return nullptr;
+  }
+}
+
 int emily_stream_new(int32_t device, emily_stream* out) {
   EMILY_GUARD({
     auto s = mx::new_stream(device == 1 ? mx::Device::gpu : mx::Device::cpu);

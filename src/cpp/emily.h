@@ -47,6 +47,8 @@ int emily_is_donatable(const emily_array* a);
 
 // ---- devices and streams (core.cc) ----
 int emily_device_available(int32_t device);
+// MLX's device_info as "key\tvalue\n" lines (numbers as "#<digits>"); NULL on error.
+const char* emily_device_info(int32_t device);
 // Creates a stream owned by the calling thread.
 int emily_stream_new(int32_t device, emily_stream* out);
 int emily_synchronize(emily_stream s);

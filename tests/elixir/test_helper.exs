@@ -22,4 +22,40 @@ if nx? and Code.ensure_loaded?(Emily.Prop) do
   end)
 end
 
-ExUnit.start(exclude: exclude)
+# The GPU tier: EMILY_DEFAULT_DEVICE=gpu (or config :emily, default_device: :gpu) runs every
+# test on the GPU through Emily.Worker.current/0 and Emily.Backend's default device.
+# Excluded there, each with its reason:
+gpu_excluded =
+  if Emily.Worker.default_device() == :gpu do
+    [
+      {"test every op survives odd values in any position",
+       "an op given odd arguments still kills the VM on the GPU (quantize with group_size " <>
+         "2^40: SIGFPE; benches/gpu/fuzz_trace.exs shows the call); out-of-range gather " <>
+         "indices, which made illegal memory accesses that poison the CUDA context, are " <>
+         "clamped now"},
+      {"test every op survives random combinations of odd values", "as above"}
+    ] ++
+      if Emily.memory_stats()[:external_aliasing] == false do
+        why =
+          "MLX's CUDA allocator cannot wrap host memory, so from_binary/mmap copy " <>
+            "(memory_stats().external_aliasing is false)"
+
+        for name <- [
+              "test from_binary without a copy MLX never writes into an aliased BEAM binary, even when it would donate",
+              "test from_binary without a copy aliased binaries are released when MLX frees the array",
+              "test from_binary without a copy a large binary is aliased: same address, nothing copied",
+              "test mmap maps a file region without a copy",
+              "test memory_stats and Emily.Memory reports every figure"
+            ],
+            do: {name, why}
+      else
+        []
+      end
+  else
+    []
+  end
+
+for {name, why} <- gpu_excluded, do: IO.puts("GPU tier: excluded #{inspect(name)}: #{why}")
+
+IO.puts("Default device: #{Emily.Worker.default_device()}")
+ExUnit.start(exclude: exclude ++ Enum.map(gpu_excluded, fn {name, _} -> {:test, name} end))

@@ -23,7 +23,7 @@ if Code.ensure_loaded?(Nx) do
 
     @doc "Validates backend options; returns `[device: d]`."
     def init_opts(opts) do
-      {device, rest} = Keyword.pop(opts, :device, :cpu)
+      {device, rest} = Keyword.pop_lazy(opts, :device, &Emily.Worker.default_device/0)
 
       if rest != [] do
         raise ArgumentError,
@@ -48,7 +48,7 @@ if Code.ensure_loaded?(Nx) do
     The device named in backend options, validated (Nx passes `{Emily.Backend, opts}`
     options to creation callbacks without calling init/1 first).
     """
-    def opts_device([]), do: :cpu
+    def opts_device([]), do: Emily.Worker.default_device()
     def opts_device(device: :cpu), do: :cpu
     def opts_device(opts), do: Keyword.fetch!(init_opts(opts), :device)
 

@@ -1,9 +1,10 @@
 defmodule Mix.Tasks.Emily.Doctor do
   @shortdoc "Checks Emily's installation end to end"
   @moduledoc """
-  Prints the OTP, Elixir and MLX versions, the devices MLX sees, the BLAS library MLX's
-  matrix products bind to, and runs a real computation through the NIF (a matmul), checking
-  its result and reporting GFLOP/s.
+  Prints the OTP, Elixir and MLX versions, the devices MLX sees (with MLX's description of
+  the GPU: name, architecture, memory), the default device, the BLAS library MLX's matrix
+  products bind to, and runs a real computation through the NIF on every device (an add
+  read back with `to_binary`, then a matmul), checking results and reporting GFLOP/s.
 
       mix emily.doctor
   """
@@ -16,6 +17,16 @@ defmodule Mix.Tasks.Emily.Doctor do
     info("Elixir", System.version())
     info("MLX", Emily.Native.mlx_version())
     info("Devices", Enum.filter([:cpu, :gpu], &Emily.Native.device_available/1) |> inspect())
+
+    if Emily.Native.device_available(:gpu) do
+      info("GPU", gpu_info(Emily.Native.device_info(:gpu)))
+    end
+
+    info(
+      "Default",
+      "#{Emily.Worker.default_device()} (config :emily, :default_device / EMILY_DEFAULT_DEVICE)"
+    )
+
     info("BLAS", blas())
 
     info(
@@ -34,6 +45,30 @@ defmodule Mix.Tasks.Emily.Doctor do
   end
 
   defp info(k, v), do: Mix.shell().info(String.pad_trailing(k <> ":", 10) <> v)
+
+  defp gpu_info(m) do
+    name = m[:device_name] || "?"
+    arch = m[:architecture]
+
+    cc =
+      m[:compute_capability_major] &&
+        "sm_#{m[:compute_capability_major]}#{m[:compute_capability_minor]}"
+
+    mem = m[:total_memory] || m[:memory_size]
+    free = m[:free_memory]
+
+    [
+      name,
+      arch && "arch #{arch}",
+      cc,
+      mem && "#{gib(mem)} GiB",
+      free && "#{gib(free)} GiB free"
+    ]
+    |> Enum.reject(&(&1 in [nil, false]))
+    |> Enum.join(", ")
+  end
+
+  defp gib(bytes), do: Float.round(bytes / 1024 ** 3, 1)
 
   defp blas do
     maps = "/proc/self/maps"
@@ -54,13 +89,19 @@ defmodule Mix.Tasks.Emily.Doctor do
 
   defp check(device) do
     w = Emily.Worker.start(device)
-    n = 512
-    ones = for _ <- 1..(n * n), into: <<>>, do: <<1.0::float-32-native>>
+    # A GPU needs a larger product to say anything about its speed.
+    n = if device == :gpu, do: 2048, else: 512
+    ones = :binary.copy(<<1.0::float-32-native>>, n * n)
     a = Emily.Native.from_binary(ones, [n, n], :f32, w)
     b = Emily.Native.add(a, a, w)
     Emily.eval(b)
-    <<v::float-32-native, _::binary>> = Emily.to_binary(b)
-    if v != 2.0, do: Mix.raise("emily.doctor: 1 + 1 gave #{v} on #{device}")
+    # to_binary reads the result from the device's memory (on a GPU: device to host).
+    out = Emily.to_binary(b)
+
+    unless out == :binary.copy(<<2.0::float-32-native>>, n * n) do
+      <<v::float-32-native, _::binary>> = out
+      Mix.raise("emily.doctor: 1 + 1 gave #{v} on #{device}")
+    end
 
     case matmul_gflops(a, w, n) do
       {:ok, gflops} -> info("#{device}", "ok (f32 matmul #{n}x#{n}: #{gflops} GFLOP/s)")
@@ -74,6 +115,9 @@ defmodule Mix.Tasks.Emily.Doctor do
   defp matmul_gflops(a, w, n) do
     if function_exported?(Emily.Native, :matmul, 3) do
       mm = fn -> Emily.eval(apply(Emily.Native, :matmul, [a, a, w])) end
+      c = apply(Emily.Native, :matmul, [a, a, w])
+      <<v::float-32-native, _::binary>> = Emily.to_binary(c)
+      if v != n * 1.0, do: Mix.raise("emily.doctor: matmul of ones gave #{v}, not #{n}")
       mm.()
       {us, _} = :timer.tc(fn -> Enum.each(1..5, fn _ -> mm.() end) end)
       {:ok, Float.round(2 * n * n * n * 5 / us / 1000, 1)}

@@ -6,6 +6,9 @@ defmodule Emily.StreamTest do
   defp w, do: Emily.Worker.current()
   defp id(t), do: N.tensor_worker(t)
   defp wid(worker), do: Emily.Worker.info(worker).id
+  # The device workers are made on (EMILY_DEFAULT_DEVICE=gpu runs this file on the GPU).
+  defp dev, do: Emily.Worker.default_device()
+  defp other_dev, do: if(dev() == :cpu, do: :gpu, else: :cpu)
 
   test "with_worker gives the block its own worker and restores the previous one" do
     default = w()
@@ -28,7 +31,7 @@ defmodule Emily.StreamTest do
     assert w() == mine
     assert Emily.Stream.put(nil) == mine
     assert w() == Emily.Worker.default()
-    assert_raise MatchError, fn -> Emily.Stream.put(mine, :gpu) end
+    assert_raise MatchError, fn -> Emily.Stream.put(mine, other_dev()) end
   end
 
   test "an unevaluated input from another worker is evaluated on its own worker first" do
@@ -58,7 +61,7 @@ defmodule Emily.StreamTest do
       Enum.reduce(1..12, {one, 1}, fn i, {acc, e} ->
         worker = Enum.at([Emily.Worker.default(), w1, w2], rem(i, 3))
 
-        Emily.Stream.with_worker(worker, :cpu, fn ->
+        Emily.Stream.with_worker(worker, dev(), fn ->
           {N.add(N.multiply(acc, t([2], {1}, {:s, 64}), w()), one, w()), e * 2 + 1}
         end)
       end)
@@ -100,7 +103,7 @@ defmodule Emily.StreamTest do
     other = Emily.Stream.new()
 
     {done, lazy} =
-      Emily.Stream.with_worker(other, :cpu, fn ->
+      Emily.Stream.with_worker(other, dev(), fn ->
         done = N.negative(t([5], {1}, {:s, 32}), w())
         :ok = Emily.eval(done)
         {done, N.negative(t([6], {1}, {:s, 32}), w())}

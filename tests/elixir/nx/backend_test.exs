@@ -80,9 +80,10 @@ if Code.ensure_loaded?(Nx) do
     end
 
     describe "devices" do
-      test "default device is the CPU and tensors remember it" do
+      test "default device is Emily.Worker.default_device/0 (the CPU unless configured) and tensors remember it" do
         t = Nx.tensor([1, 2, 3])
-        assert %Emily.Backend{device: :cpu} = t.data
+        device = Emily.Worker.default_device()
+        assert %Emily.Backend{device: ^device} = t.data
         t = Nx.tensor([1, 2, 3], backend: {Emily.Backend, device: :cpu})
         assert %Emily.Backend{device: :cpu} = t.data
       end

@@ -72,8 +72,9 @@ if Code.ensure_loaded?(Nx) do
       end
 
       test "__to_backend__, __partitions_options__ and __shard_jit__" do
-        assert Emily.Compiler.__to_backend__([]) == {Emily.Backend, device: :cpu}
-        assert Nx.Defn.to_backend(compiler: Emily.Compiler) == {Emily.Backend, device: :cpu}
+        device = Emily.Worker.default_device()
+        assert Emily.Compiler.__to_backend__([]) == {Emily.Backend, device: device}
+        assert Nx.Defn.to_backend(compiler: Emily.Compiler) == {Emily.Backend, device: device}
 
         assert [[max_concurrency: 1]] = Emily.Compiler.__partitions_options__(max_concurrency: 1)
         parts = Emily.Compiler.__partitions_options__(max_concurrency: 3, lane: :fused)
@@ -159,11 +160,12 @@ if Code.ensure_loaded?(Nx) do
 
         assert drain_stats() == []
 
-        other = Emily.Worker.start(:cpu)
+        device = Emily.Worker.default_device()
+        other = Emily.Worker.start(device)
 
         r =
           Task.async(fn ->
-            Process.put({Emily.Worker, :cpu}, other)
+            Process.put({Emily.Worker, device}, other)
             {a, _} = f.(x, x)
             {Nx.to_flat_list(a), Emily.Native.tensor_worker(a.data.ref)}
           end)
@@ -176,7 +178,8 @@ if Code.ensure_loaded?(Nx) do
 
       test "results are evaluated Emily tensors on the device" do
         {a, _} = jit(&Defs.add_mul/2, []).(Nx.tensor([1.0]), Nx.tensor([2.0]))
-        assert %Emily.Backend{device: :cpu} = a.data
+        device = Emily.Worker.default_device()
+        assert %Emily.Backend{device: ^device} = a.data
         assert Emily.Native.program_foreign_pending([a.data.ref], Emily.Worker.start()) == []
       end
     end
