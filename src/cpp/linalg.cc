@@ -11,13 +11,6 @@ using namespace emily;
 
 namespace {
 
-int put_all(emily_array** outs, size_t* n, std::vector<mx::array>&& v) {
-  if (v.size() > 4) throw std::runtime_error("more outputs than the shim can return");
-  *n = 0;
-  for (auto& a : v) outs[(*n)++] = new emily_array{std::move(a)};
-  return 0;
-}
-
 int put_pair(emily_array** outs, size_t* n, std::pair<mx::array, mx::array>&& p) {
   return put_all(outs, n, {std::move(p.first), std::move(p.second)});
 }
@@ -90,7 +83,7 @@ EMILY_API int emily_outer(emily_stream s, const emily_array* a, const emily_arra
 
 EMILY_API int emily_cross(emily_stream s, const emily_array* a, const emily_array* b,
                           int64_t axis, emily_array** out) {
-  EMILY_GUARD(put(out, cross(a->a, b->a, static_cast<int>(axis), stream(s))))
+  EMILY_GUARD(put(out, cross(a->a, b->a, to_int(axis, "[cross] axis"), stream(s))))
 }
 
 // norm(a, ord_kind, p, axes, keepdims): ord_kind 0 = default (2-norm of vectors, Frobenius
