@@ -55,12 +55,12 @@ EMILY_FFTN_OPS(X)
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, int64_t n, int64_t axis,   \
                              int64_t norm, emily_array** out) {                              \
     EMILY_GUARD({                                                                            \
-      std::vector<int> ax{static_cast<int>(axis)};                                           \
+      std::vector<int> ax{to_int(axis, "axis")};                                             \
       if (n <= 0) {                                                                          \
         put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
       } else {                                                                               \
         DefaultStream guard(s);                                                              \
-        put(out, fft::nd(a->a, mx::Shape{static_cast<mx::ShapeElem>(n)}, ax, norm_of(norm),  \
+        put(out, fft::nd(a->a, mx::Shape{to_int(n, "n")}, ax, norm_of(norm),  \
                          stream(s)));                                                        \
       }                                                                                      \
     })                                                                                       \
