@@ -25,8 +25,15 @@ defmodule Emily.NativeFuzzTest do
       nil
     ]
 
-  # NIF calls where every argument is the same junk term but the call is well-formed.
-  @junk_accepted [{:eval, []}]
+  # Junk terms that are a NIF's legitimate argument: eval/2 of no tensors, binary_ptr/1 (a
+  # bridge diagnostic) of any binary, handle_bytes_of/1 of any pid, and pressure_register/1
+  # of any pid (not called here: it would take the VM's memory-pressure requests away from
+  # Emily.Memory.Pressure).
+  defp junk_accepted(:eval, []), do: :call
+  defp junk_accepted(:binary_ptr, bin) when is_binary(bin), do: :call
+  defp junk_accepted(:handle_bytes_of, pid) when is_pid(pid), do: :call
+  defp junk_accepted(:pressure_register, pid) when is_pid(pid), do: :skip
+  defp junk_accepted(_name, _junk), do: false
 
   defp w, do: Emily.Worker.current()
   defp t(values, shape, type), do: Emily.Case.t(values, shape, type)
@@ -58,11 +65,16 @@ defmodule Emily.NativeFuzzTest do
     for {name, arity} <- N.__nifs__(), arity > 0, j <- junk() do
       args = List.duplicate(j, arity)
 
-      if {name, j} in @junk_accepted do
-        apply(N, name, args)
-      else
-        assert raises?(fn -> apply(N, name, args) end),
-               "#{name}/#{arity} accepted #{inspect(args, limit: 3)}"
+      case junk_accepted(name, j) do
+        :call ->
+          apply(N, name, args)
+
+        :skip ->
+          :ok
+
+        false ->
+          assert raises?(fn -> apply(N, name, args) end),
+                 "#{name}/#{arity} accepted #{inspect(args, limit: 3)}"
       end
     end
 
@@ -114,6 +126,10 @@ defmodule Emily.NativeFuzzTest do
       N.transpose(base(:A), [1, 0], w()),
       N.broadcast_to(N.scalar(1.0, :bf16, w()), [4, 5, 6], w()),
       N.slice(t(Enum.to_list(0..9), {10}, {:s, 64}), [9], [-11], [-3], w()),
+      # index-like values far out of range, both signs
+      t([7, -9, 2_147_483_647, -2_147_483_648], {4}, {:s, 32}),
+      t([-1, 0, 1, 5, -6, 9], {3, 2}, {:s, 64}),
+      t([300, 0, 65_535], {3, 1}, {:u, 16}),
       foreign
     ]
   end
@@ -123,7 +139,10 @@ defmodule Emily.NativeFuzzTest do
       [],
       [N.scalar(1.0, :f32, w())],
       [base(:A), t([1], {1}, {:u, 8})],
-      List.duplicate(t([1, 2], {2}, {:s, 16}), 40)
+      List.duplicate(t([1, 2], {2}, {:s, 16}), 40),
+      [t([5, -3], {2}, {:s, 32}), t([-1, 1], {2}, {:s, 32})],
+      [t([2_147_483_647], {1}, {:s, 32}), t([4_294_967_295], {1}, {:u, 32})],
+      [t([-2, 9, 0], {3, 1}, {:s, 64})]
     ]
   end
 
@@ -172,10 +191,36 @@ defmodule Emily.NativeFuzzTest do
     end
   end
 
+  # FUZZ_TRACE=1 prints each call (tensors as dtype and shape) before it runs: after a crash,
+  # the last line names the culprit.
+  defp trace(name, args) do
+    if System.get_env("FUZZ_TRACE") do
+      IO.puts(:stderr, "#{name} " <> Enum.map_join(args, " ", &describe/1))
+    end
+  end
+
+  defp describe(list) when is_list(list), do: "[" <> Enum.map_join(list, ", ", &describe/1) <> "]"
+
+  defp describe(ref) when is_reference(ref) do
+    "#{N.dtype(ref)}#{inspect(N.shape(ref))}"
+  rescue
+    _ -> "worker"
+  end
+
+  defp describe(term), do: inspect(term)
+
+  # MLX's active-memory counter stays sane (a buffer freed twice or a size header overwritten
+  # by an out-of-bounds write shows up here first).
+  defp check_memory_counter(name) do
+    active = N.memory_stats().active
+    assert active < 2 ** 48, "#{name}: MLX's active memory counter reads #{active}"
+  end
+
   defp call_settled(name, args) do
-    if System.get_env("FUZZ_TRACE"), do: IO.puts(:stderr, "#{name} #{inspect(args, limit: 4)}")
+    trace(name, args)
     result = apply(N, name, args)
     settle(result)
+    check_memory_counter(name)
   rescue
     e in [ArgumentError, Emily.Error] -> assert is_binary(Exception.message(e))
   end
@@ -216,7 +261,10 @@ defmodule Emily.NativeFuzzTest do
   test "every op survives random combinations of odd values" do
     odd = Map.new([:A, :AS, :I, :N, :F, :B, :D], &{&1, odd(&1) ++ [base(&1)]})
 
-    for _round <- 1..200, {name, kinds, _} <- N.op_signatures() do
+    # FUZZ_ROUNDS=n runs more rounds (200 by default).
+    rounds = String.to_integer(System.get_env("FUZZ_ROUNDS") || "200")
+
+    for _round <- 1..rounds, {name, kinds, _} <- N.op_signatures() do
       args = Enum.map(kinds, &Enum.random(odd[&1])) ++ [w()]
       call_settled(name, args)
     end
