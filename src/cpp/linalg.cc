@@ -22,6 +22,17 @@ std::optional<std::vector<int>> opt_axes(emily_ints v) {
 
 const char* uplo(bool upper) { return upper ? "U" : "L"; }
 
+// MLX's factorizations divide by the matrix size (an empty matrix or batch: SIGFPE) and
+// hand LAPACK zero leading dimensions: empty inputs are refused.
+const mx::array& nonempty(const mx::array& a, const char* op) {
+  if (a.size() == 0) {
+    std::string shp;
+    for (auto d : a.shape()) shp += "[" + std::to_string(d) + "]";
+    throw std::invalid_argument(std::string("[") + op + "] needs a non-empty array, got shape " + shp);
+  }
+  return a;
+}
+
 // linalg::cross builds part of its graph on the calling thread's default stream, which the
 // worker cannot evaluate ("There is no Stream(cpu, n) in current thread"): the same
 // computation with every node on `s`.
@@ -94,6 +105,8 @@ EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind,
   EMILY_GUARD({
     auto ax = opt_axes(axes);
     auto st = stream(s);
+    // the ord norms may take an SVD or a max over nothing
+    if (ord_kind != 0 && ord_kind != 4) nonempty(a->a, "norm");
     constexpr double inf = std::numeric_limits<double>::infinity();
     switch (ord_kind) {
       case 0: put(out, mx::linalg::norm(a->a, ax, keepdims, st)); break;
@@ -113,79 +126,79 @@ EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind,
 
 EMILY_API int emily_cholesky(emily_stream s, const emily_array* a, bool upper,
                              emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::cholesky(a->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::cholesky(nonempty(a->a, "cholesky"), upper, stream(s))))
 }
 
 EMILY_API int emily_cholesky_inv(emily_stream s, const emily_array* a, bool upper,
                                  emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::cholesky_inv(a->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::cholesky_inv(nonempty(a->a, "cholesky_inv"), upper, stream(s))))
 }
 
 EMILY_API int emily_inv(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::inv(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::inv(nonempty(a->a, "inv"), stream(s))))
 }
 
 EMILY_API int emily_tri_inv(emily_stream s, const emily_array* a, bool upper,
                             emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::tri_inv(a->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::tri_inv(nonempty(a->a, "tri_inv"), upper, stream(s))))
 }
 
 EMILY_API int emily_pinv(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::pinv(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::pinv(nonempty(a->a, "pinv"), stream(s))))
 }
 
 EMILY_API int emily_solve(emily_stream s, const emily_array* a, const emily_array* b,
                           emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::solve(a->a, b->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::solve(nonempty(a->a, "solve"), nonempty(b->a, "solve"), stream(s))))
 }
 
 EMILY_API int emily_solve_triangular(emily_stream s, const emily_array* a, const emily_array* b,
                                      bool upper, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::solve_triangular(a->a, b->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::solve_triangular(nonempty(a->a, "solve_triangular"), nonempty(b->a, "solve_triangular"), upper, stream(s))))
 }
 
 EMILY_API int emily_eigvalsh(emily_stream s, const emily_array* a, bool upper,
                              emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::eigvalsh(a->a, uplo(upper), stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::eigvalsh(nonempty(a->a, "eigvalsh"), uplo(upper), stream(s))))
 }
 
 EMILY_API int emily_eigvals(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::eigvals(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::eigvals(nonempty(a->a, "eigvals"), stream(s))))
 }
 
 EMILY_API int emily_det(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::det(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::det(nonempty(a->a, "det"), stream(s))))
 }
 
 EMILY_API int emily_qr(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::qr(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::qr(nonempty(a->a, "qr"), stream(s))))
 }
 
 EMILY_API int emily_svd(emily_stream s, const emily_array* a, bool compute_uv,
                         emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_all(outs, n, mx::linalg::svd(a->a, compute_uv, stream(s))))
+  EMILY_GUARD(put_all(outs, n, mx::linalg::svd(nonempty(a->a, "svd"), compute_uv, stream(s))))
 }
 
 EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily_array** outs,
                          size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(a->a, uplo(upper), stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(nonempty(a->a, "eigh"), uplo(upper), stream(s))))
 }
 
 EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::eig(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::eig(nonempty(a->a, "eig"), stream(s))))
 }
 
 EMILY_API int emily_lu(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_all(outs, n, mx::linalg::lu(a->a, stream(s))))
+  EMILY_GUARD(put_all(outs, n, mx::linalg::lu(nonempty(a->a, "lu"), stream(s))))
 }
 
 EMILY_API int emily_lu_factor(emily_stream s, const emily_array* a, emily_array** outs,
                               size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::lu_factor(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::lu_factor(nonempty(a->a, "lu_factor"), stream(s))))
 }
 
 EMILY_API int emily_slogdet(emily_stream s, const emily_array* a, emily_array** outs,
                             size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::slogdet(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::slogdet(nonempty(a->a, "slogdet"), stream(s))))
 }
 }

@@ -201,6 +201,30 @@ defmodule Emily.OpsLinalgTest do
     assert read(N.det(f([2, 0, 0, 2], {2, 2}), w)) == [4.0]
   end
 
+  test "empty matrices and batches are refused by the factorizations", %{w: w} do
+    # MLX divided by the matrix size (SIGFPE)
+    for shape <- [[0, 0], [0, 2, 2]], e = N.zeros(shape, :f32, w) do
+      for op <- [:cholesky, :cholesky_inv, :tri_inv, :eigvalsh, :svd, :eigh] do
+        assert_raise ArgumentError, ~r/#{op}.*non-empty/, fn -> apply(N, op, [e, false, w]) end
+      end
+
+      for op <- [:inv, :pinv, :eigvals, :det, :qr, :eig, :lu, :lu_factor, :slogdet] do
+        assert_raise ArgumentError, ~r/#{op}.*non-empty/, fn -> apply(N, op, [e, w]) end
+      end
+
+      assert_raise ArgumentError, ~r/solve.*non-empty/, fn -> N.solve(e, e, w) end
+
+      assert_raise ArgumentError, ~r/solve_triangular.*non-empty/, fn ->
+        N.solve_triangular(e, e, true, w)
+      end
+
+      assert_raise ArgumentError, ~r/norm.*non-empty/, fn -> N.norm(e, 5, 0.0, [], false, w) end
+    end
+
+    # the Frobenius norm of an empty matrix is 0
+    assert read(N.norm(N.zeros([0, 0], :f32, w), 4, 0.0, [], false, w)) == [0.0]
+  end
+
   test "factorizations on a GPU worker run on its CPU stream" do
     if Emily.Native.device_available(:gpu) do
       g = Emily.Worker.start(:gpu)
