@@ -126,6 +126,10 @@ defmodule Emily.NativeFuzzTest do
       N.transpose(base(:A), [1, 0], w()),
       N.broadcast_to(N.scalar(1.0, :bf16, w()), [4, 5, 6], w()),
       N.slice(t(Enum.to_list(0..9), {10}, {:s, 64}), [9], [-11], [-3], w()),
+      # empty and non-finite matrices (LAPACK's corner cases)
+      N.zeros([0, 0], :f32, w()),
+      t([:nan, 1.0, 1.0, :nan], {2, 2}, {:f, 32}),
+      t([:infinity, 0.0, 0.0, :neg_infinity], {1, 2, 2}, {:f, 32}),
       # index-like values far out of range, both signs
       t([7, -9, 2_147_483_647, -2_147_483_648], {4}, {:s, 32}),
       t([-1, 0, 1, 5, -6, 9], {3, 2}, {:s, 64}),
@@ -191,13 +195,19 @@ defmodule Emily.NativeFuzzTest do
     end
   end
 
-  # FUZZ_TRACE=1 prints each call (tensors as dtype and shape) before it runs: after a crash,
-  # the last line names the culprit.
+  # FUZZ_TRACE=1 prints each call (tensors as dtype and shape) to stderr before it runs;
+  # FUZZ_TRACE=<file> appends it to the file, written through before the call (stderr is
+  # buffered: a crash may lose its last lines), so after a crash the last line names the
+  # culprit.
   defp trace(name, args) do
-    if System.get_env("FUZZ_TRACE") do
-      IO.puts(:stderr, "#{name} " <> Enum.map_join(args, " ", &describe/1))
+    case System.get_env("FUZZ_TRACE") do
+      nil -> :ok
+      "1" -> IO.puts(:stderr, line(name, args))
+      path -> File.write!(path, line(name, args) <> "\n", [:append])
     end
   end
+
+  defp line(name, args), do: "#{name} " <> Enum.map_join(args, " ", &describe/1)
 
   defp describe(list) when is_list(list), do: "[" <> Enum.map_join(list, ", ", &describe/1) <> "]"
 
