@@ -3,6 +3,7 @@
 // CPU kernels only for the factorizations (linalg_cpu_table!): the NIFs build those on the
 // worker's CPU stream.
 #include <cmath>
+#include <complex>
 #include <limits>
 
 #include "shim.hpp"
@@ -184,8 +185,27 @@ EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily
   EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(nonempty(a->a, "eigh"), uplo(upper), stream(s))))
 }
 
+// MLX's real eig pairs up eigenvector columns by the sign of each eigenvalue's imaginary
+// part; when LAPACK fails on a matrix with NaN or infinity those parts are garbage and the
+// pairing writes one column past the output. Such matrices are decomposed as zeros instead
+// and their eigenvalues and eigenvectors reported as NaN.
 EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::eig(nonempty(a->a, "eig"), stream(s))))
+  EMILY_GUARD({
+    auto st = stream(s);
+    const auto& m = nonempty(a->a, "eig");
+    if (m.ndim() < 2 || !mx::issubdtype(m.dtype(), mx::floating)) {
+      put_pair(outs, n, mx::linalg::eig(m, st));
+      return 0;
+    }
+    auto bad = mx::logical_not(mx::all(mx::isfinite(m, st), std::vector<int>{-2, -1}, true, st), st);
+    auto clean = mx::where(bad, mx::array(0, m.dtype()), m, st);
+    auto [vals, vecs] = mx::linalg::eig(clean, st);
+    float qnan = std::numeric_limits<float>::quiet_NaN();
+    auto nan = mx::array(std::complex<float>(qnan, qnan));
+    vals = mx::where(mx::squeeze(bad, std::vector<int>{-1}, st), nan, vals, st);
+    vecs = mx::where(bad, nan, vecs, st);
+    put_all(outs, n, {std::move(vals), std::move(vecs)});
+  })
 }
 
 EMILY_API int emily_lu(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {

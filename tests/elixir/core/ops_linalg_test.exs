@@ -201,6 +201,25 @@ defmodule Emily.OpsLinalgTest do
     assert read(N.det(f([2, 0, 0, 2], {2, 2}), w)) == [4.0]
   end
 
+  test "eig of matrices with NaN or infinity gives NaN for those matrices only", %{w: w} do
+    # (MLX wrote an eigenvector column past its output for them)
+    a =
+      t([:nan, 1.0, 1.0, :nan, 2.0, 0.0, 0.0, 3.0, :infinity, 0.0, 0.0, 1.0], {3, 2, 2}, {:f, 32})
+
+    for _ <- 1..20 do
+      [vals, vecs] = N.eig(a, w)
+      v = read(vals)
+      assert Enum.slice(v, 0, 2) == [{:nan, :nan}, {:nan, :nan}]
+      assert Enum.slice(v, 4, 2) == [{:nan, :nan}, {:nan, :nan}]
+      {re, im} = v |> Enum.slice(2, 2) |> Enum.unzip()
+      assert_close(Enum.sort(re), [2.0, 3.0])
+      assert im == [0.0, 0.0]
+      vs = read(vecs)
+      assert Enum.all?(Enum.slice(vs, 0, 4), &(&1 == {:nan, :nan}))
+      assert Enum.all?(Enum.slice(vs, 4, 4), &(&1 != {:nan, :nan}))
+    end
+  end
+
   test "empty matrices and batches are refused by the factorizations", %{w: w} do
     # MLX divided by the matrix size (SIGFPE)
     for shape <- [[0, 0], [0, 2, 2]], e = N.zeros(shape, :f32, w) do
