@@ -2,6 +2,11 @@ defmodule Emily.NativeFuzzTest do
   # Every NIF of Emily.Native called with malformed arguments: each call must raise (or,
   # for arguments that are well-typed but odd, raise or return a tensor that evaluates
   # or fails cleanly), and the VM must survive all of it.
+  #
+  # Heap corruption often shows only later: run it under glibc's checking allocator, e.g.
+  #   LD_PRELOAD=/lib/x86_64-linux-gnu/libc_malloc_debug.so.0 MALLOC_CHECK_=3 \
+  #   FUZZ_TRACE=/tmp/fuzz.trace FUZZ_ROUNDS=1000 mix test <this file> --seed N
+  # (glibc >= 2.34 ignores MALLOC_CHECK_ without that library preloaded).
   use ExUnit.Case, async: false
   alias Emily.Native, as: N
 
