@@ -9,7 +9,15 @@ defmodule Emily.Native do
   `{ref, {:ok, value} | {:error, {kind, message}}}` (see `Emily.await/2`).
 
   Bad arguments raise `ArgumentError` naming the op, the inputs' dtypes and shapes, and
-  MLX's message; other MLX failures raise `Emily.Error`.
+  MLX's message; other MLX failures raise `Emily.Error`. No argument can crash the VM: the
+  native layer checks sizes, axes, counts and modes before MLX sees them, and refuses any
+  result larger than the machine's memory.
+
+  Index values are only known when a graph runs, so out-of-range ones are defined rather
+  than refused: gathers (`take*`, `gather`) clamp them into range (negative indices in
+  `[-n, -1]` count from the end), scatters (`scatter*`, `put_along_axis`,
+  `scatter_add_axis`) drop the updates they address. Integer `floor_divide`/`remainder` by
+  zero give 0 and the dividend. `src/ops/*.rs` documents each family's arguments.
 
   The op tables here mirror the Rust tables in `src/ops/*.rs` and the C++ lists in
   `src/cpp/*.cc`: a function missing on either side fails the NIF load.

@@ -176,6 +176,11 @@ pub fn mmap_file(
         .try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)))
         .and_then(|n| n.checked_mul(dtype.0.size()))
         .ok_or_else(|| fail(Error::argument("invalid shape")))?;
+    // A regular file only: opening a FIFO would block the scheduler, a device has no size.
+    let meta = std::fs::metadata(&path).map_err(|e| fail(Error::argument(format!("cannot stat the file: {e}"))))?;
+    if !meta.is_file() {
+        return Err(fail(Error::argument("not a regular file")));
+    }
     let file = std::fs::File::open(&path).map_err(|e| fail(Error::argument(format!("cannot open the file: {e}"))))?;
     let size = file.metadata().map_err(|e| fail(Error::argument(format!("cannot stat the file: {e}"))))?.len();
     if offset.checked_add(n as u64).is_none_or(|end| end > size) {

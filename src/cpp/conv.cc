@@ -3,6 +3,8 @@
 // [C_out, spatial..., C_in / groups].
 #include <cstdlib>
 
+#include <limits>
+
 #include "shim.hpp"
 
 using namespace emily;
@@ -107,6 +109,29 @@ std::vector<int> vec(std::tuple<int, int, int> t) {
   return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
 }
 
+
+// conv_general's lists: empty (the default), one value for every spatial axis, or one per
+// spatial axis (MLX indexes its per-axis lists by the input's spatial axes whatever their
+// length). Values within int32 and at least `min`.
+constexpr int64_t kAny = std::numeric_limits<int>::min();
+
+std::vector<int> general_list(emily_ints v, const mx::array& input, const char* what, int64_t min) {
+  size_t spatial = input.ndim() >= 2 ? input.ndim() - 2 : 0;
+  if (v.len > 1 && v.len != spatial)
+    throw std::invalid_argument(std::string("[conv_general] ") + what + " needs 0, 1 or " +
+                                std::to_string(spatial) + " values (one per spatial axis), got " +
+                                std::to_string(v.len));
+  std::vector<int> out;
+  for (size_t i = 0; i < v.len; i++) {
+    int x = to_int(v.ptr[i], what);
+    if (x < min)
+      throw std::invalid_argument(std::string("[conv_general] ") + what + " must be at least " +
+                                  std::to_string(min) + ", got " + std::to_string(v.ptr[i]));
+    out.push_back(x);
+  }
+  return out;
+}
+
 }  // namespace
 
 extern "C" {
@@ -116,8 +141,11 @@ EMILY_API int emily_conv_general(emily_stream s, const emily_array* input,
                                  emily_ints padding_lo, emily_ints padding_hi,
                                  emily_ints kernel_dilation, emily_ints input_dilation,
                                  int64_t groups, bool flip, emily_array** out) {
-  EMILY_GUARD(put(out, conv_dilated(input->a, weight->a, positives(stride, "stride"), ints(padding_lo),
-                                    ints(padding_hi), positives(kernel_dilation, "dilation"), positives(input_dilation, "dilation"),
+  EMILY_GUARD(put(out, conv_dilated(input->a, weight->a, general_list(stride, input->a, "stride", 1),
+                                    general_list(padding_lo, input->a, "padding_lo", kAny),
+                                    general_list(padding_hi, input->a, "padding_hi", kAny),
+                                    general_list(kernel_dilation, input->a, "kernel_dilation", 1),
+                                    general_list(input_dilation, input->a, "input_dilation", 1),
                                     positive(groups, "groups"), flip, stream(s))))
 }
 

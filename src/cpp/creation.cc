@@ -42,6 +42,29 @@ mx::array empty_or(int n, int m, mx::Dtype dt, mx::Stream st, const std::functio
   return f();
 }
 
+// A diagonal offset for n rows and m columns: offsets past either corner select the same
+// (all or no) elements, so k is clamped into [-n, m].
+int diagonal(int64_t k, int64_t n, int64_t m) {
+  return static_cast<int>(std::min(std::max(k, -std::max<int64_t>(n, 0)), std::max<int64_t>(m, 0)));
+}
+
+// MLX's tri computes arange(-k, m - k) in int (and triu passes k - 1): refused where that
+// would overflow.
+int tri_diagonal(int64_t k, int64_t n, int64_t m, const char* op) {
+  int kk = diagonal(k, n, m);
+  if (m - kk + 1 > std::numeric_limits<int>::max() || -static_cast<int64_t>(kk) + 1 > std::numeric_limits<int>::max())
+    throw std::invalid_argument(std::string(op) + " " + std::to_string(n) + " x " + std::to_string(m) +
+                                " with diagonal " + std::to_string(k) + " is outside the 32-bit range MLX uses");
+  return kk;
+}
+
+mx::array triangle(const mx::array& a, int64_t k, bool upper, mx::Stream st) {
+  const char* op = upper ? "[triu]" : "[tril]";
+  if (a.ndim() < 2) throw std::invalid_argument(std::string(op) + " the array needs at least 2 dimensions");
+  int kk = tri_diagonal(k, a.shape(-2), a.shape(-1), op);
+  return upper ? mx::triu(a, kk, st) : mx::tril(a, kk, st);
+}
+
 }  // namespace
 
 extern "C" {
@@ -122,7 +145,7 @@ EMILY_API int emily_eye(emily_stream s, int64_t n, int64_t m, int64_t k, int32_t
   EMILY_GUARD({
     int n_ = to_int(n, "[eye] n");
     int m_ = to_int(m, "[eye] m");
-    int k_ = to_int(k, "[eye] k");
+    int k_ = diagonal(k, n_, m_);
     auto dt = to_dtype(dtype);
     auto st = stream(s);
     put(out, empty_or(n_, m_, dt, st, [&] { return mx::eye(n_, m_, k_, dt, st); }));
@@ -137,19 +160,19 @@ EMILY_API int emily_tri(emily_stream s, int64_t n, int64_t m, int64_t k, int32_t
   EMILY_GUARD({
     int n_ = to_int(n, "[tri] n");
     int m_ = to_int(m, "[tri] m");
-    int k_ = to_int(k, "[tri] k");
+    if (n_ < 0 || m_ < 0) throw std::invalid_argument("[tri] n and m must not be negative");
     auto dt = to_dtype(dtype);
     auto st = stream(s);
-    put(out, empty_or(n_, m_, dt, st, [&] { return mx::tri(n_, m_, k_, dt, st); }));
+    put(out, empty_or(n_, m_, dt, st, [&] { return mx::tri(n_, m_, tri_diagonal(k, n_, m_, "[tri]"), dt, st); }));
   })
 }
 
 EMILY_API int emily_tril(emily_stream s, const emily_array* a, int64_t k, emily_array** out) {
-  EMILY_GUARD(put(out, mx::tril(a->a, to_int(k, "[tril] k"), stream(s))))
+  EMILY_GUARD(put(out, triangle(a->a, k, false, stream(s))))
 }
 
 EMILY_API int emily_triu(emily_stream s, const emily_array* a, int64_t k, emily_array** out) {
-  EMILY_GUARD(put(out, mx::triu(a->a, to_int(k, "[triu] k"), stream(s))))
+  EMILY_GUARD(put(out, triangle(a->a, k, true, stream(s))))
 }
 
 EMILY_API int emily_astype(emily_stream s, const emily_array* a, int32_t dtype, emily_array** out) {

@@ -40,8 +40,8 @@ EMILY_API int emily_rope(emily_stream s, const emily_array* x, int64_t dims, boo
     auto f = opt(freqs, "rope", "freqs");
     std::optional<float> b;
     if (!f) b = static_cast<float>(base);
-    put(out, mx::fast::rope(x->a, to_int(dims, "dims"), traditional, b,
-                            static_cast<float>(scale), to_int(offset, "offset"), f, stream(s)));
+    put(out, mx::fast::rope(x->a, to_int(dims, "[rope] dims"), traditional, b,
+                            static_cast<float>(scale), to_int(offset, "[rope] offset"), f, stream(s)));
   })
 }
 
@@ -53,7 +53,7 @@ EMILY_API int emily_rope_offset(emily_stream s, const emily_array* x, int64_t di
     auto f = opt(freqs, "rope", "freqs");
     std::optional<float> b;
     if (!f) b = static_cast<float>(base);
-    put(out, mx::fast::rope(x->a, to_int(dims, "dims"), traditional, b,
+    put(out, mx::fast::rope(x->a, to_int(dims, "[rope] dims"), traditional, b,
                             static_cast<float>(scale), offset->a, f, stream(s)));
   })
 }
@@ -64,6 +64,9 @@ EMILY_API int emily_scaled_dot_product_attention(emily_stream s, const emily_arr
                                                  double scale, bool causal, emily_arrays mask,
                                                  emily_arrays sinks, emily_array** out) {
   EMILY_GUARD({
+    // MLX takes n_heads % n_kv_heads before looking at the sizes.
+    if (k->a.ndim() == 4 && k->a.shape(1) == 0)
+      throw std::invalid_argument("[scaled_dot_product_attention] keys need at least one head");
     auto m = opt(mask, "scaled_dot_product_attention", "mask");
     if (causal && m)
       throw std::invalid_argument(
@@ -75,8 +78,28 @@ EMILY_API int emily_scaled_dot_product_attention(emily_stream s, const emily_arr
   })
 }
 
+// Target class indices are clamped into range like a gather's (negatives in [-C, -1] count
+// from the end): MLX reads the logit at each target unchecked.
 EMILY_API int emily_cross_entropy(emily_stream s, const emily_array* logits,
                                   const emily_array* targets, emily_array** out) {
-  EMILY_GUARD(put(out, mx::fast::cross_entropy(logits->a, targets->a, stream(s))))
+  EMILY_GUARD({
+    auto st = stream(s);
+    const auto& x = logits->a;
+    const auto& t = targets->a;
+    if (t.dtype() == mx::bool_ || !mx::issubdtype(t.dtype(), mx::integer))
+      throw std::invalid_argument("[cross_entropy] targets must be integer class indices");
+    if (x.ndim() < 1) throw std::invalid_argument("[cross_entropy] logits need at least one dimension");
+    int64_t c = x.shape(-1);
+    if (c == 0) {
+      if (t.size() != 0) throw std::invalid_argument("[cross_entropy] logits have no classes");
+      put(out, mx::fast::cross_entropy(x, t, st));
+      return 0;
+    }
+    auto t64 = mx::astype(t, mx::int64, st);
+    if (t.dtype() == mx::uint64) t64 = mx::astype(mx::minimum(t, mx::array(static_cast<uint64_t>(c), mx::uint64), st), mx::int64, st);
+    auto wrapped = mx::where(mx::less(t64, mx::array(int64_t{0}), st), mx::add(t64, mx::array(c), st), t64, st);
+    auto clamped = mx::astype(mx::clip(wrapped, mx::array(int64_t{0}), mx::array(c - 1), st), mx::int32, st);
+    put(out, mx::fast::cross_entropy(x, clamped, st));
+  })
 }
 }

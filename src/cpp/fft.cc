@@ -55,7 +55,7 @@ EMILY_FFTN_OPS(X)
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, int64_t n, int64_t axis,   \
                              int64_t norm, emily_array** out) {                              \
     EMILY_GUARD({                                                                            \
-      std::vector<int> ax{to_int(axis, "axis")};                                           \
+      std::vector<int> ax{to_int(axis, "axis")};                                             \
       if (n <= 0) {                                                                          \
         put(out, fft::nd(a->a, ax, norm_of(norm), stream(s)));                               \
       } else {                                                                               \
@@ -90,14 +90,12 @@ EMILY_FFT2_OPS(X)
 EMILY_API int emily_fftshift(emily_stream s, const emily_array* a, emily_ints axes,
                              emily_array** out) {
   EMILY_GUARD(put(out, axes.len == 0 ? fft::fftshift(a->a, stream(s))
-                                     : fft::fftshift(a->a, axes_of(axes, a->a.ndim(), "[fftshift]"),
-                                                     stream(s))))
+                                     : fft::fftshift(a->a, axes_of(axes, a->a.ndim(), "[fftshift]"), stream(s))))
 }
 
 EMILY_API int emily_ifftshift(emily_stream s, const emily_array* a, emily_ints axes,
                               emily_array** out) {
   EMILY_GUARD(put(out, axes.len == 0 ? fft::ifftshift(a->a, stream(s))
-                                     : fft::ifftshift(a->a, axes_of(axes, a->a.ndim(), "[ifftshift]"),
-                                                      stream(s))))
+                                     : fft::ifftshift(a->a, axes_of(axes, a->a.ndim(), "[ifftshift]"), stream(s))))
 }
 }

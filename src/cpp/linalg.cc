@@ -3,6 +3,7 @@
 // CPU kernels only for the factorizations (linalg_cpu_table!): the NIFs build those on the
 // worker's CPU stream.
 #include <cmath>
+#include <complex>
 #include <limits>
 
 #include "shim.hpp"
@@ -10,13 +11,6 @@
 using namespace emily;
 
 namespace {
-
-int put_all(emily_array** outs, size_t* n, std::vector<mx::array>&& v) {
-  if (v.size() > 4) throw std::runtime_error("more outputs than the shim can return");
-  *n = 0;
-  for (auto& a : v) outs[(*n)++] = new emily_array{std::move(a)};
-  return 0;
-}
 
 int put_pair(emily_array** outs, size_t* n, std::pair<mx::array, mx::array>&& p) {
   return put_all(outs, n, {std::move(p.first), std::move(p.second)});
@@ -28,6 +22,17 @@ std::optional<std::vector<int>> opt_axes(emily_ints v) {
 }
 
 const char* uplo(bool upper) { return upper ? "U" : "L"; }
+
+// MLX's factorizations divide by the matrix size (an empty matrix or batch: SIGFPE) and
+// hand LAPACK zero leading dimensions: empty inputs are refused.
+const mx::array& nonempty(const mx::array& a, const char* op) {
+  if (a.size() == 0) {
+    std::string shp;
+    for (auto d : a.shape()) shp += "[" + std::to_string(d) + "]";
+    throw std::invalid_argument(std::string("[") + op + "] needs a non-empty array, got shape " + shp);
+  }
+  return a;
+}
 
 // linalg::cross builds part of its graph on the calling thread's default stream, which the
 // worker cannot evaluate ("There is no Stream(cpu, n) in current thread"): the same
@@ -90,7 +95,7 @@ EMILY_API int emily_outer(emily_stream s, const emily_array* a, const emily_arra
 
 EMILY_API int emily_cross(emily_stream s, const emily_array* a, const emily_array* b,
                           int64_t axis, emily_array** out) {
-  EMILY_GUARD(put(out, cross(a->a, b->a, to_int(axis, "axis"), stream(s))))
+  EMILY_GUARD(put(out, cross(a->a, b->a, to_int(axis, "[cross] axis"), stream(s))))
 }
 
 // norm(a, ord_kind, p, axes, keepdims): ord_kind 0 = default (2-norm of vectors, Frobenius
@@ -101,6 +106,8 @@ EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind,
   EMILY_GUARD({
     auto ax = opt_axes(axes);
     auto st = stream(s);
+    // the ord norms may take an SVD or a max over nothing
+    if (ord_kind != 0 && ord_kind != 4) nonempty(a->a, "norm");
     constexpr double inf = std::numeric_limits<double>::infinity();
     switch (ord_kind) {
       case 0: put(out, mx::linalg::norm(a->a, ax, keepdims, st)); break;
@@ -120,79 +127,98 @@ EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind,
 
 EMILY_API int emily_cholesky(emily_stream s, const emily_array* a, bool upper,
                              emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::cholesky(a->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::cholesky(nonempty(a->a, "cholesky"), upper, stream(s))))
 }
 
 EMILY_API int emily_cholesky_inv(emily_stream s, const emily_array* a, bool upper,
                                  emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::cholesky_inv(a->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::cholesky_inv(nonempty(a->a, "cholesky_inv"), upper, stream(s))))
 }
 
 EMILY_API int emily_inv(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::inv(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::inv(nonempty(a->a, "inv"), stream(s))))
 }
 
 EMILY_API int emily_tri_inv(emily_stream s, const emily_array* a, bool upper,
                             emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::tri_inv(a->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::tri_inv(nonempty(a->a, "tri_inv"), upper, stream(s))))
 }
 
 EMILY_API int emily_pinv(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::pinv(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::pinv(nonempty(a->a, "pinv"), stream(s))))
 }
 
 EMILY_API int emily_solve(emily_stream s, const emily_array* a, const emily_array* b,
                           emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::solve(a->a, b->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::solve(nonempty(a->a, "solve"), nonempty(b->a, "solve"), stream(s))))
 }
 
 EMILY_API int emily_solve_triangular(emily_stream s, const emily_array* a, const emily_array* b,
                                      bool upper, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::solve_triangular(a->a, b->a, upper, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::solve_triangular(nonempty(a->a, "solve_triangular"), nonempty(b->a, "solve_triangular"), upper, stream(s))))
 }
 
 EMILY_API int emily_eigvalsh(emily_stream s, const emily_array* a, bool upper,
                              emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::eigvalsh(a->a, uplo(upper), stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::eigvalsh(nonempty(a->a, "eigvalsh"), uplo(upper), stream(s))))
 }
 
 EMILY_API int emily_eigvals(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::eigvals(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::eigvals(nonempty(a->a, "eigvals"), stream(s))))
 }
 
 EMILY_API int emily_det(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::det(a->a, stream(s))))
+  EMILY_GUARD(put(out, mx::linalg::det(nonempty(a->a, "det"), stream(s))))
 }
 
 EMILY_API int emily_qr(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::qr(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::qr(nonempty(a->a, "qr"), stream(s))))
 }
 
 EMILY_API int emily_svd(emily_stream s, const emily_array* a, bool compute_uv,
                         emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_all(outs, n, mx::linalg::svd(a->a, compute_uv, stream(s))))
+  EMILY_GUARD(put_all(outs, n, mx::linalg::svd(nonempty(a->a, "svd"), compute_uv, stream(s))))
 }
 
 EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily_array** outs,
                          size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(a->a, uplo(upper), stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(nonempty(a->a, "eigh"), uplo(upper), stream(s))))
 }
 
+// MLX's real eig pairs up eigenvector columns by the sign of each eigenvalue's imaginary
+// part; when LAPACK fails on a matrix with NaN or infinity those parts are garbage and the
+// pairing writes one column past the output. Such matrices are decomposed as zeros instead
+// and their eigenvalues and eigenvectors reported as NaN.
 EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::eig(a->a, stream(s))))
+  EMILY_GUARD({
+    auto st = stream(s);
+    const auto& m = nonempty(a->a, "eig");
+    if (m.ndim() < 2 || !mx::issubdtype(m.dtype(), mx::floating)) {
+      put_pair(outs, n, mx::linalg::eig(m, st));
+      return 0;
+    }
+    auto bad = mx::logical_not(mx::all(mx::isfinite(m, st), std::vector<int>{-2, -1}, true, st), st);
+    auto clean = mx::where(bad, mx::array(0, m.dtype()), m, st);
+    auto [vals, vecs] = mx::linalg::eig(clean, st);
+    float qnan = std::numeric_limits<float>::quiet_NaN();
+    auto nan = mx::array(std::complex<float>(qnan, qnan));
+    vals = mx::where(mx::squeeze(bad, std::vector<int>{-1}, st), nan, vals, st);
+    vecs = mx::where(bad, nan, vecs, st);
+    put_all(outs, n, {std::move(vals), std::move(vecs)});
+  })
 }
 
 EMILY_API int emily_lu(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_all(outs, n, mx::linalg::lu(a->a, stream(s))))
+  EMILY_GUARD(put_all(outs, n, mx::linalg::lu(nonempty(a->a, "lu"), stream(s))))
 }
 
 EMILY_API int emily_lu_factor(emily_stream s, const emily_array* a, emily_array** outs,
                               size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::lu_factor(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::lu_factor(nonempty(a->a, "lu_factor"), stream(s))))
 }
 
 EMILY_API int emily_slogdet(emily_stream s, const emily_array* a, emily_array** outs,
                             size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::slogdet(a->a, stream(s))))
+  EMILY_GUARD(put_pair(outs, n, mx::linalg::slogdet(nonempty(a->a, "slogdet"), stream(s))))
 }
 }

@@ -92,12 +92,37 @@ mx::array combine_slice(F f, const char* op, const mx::array& src, const mx::arr
   return f(src, update, std::move(b), std::move(e), std::move(str), st);
 }
 
+// A target shape for reshape/unflatten: dimensions >= 0, at most one -1 (inferred), and
+// when there is one the others multiply to a non-zero size (MLX divides by it, in size_t:
+// a product that wraps to 0 counts too; no array has 2^62 elements).
+mx::Shape target_shape(emily_ints v, const char* op) {
+  auto shp = shape(v);
+  int infer = 0;
+  bool zero = false;
+  uint64_t known = 1;
+  for (auto d : shp) {
+    if (d < -1)
+      throw std::invalid_argument(std::string(op) + " dimension " + std::to_string(d) +
+                                  " is negative (only one -1, inferred, is allowed)");
+    if (d == -1) {
+      if (++infer > 1) throw std::invalid_argument(std::string(op) + " can infer one dimension (-1) at most");
+    } else if (d == 0) {
+      zero = true;
+    } else if (__builtin_mul_overflow(known, static_cast<uint64_t>(d), &known) || known > (uint64_t{1} << 62)) {
+      throw std::invalid_argument(std::string(op) + " shape has more than 2^62 elements");
+    }
+  }
+  if (infer == 1 && zero)
+    throw std::invalid_argument(std::string(op) + " cannot infer a -1 dimension beside a dimension of size 0");
+  return shp;
+}
+
 }  // namespace
 
 extern "C" {
 
 EMILY_API int emily_reshape(emily_stream s, const emily_array* a, emily_ints shp, emily_array** out) {
-  EMILY_GUARD(put(out, mx::reshape(a->a, shape(shp), stream(s))))
+  EMILY_GUARD(put(out, mx::reshape(a->a, target_shape(shp, "[reshape]"), stream(s))))
 }
 
 EMILY_API int emily_transpose(emily_stream s, const emily_array* a, emily_ints axes, emily_array** out) {
@@ -123,7 +148,9 @@ EMILY_API int emily_pad(emily_stream s, const emily_array* a, emily_ints axes, e
     // when it has none): insist on one element.
     if (value->a.size() != 1) throw std::invalid_argument("[pad] the pad value must have exactly one element");
     auto v = value->a.ndim() == 0 ? value->a : mx::reshape(value->a, {}, stream(s));
-    put(out, mx::pad(a->a, ints(axes), shape(low), shape(high), v, pad_mode(mode), stream(s)));
+    // MLX indexes the shape by each axis unchecked.
+    auto ax = normalize_axes(axes, a->a.ndim(), "[pad]");
+    put(out, mx::pad(a->a, ax, shape(low), shape(high), v, pad_mode(mode), stream(s)));
   })
 }
 
@@ -269,7 +296,10 @@ EMILY_API int emily_flatten(emily_stream s, const emily_array* a, int64_t start_
 
 EMILY_API int emily_unflatten(emily_stream s, const emily_array* a, int64_t axis, emily_ints shp,
                               emily_array** out) {
-  EMILY_GUARD(put(out, mx::unflatten(a->a, to_int(axis, "axis"), shape(shp), stream(s))))
+  EMILY_GUARD({
+    normalize_axis(axis, a->a.ndim(), "[unflatten]");
+    put(out, mx::unflatten(a->a, to_int(axis, "axis"), target_shape(shp, "[unflatten]"), stream(s)));
+  })
 }
 
 }  // extern "C"

@@ -135,12 +135,22 @@ inline int put(emily_array** out, mx::array&& a) {
   return 0;
 }
 
+// Multi-output ops (at most 4 outputs): every output size-checked before any is handed out.
+inline int put_all(emily_array** outs, size_t* n, std::vector<mx::array>&& v) {
+  if (v.size() > 4) throw std::runtime_error("more outputs than the shim can return");
+  for (const auto& a : v) check_size(a);
+  *n = 0;
+  for (auto& a : v) outs[(*n)++] = new emily_array{std::move(a)};
+  return 0;
+}
+
 }  // namespace emily
 
 // Runs `body`, turning any C++ exception into a non-zero return and a message.
-#define EMILY_GUARD(body)                                 \
+// (Variadic: a body may hold commas, e.g. structured bindings.)
+#define EMILY_GUARD(...)                                  \
   try {                                                   \
-    body;                                                 \
+    __VA_ARGS__;                                          \
     return 0;                                             \
   } catch (const std::exception& e) {                     \
     emily::set_error(e.what());                           \

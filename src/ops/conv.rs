@@ -8,7 +8,9 @@
 ///   means the default: 1 for strides and dilations, 0 for padding); `flip` computes a
 ///   true convolution (flipped kernel) instead of a cross-correlation.
 /// * `conv1d`, `conv_transpose1d`: scalars; `conv2d`/`conv3d` and their transposes: lists of
-///   exactly 2 / 3 values.
+///   exactly 2 / 3 values. `conv_general`'s lists also take a single value for every axis.
+/// * Checked by the shim (MLX divides by `groups` before checking it): `groups`, strides and
+///   dilations at least 1; every value within int32. Negative padding crops.
 #[macro_export]
 macro_rules! conv_table {
     ($m:path) => {

@@ -10,7 +10,8 @@
 /// * `arange(start, stop, step, dtype)`: start, stop, step finite, step non-zero.
 /// * `linspace(start, stop, num, endpoint, dtype)`.
 /// * `eye(n, m, k, dtype)`, `identity(n, dtype)`, `tri(n, m, k, dtype)`: ones on (or
-///   below) diagonal `k`. `tril(a, k)`, `triu(a, k)`: keep the lower/upper triangle.
+///   below) diagonal `k`. `tril(a, k)`, `triu(a, k)`: keep the lower/upper triangle. Any
+///   64-bit `k` works: diagonals past a corner select all or no elements.
 /// * `astype(a, dtype)` converts values; `view(a, dtype)` reinterprets the bytes (bitcast;
 ///   the last axis scales with the itemsize ratio); `contiguous(a, allow_col_major)`.
 #[macro_export]

@@ -9,8 +9,9 @@
 ///   a scalar array.
 /// * `scaled_dot_product_attention(q, k, v, scale, causal, mask, sinks)`: q `[B, Hq, Lq, D]`,
 ///   k/v `[B, Hkv, Lk, D]`; `mask` is an additive (float) or keep (bool) mask broadcastable
-///   to `[B, Hq, Lq, Lk]`; `causal` and a mask are exclusive.
-/// * `cross_entropy(logits, targets)`: per-row loss with class-index targets.
+///   to `[B, Hq, Lq, Lk]`; `causal` and a mask are exclusive; k/v need at least one head.
+/// * `cross_entropy(logits, targets)`: per-row loss with integer class-index targets,
+///   clamped into range like a gather's (negatives in `[-C, -1]` count from the end).
 #[macro_export]
 macro_rules! fast_table {
     ($m:path) => {

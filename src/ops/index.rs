@@ -11,6 +11,21 @@
 ///   broadcast index shape followed by one slice size per axis of `a`. `scatter` replaces,
 ///   the others combine with the existing value.
 ///
+/// Indices are integer arrays (any integer dtype; bool and floats are refused). Their
+/// values are only known when the graph runs, and MLX's kernels do not bounds-check them,
+/// so the shim makes every value safe (a few elementwise nodes per index array):
+///
+/// * gathers (`take`, `take_axis`, `take_along_axis`, `gather`) **clamp**: a negative index
+///   in `[-n, -1]` counts from the end (as in numpy/MLX), anything below `-n` reads element
+///   0, anything past the end reads element `n - 1`. A `gather` slice wider than 1 has its
+///   start clamped (after counting negatives from the end) so the whole slice fits, as XLA
+///   does. Taking from an axis of size 0 is refused unless the result is empty.
+/// * scatters (`scatter*`, `put_along_axis`, `scatter_add_axis`) **drop** an update whose
+///   index is out of range (negatives in `[-n, -1]` count from the end), or whose slice
+///   would not fit along every indexed axis: the array keeps its value there. (The
+///   combining scatters combine the identity instead; `scatter`/`put_along_axis` write it
+///   to a scratch row that is cut off.)
+///
 /// MLX has no `nonzero`/`argwhere` (their output shape depends on the data).
 #[macro_export]
 macro_rules! index_table {

@@ -6,7 +6,8 @@
 /// * `addmm(c, a, b, alpha, beta)` is `beta * c + alpha * (a @ b)`.
 /// * `norm(a, ord_kind, p, axes, keepdims)`: `ord_kind` 0 = default (2-norm of vectors,
 ///   Frobenius of matrices), 1 = the number `p`, 2 = inf, 3 = -inf, 4 = Frobenius,
-///   5 = nuclear (an SVD: CPU only). Empty `axes` = every axis.
+///   5 = nuclear (an SVD: CPU only). Empty `axes` = every axis. Kinds other than 0 and 4
+///   refuse empty inputs.
 #[macro_export]
 macro_rules! linalg_table {
     ($m:path) => {
@@ -28,7 +29,8 @@ macro_rules! linalg_table {
 /// `upper` picks the upper triangle (`"U"`) instead of the lower one. Multi-output ops:
 /// `qr` -> [q, r]; `svd` -> [u, s, vt] (or [s] without `compute_uv`); `eigh`, `eig` ->
 /// [eigenvalues, eigenvectors]; `lu` -> [pivots, l, u]; `lu_factor` -> [lu, pivots];
-/// `slogdet` -> [sign, log|det|].
+/// `slogdet` -> [sign, log|det|]. Empty inputs (a 0 x 0 matrix, an empty batch) are
+/// refused: MLX divides by the matrix size.
 #[macro_export]
 macro_rules! linalg_cpu_table {
     ($m:path) => {

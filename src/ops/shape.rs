@@ -2,13 +2,14 @@
 
 /// The shape family's table.
 ///
-/// * `reshape(a, shape)` (one dimension may be -1), `transpose(a, axes)`,
+/// * `reshape(a, shape)` (one dimension may be -1, not beside a 0; no other negative
+///   sizes), `transpose(a, axes)`,
 ///   `squeeze(a, axes)`, `expand_dims(a, axes)`, `broadcast_to(a, shape)`,
 ///   `flatten(a, start_axis, end_axis)`, `unflatten(a, axis, shape)`, `swapaxes`,
 ///   `moveaxis(a, source, destination)`, `flip(a, axes)`, `tile(a, reps)`,
 ///   `repeat(a, repeats, axis)`.
-/// * `pad(a, axes, low, high, value, mode)`: `value` a 0-d array; mode 0 = constant,
-///   1 = edge (repeat the border value).
+/// * `pad(a, axes, low, high, value, mode)`: `value` a one-element array; mode 0 = constant,
+///   1 = edge (repeat the border value); `axes` in range and distinct.
 /// * `concatenate(arrays, axis)`, `stack(arrays, axis)`.
 /// * `slice(a, start, stop, strides)`: one entry per axis; negative strides walk backwards.
 ///   `slice_dynamic(a, start, axes, sizes)`: `start` an integer array (one entry per axis

@@ -148,5 +148,41 @@ defmodule Emily.OpsConvTest do
     assert_raise ArgumentError, fn ->
       N.conv2d(x, f([1, 1], {1, 1, 1, 2}), [1, 1], [0, 0], [1, 1], 1, w)
     end
+
+    # zero or negative groups, strides, dilations (MLX divides by groups before checking)
+    for g <- [0, -1, 2 ** 32] do
+      assert_raise ArgumentError, ~r/conv1d.*groups/, fn ->
+        N.conv1d(x5(), k3(), 1, 0, 1, g, w)
+      end
+
+      assert_raise ArgumentError, ~r/conv2d.*groups/, fn ->
+        N.conv2d(x, k, [1, 1], [0, 0], [1, 1], g, w)
+      end
+
+      assert_raise ArgumentError, ~r/conv_general.*groups/, fn ->
+        N.conv_general(x5(), k3(), [], [], [], [], [], g, false, w)
+      end
+    end
+
+    assert_raise ArgumentError, ~r/conv1d.*stride must be at least 1/, fn ->
+      N.conv1d(x5(), k3(), 0, 0, 1, 1, w)
+    end
+
+    assert_raise ArgumentError, ~r/conv_transpose1d.*dilation/, fn ->
+      N.conv_transpose1d(x5(), k3(), 1, 0, -2, 0, 1, w)
+    end
+
+    assert_raise ArgumentError, ~r/conv2d.*dilation/, fn ->
+      N.conv2d(x, k, [1, 1], [0, 0], [1, 0], 1, w)
+    end
+
+    # conv_general's lists: empty, one value, or one per spatial axis
+    assert_raise ArgumentError, ~r/conv_general.*padding_lo needs 0, 1 or 1 values/, fn ->
+      N.conv_general(x5(), k3(), [], [-1, -1], [], [], [], 1, false, w)
+    end
+
+    assert_raise ArgumentError, ~r/conv_general.*input_dilation/, fn ->
+      N.conv_general(x5(), k3(), [], [], [], [], [0], 1, false, w)
+    end
   end
 end

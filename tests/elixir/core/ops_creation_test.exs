@@ -174,6 +174,20 @@ defmodule Emily.OpsCreationTest do
       assert_tensor(N.triu(f, 0, w()), {2, 2}, {:f, 64}, [1.5, 2.5, 0.0, 4.5])
     end
 
+    test "diagonals past either corner, up to the 64-bit extremes" do
+      x = tensor(Enum.to_list(1..6), {2, 3}, {:s, 32})
+      assert_tensor(N.tril(x, 2 ** 62, w()), {2, 3}, {:s, 32}, [1, 2, 3, 4, 5, 6])
+      assert_tensor(N.tril(x, -(2 ** 63), w()), {2, 3}, {:s, 32}, [0, 0, 0, 0, 0, 0])
+      assert_tensor(N.triu(x, -(2 ** 63), w()), {2, 3}, {:s, 32}, [1, 2, 3, 4, 5, 6])
+      assert_tensor(N.triu(x, 2 ** 63 - 1, w()), {2, 3}, {:s, 32}, [0, 0, 0, 0, 0, 0])
+      assert_tensor(N.eye(2, 3, 2 ** 40, :s8, w()), {2, 3}, {:s, 8}, [0, 0, 0, 0, 0, 0])
+      assert_tensor(N.eye(2, 3, -3, :s8, w()), {2, 3}, {:s, 8}, [0, 0, 0, 0, 0, 0])
+      assert_tensor(N.eye(2, 3, 2, :s8, w()), {2, 3}, {:s, 8}, [0, 0, 1, 0, 0, 0])
+      assert_tensor(N.tri(2, 3, -(2 ** 63), :s8, w()), {2, 3}, {:s, 8}, [0, 0, 0, 0, 0, 0])
+      assert_tensor(N.tri(2, 3, 2 ** 63 - 1, :s8, w()), {2, 3}, {:s, 8}, [1, 1, 1, 1, 1, 1])
+      assert_tensor(N.tri(2, 3, -1, :s8, w()), {2, 3}, {:s, 8}, [0, 0, 0, 1, 0, 0])
+    end
+
     test "empty results, however long the other side" do
       assert_tensor(N.eye(0, 2_147_483_647, 0, :f32, w()), {0, 2_147_483_647}, {:f, 32}, [])
       assert_tensor(N.tri(2_147_483_647, 0, 0, :s8, w()), {2_147_483_647, 0}, {:s, 8}, [])

@@ -131,6 +131,13 @@ defmodule Emily.OpsFastTest do
       assert_raise ArgumentError, ~r/0 or 1 arrays/, fn ->
         N.scaled_dot_product_attention(q, k, v, 1.0, false, [q, q], [], w)
       end
+
+      # keys with no heads (MLX takes n_heads % n_kv_heads first)
+      k0 = N.zeros([1, 0, 2, 2], :f32, w)
+
+      assert_raise ArgumentError, ~r/at least one head/, fn ->
+        N.scaled_dot_product_attention(q, k0, k0, 1.0, false, [], [], w)
+      end
     end
   end
 
@@ -141,5 +148,15 @@ defmodule Emily.OpsFastTest do
     row0 = :math.log(2 + :math.exp(1)) - 0
     row1 = :math.log(:math.exp(2) + :math.exp(3) + 1) - 0
     assert_close(read(r), [row0, row1])
+
+    # targets out of range are clamped, negatives count from the end: 7 -> 2, -1 -> 2
+    r = N.cross_entropy(f([0, 0, 1, 2, 3, 0], {2, 3}), t([7, -1], {2}, {:s, 64}), w)
+    assert_close(read(r), [:math.log(2 + :math.exp(1)) - 1, row1])
+    r = N.cross_entropy(f([0, 0, 1, 2, 3, 0], {2, 3}), t([-3, -100], {2}, {:s, 8}), w)
+    assert_close(read(r), [row0, :math.log(:math.exp(2) + :math.exp(3) + 1) - 2])
+
+    assert_raise ArgumentError, ~r/cross_entropy.*integer/, fn ->
+      N.cross_entropy(f([0, 0, 1, 2, 3, 0], {2, 3}), f([0, 1], {2}), w)
+    end
   end
 end

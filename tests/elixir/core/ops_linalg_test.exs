@@ -191,6 +191,49 @@ defmodule Emily.OpsLinalgTest do
     assert read(N.det(f([2, 0, 0, 2], {2, 2}), w)) == [4.0]
   end
 
+  test "eig of matrices with NaN or infinity gives NaN for those matrices only", %{w: w} do
+    # (MLX wrote an eigenvector column past its output for them)
+    a =
+      t([:nan, 1.0, 1.0, :nan, 2.0, 0.0, 0.0, 3.0, :infinity, 0.0, 0.0, 1.0], {3, 2, 2}, {:f, 32})
+
+    for _ <- 1..20 do
+      [vals, vecs] = N.eig(a, w)
+      v = read(vals)
+      assert Enum.slice(v, 0, 2) == [{:nan, :nan}, {:nan, :nan}]
+      assert Enum.slice(v, 4, 2) == [{:nan, :nan}, {:nan, :nan}]
+      {re, im} = v |> Enum.slice(2, 2) |> Enum.unzip()
+      assert_close(Enum.sort(re), [2.0, 3.0])
+      assert im == [0.0, 0.0]
+      vs = read(vecs)
+      assert Enum.all?(Enum.slice(vs, 0, 4), &(&1 == {:nan, :nan}))
+      assert Enum.all?(Enum.slice(vs, 4, 4), &(&1 != {:nan, :nan}))
+    end
+  end
+
+  test "empty matrices and batches are refused by the factorizations", %{w: w} do
+    # MLX divided by the matrix size (SIGFPE)
+    for shape <- [[0, 0], [0, 2, 2]], e = N.zeros(shape, :f32, w) do
+      for op <- [:cholesky, :cholesky_inv, :tri_inv, :eigvalsh, :svd, :eigh] do
+        assert_raise ArgumentError, ~r/#{op}.*non-empty/, fn -> apply(N, op, [e, false, w]) end
+      end
+
+      for op <- [:inv, :pinv, :eigvals, :det, :qr, :eig, :lu, :lu_factor, :slogdet] do
+        assert_raise ArgumentError, ~r/#{op}.*non-empty/, fn -> apply(N, op, [e, w]) end
+      end
+
+      assert_raise ArgumentError, ~r/solve.*non-empty/, fn -> N.solve(e, e, w) end
+
+      assert_raise ArgumentError, ~r/solve_triangular.*non-empty/, fn ->
+        N.solve_triangular(e, e, true, w)
+      end
+
+      assert_raise ArgumentError, ~r/norm.*non-empty/, fn -> N.norm(e, 5, 0.0, [], false, w) end
+    end
+
+    # the Frobenius norm of an empty matrix is 0
+    assert read(N.norm(N.zeros([0, 0], :f32, w), 4, 0.0, [], false, w)) == [0.0]
+  end
+
   test "factorizations on a GPU worker run on its CPU stream" do
     if Emily.Native.device_available(:gpu) do
       g = Emily.Worker.start(:gpu)

@@ -85,5 +85,32 @@ defmodule Emily.OpsQuantizeTest do
     assert_raise ArgumentError, ~r/quantize/, fn ->
       N.quantize(f([1, 2, 3], {1, 3}), 32, 4, 0, w)
     end
+
+    # group sizes and bits the mode does not support (MLX would divide by them first)
+    for {gs, bits} <- [
+          {2 ** 31, 4},
+          {2 ** 40, 4},
+          {16, 4},
+          {48, 4},
+          {32, 7},
+          {32, 1},
+          {32, 2 ** 32}
+        ] do
+      assert_raise ArgumentError, ~r/quantize.*(group_size|bits).*not supported/, fn ->
+        N.quantize(x, gs, bits, 0, w)
+      end
+
+      assert_raise ArgumentError, ~r/dequantize.*not supported/, fn ->
+        N.dequantize(wq, scales, [], gs, bits, 0, w)
+      end
+
+      assert_raise ArgumentError, ~r/quantized_matmul.*not supported/, fn ->
+        N.quantized_matmul(x, wq, scales, [], true, gs, bits, 0, w)
+      end
+    end
+
+    assert_raise ArgumentError, ~r/bits 8 is not supported by mode mxfp4/, fn ->
+      N.quantize(x, 32, 8, 1, w)
+    end
   end
 end

@@ -95,6 +95,25 @@ defmodule Emily.OpsShapeTest do
       end
 
       assert_raise ArgumentError, ~r/Invalid axis/, fn -> N.moveaxis(t, 0, 9, w()) end
+
+      # -1 beside a 0 (MLX would divide by zero), other negative sizes, wrapping products
+      assert_raise ArgumentError, ~r/reshape.*beside a dimension of size 0/, fn ->
+        N.reshape(N.zeros([0, 3], :f32, w()), [0, -1], w())
+      end
+
+      assert_raise ArgumentError, ~r/unflatten.*beside a dimension of size 0/, fn ->
+        N.unflatten(N.zeros([0, 3], :f32, w()), 0, [0, -1], w())
+      end
+
+      assert_raise ArgumentError, ~r/reshape.*-2 is negative/, fn ->
+        N.reshape(t, [-2, -3], w())
+      end
+
+      assert_raise ArgumentError, ~r/unflatten.*more than 2\^62/, fn ->
+        N.unflatten(t, 1, [65_536, 65_536, 65_536, 65_536, -1], w())
+      end
+
+      assert_raise ArgumentError, ~r/unflatten.*axis 5/, fn -> N.unflatten(t, 5, [3], w()) end
     end
   end
 
@@ -145,6 +164,15 @@ defmodule Emily.OpsShapeTest do
 
       assert_raise ArgumentError, ~r/unknown mode 2/, fn ->
         N.pad(t, [0], [1], [0], zero, 2, w())
+      end
+
+      # MLX indexes the shape by each axis unchecked
+      assert_raise ArgumentError, ~r/pad.*axis 7 is out of range/, fn ->
+        N.pad(t, [7], [1], [0], zero, 0, w())
+      end
+
+      assert_raise ArgumentError, ~r/pad.*repeated axis/, fn ->
+        N.pad(t, [0, -2], [1, 1], [0, 0], zero, 0, w())
       end
 
       assert_raise ArgumentError, ~r/one element/, fn ->
