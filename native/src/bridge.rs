@@ -177,7 +177,7 @@ pub fn mmap_file(
         .and_then(|n| n.checked_mul(dtype.0.size()))
         .ok_or_else(|| fail(Error::argument("invalid shape")))?;
     // A regular file only: opening a FIFO would block the scheduler, a device has no size.
-    let meta = std::fs::metadata(&path).map_err(|e| fail(Error::argument(format!("cannot stat the file: {e}"))))?;
+    let meta = std::fs::metadata(&path).map_err(|e| fail(Error::argument(format!("cannot open the file: {e}"))))?;
     if !meta.is_file() {
         return Err(fail(Error::argument("not a regular file")));
     }

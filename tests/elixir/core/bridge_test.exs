@@ -328,6 +328,22 @@ defmodule Emily.BridgeTest do
       e = assert_raise ArgumentError, fn -> Emily.mmap(path <> ".missing", 0, {1}, {:u, 8}) end
       assert e.message =~ ~r/cannot (open|stat)/
 
+      # not a regular file: a directory, and a FIFO (opening one would block until a writer)
+      assert_raise ArgumentError, ~r/not a regular file/, fn ->
+        Emily.mmap(Path.dirname(path), 0, {1}, {:u, 8})
+      end
+
+      fifo = path <> ".fifo"
+      {_, 0} = System.cmd("mkfifo", [fifo])
+
+      try do
+        assert_raise ArgumentError, ~r/not a regular file/, fn ->
+          Emily.mmap(fifo, 0, {1}, {:u, 8})
+        end
+      after
+        File.rm(fifo)
+      end
+
       assert_raise ArgumentError, ~r/mmap: expected/, fn -> Emily.mmap(path, -1, {1}, {:u, 8}) end
 
       assert_raise ArgumentError, ~r/unsupported type/, fn ->
