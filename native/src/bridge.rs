@@ -372,11 +372,7 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
         ("gc_threshold", p.threshold as u64),
         ("pressure_signals", p.signals),
     ];
-    let mut map = Term::map_new(env);
-    for (k, v) in pairs {
-        let key = rustler::types::atom::Atom::from_str(env, k)?;
-        map = map.map_put(key, v)?;
-    }
+    let mut map = atoms::atom_map(env, pairs)?;
     map = map.map_put(atoms::gc_pressure(), p.enabled)?;
     map = map.map_put(atoms::external_aliasing(), emily::external_aliasing())?;
     Ok(map)

@@ -289,9 +289,5 @@ pub fn program_stats(env: Env, program: ProgramArc) -> NifResult<Term> {
         ("last_replay_us", s.last_replay_ns / 1000),
         ("last_eval_us", s.last_eval_ns / 1000),
     ];
-    let mut map = Term::map_new(env);
-    for (k, v) in pairs {
-        map = map.map_put(rustler::types::atom::Atom::from_str(env, k)?, v)?;
-    }
-    Ok(map)
+    crate::atoms::atom_map(env, pairs)
 }

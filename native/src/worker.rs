@@ -100,16 +100,14 @@ pub fn device_available(device: Atom) -> NifResult<bool> {
 #[rustler::nif]
 pub fn device_info(env: Env, device: Atom) -> NifResult<Term> {
     let info = device_of(device)?.info().map_err(|e| raise("device_info", e, &[]))?;
-    let mut map = Term::map_new(env);
-    for (k, v) in info {
-        let key = Atom::from_str(env, &k)?;
+    let pairs = info.into_iter().map(|(k, v)| {
         let value = match v {
             InfoValue::Int(n) => n.encode(env),
             InfoValue::Text(t) => t.encode(env),
         };
-        map = map.map_put(key, value)?;
-    }
-    Ok(map)
+        (k, value)
+    });
+    crate::atoms::atom_map(env, pairs)
 }
 
 /// Puts `MLX_ENABLE_TF32` (`"1"` when `enabled`, else `"0"`) into the process environment,

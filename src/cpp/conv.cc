@@ -23,12 +23,6 @@ bool must_be_positive(const char* what) {
   return std::string(what) == "stride" || std::string(what) == "dilation";
 }
 
-std::vector<int> positives(emily_ints v, const char* what) {
-  std::vector<int> out;
-  for (size_t i = 0; i < v.len; i++) out.push_back(positive(v.ptr[i], what));
-  return out;
-}
-
 std::pair<int, int> pair_of(emily_ints v, const char* what) {
   if (v.len != 2) throw std::invalid_argument(std::string("[conv2d] ") + what + " needs 2 values");
   if (must_be_positive(what)) return {positive(v.ptr[0], what), positive(v.ptr[1], what)};
