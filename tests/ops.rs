@@ -1,10 +1,12 @@
 //! The op tables: names unique across families (one NIF per name), signatures consistent,
 //! and a few ops evaluated from Rust.
 use std::collections::HashSet;
-use std::sync::mpsc;
 
 use emily::ops::{creation, reduce, shape, signatures, sort};
 use emily::{Array, Device, Dtype, Worker};
+
+mod common;
+use common::eval_on;
 
 #[test]
 fn op_names_are_unique_across_families() {
@@ -18,16 +20,6 @@ fn op_names_are_unique_across_families() {
             assert!(seen.contains(name), "{name} missing from signatures()");
         }
     }
-}
-
-fn eval_on(w: &Worker, a: Array) -> Array {
-    let (tx, rx) = mpsc::channel();
-    w.submit(Box::new(move |ctx| {
-        let r = ctx.map_err(|e| e.clone()).and_then(|_| emily::eval(&[&a]).map(|_| a));
-        tx.send(r).unwrap();
-    }))
-    .unwrap();
-    rx.recv().unwrap().unwrap()
 }
 
 fn i32s(a: &Array) -> Vec<i32> {

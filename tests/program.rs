@@ -1,14 +1,13 @@
 //! Program capture and replay (src/cpp/program.cc): graphs built on placeholders are
 //! captured once and replayed on new inputs on the owning worker, natively or fused.
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use emily::ops::{binary, unary};
 use emily::program::{is_placeholder, placeholder, Builder, Program};
 use emily::{Array, Device, Dtype, ErrorKind, Worker};
 
-fn f32s(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
-}
+mod common;
+use common::{f32s, on_worker, read_f32, try_eval_on as eval_on};
 
 fn arr(v: &[f32]) -> Array {
     Array::from_bytes(&f32s(v), &[v.len() as i64], Dtype::F32).unwrap()
@@ -18,33 +17,13 @@ fn scalar(v: f32) -> Array {
     Array::from_bytes(&f32s(&[v]), &[], Dtype::F32).unwrap()
 }
 
-fn read_f32(a: &Array) -> Vec<f32> {
-    a.bytes().unwrap().chunks(4).map(|c| f32::from_ne_bytes(c.try_into().unwrap())).collect()
-}
-
 /// Runs `p` on `w` with `inputs`.
 fn run_on(w: &Worker, p: &Arc<Program>, inputs: Vec<Array>, fused: bool) -> emily::Result<Vec<Array>> {
-    let (tx, rx) = mpsc::channel();
     let p = p.clone();
-    w.submit(Box::new(move |ctx| {
-        let r = ctx.map_err(|e| e.clone()).and_then(|_| {
-            let refs: Vec<&Array> = inputs.iter().collect();
-            p.run(&refs, fused)
-        });
-        tx.send(r).unwrap();
-    }))
-    .unwrap();
-    rx.recv().unwrap()
-}
-
-fn eval_on(w: &Worker, a: Array) -> emily::Result<Array> {
-    let (tx, rx) = mpsc::channel();
-    w.submit(Box::new(move |ctx| {
-        let r = ctx.map_err(|e| e.clone()).and_then(|_| emily::eval(&[&a]).map(|_| a));
-        tx.send(r).unwrap();
-    }))
-    .unwrap();
-    rx.recv().unwrap()
+    on_worker(w, move |_| {
+        let refs: Vec<&Array> = inputs.iter().collect();
+        p.run(&refs, fused)
+    })
 }
 
 /// Captures `f(inputs)` for placeholders of `shapes` (f32) on `w`'s stream.

@@ -4,24 +4,8 @@ use std::sync::mpsc;
 use emily::ops::{binary, unary};
 use emily::{Array, Device, Dtype, ErrorKind, Worker};
 
-fn f32s(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_ne_bytes()).collect()
-}
-
-fn read_f32(a: &Array) -> Vec<f32> {
-    a.bytes().unwrap().chunks(4).map(|c| f32::from_ne_bytes(c.try_into().unwrap())).collect()
-}
-
-/// Evaluates `a` on `w` and returns it.
-fn eval_on(w: &Worker, a: Array) -> Array {
-    let (tx, rx) = mpsc::channel();
-    w.submit(Box::new(move |ctx| {
-        let r = ctx.map_err(|e| e.clone()).and_then(|_| emily::eval(&[&a]).map(|_| a));
-        tx.send(r).unwrap();
-    }))
-    .unwrap();
-    rx.recv().unwrap().unwrap()
-}
+mod common;
+use common::{eval_on, f32s, read_f32};
 
 #[test]
 fn graph_built_off_thread_evaluates_on_owner() {
