@@ -163,9 +163,6 @@ EMILY_API int emily_eigvalsh(emily_stream s, const emily_array* a, bool upper,
   EMILY_GUARD(put(out, mx::linalg::eigvalsh(nonempty(a->a, "eigvalsh"), uplo(upper), stream(s))))
 }
 
-EMILY_API int emily_eigvals(emily_stream s, const emily_array* a, emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::eigvals(nonempty(a->a, "eigvals"), stream(s))))
-}
 
 EMILY_API int emily_det(emily_stream s, const emily_array* a, emily_array** out) {
   EMILY_GUARD(put(out, mx::linalg::det(nonempty(a->a, "det"), stream(s))))
@@ -185,25 +182,58 @@ EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily
   EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(nonempty(a->a, "eigh"), uplo(upper), stream(s))))
 }
 
-// MLX's real eig pairs up eigenvector columns by the sign of each eigenvalue's imaginary
-// part; when LAPACK fails on a matrix with NaN or infinity those parts are garbage and the
-// pairing writes one column past the output. Such matrices are decomposed as zeros instead
-// and their eigenvalues and eigenvectors reported as NaN.
+// LAPACK's geev rejects a matrix holding NaN or infinity (printing to stderr), and MLX's
+// real eig then pairs eigenvector columns by the sign of garbage imaginary parts, writing
+// one column past its output. Such matrices are decomposed as zeros instead and their
+// eigenvalues (and eigenvectors) reported as NaN, as a failed decomposition should be.
+namespace {
+struct Finite {
+  mx::array bad;    // [..., 1, 1]: true where the matrix has a non-finite entry
+  mx::array clean;  // the input with those matrices zeroed
+};
+
+Finite finite_or_zeroed(const mx::array& m, const mx::StreamOrDevice& st) {
+  auto bad = mx::logical_not(mx::all(mx::isfinite(m, st), std::vector<int>{-2, -1}, true, st), st);
+  return {bad, mx::where(bad, mx::array(0, m.dtype()), m, st)};
+}
+
+mx::array complex_nan() {
+  float qnan = std::numeric_limits<float>::quiet_NaN();
+  return mx::array(std::complex<float>(qnan, qnan));
+}
+
+bool real_matrices(const mx::array& m) {
+  return m.ndim() >= 2 && mx::issubdtype(m.dtype(), mx::floating);
+}
+}  // namespace
+
+EMILY_API int emily_eigvals(emily_stream s, const emily_array* a, emily_array** out) {
+  EMILY_GUARD({
+    auto st = stream(s);
+    const auto& m = nonempty(a->a, "eigvals");
+    if (!real_matrices(m)) {
+      put(out, mx::linalg::eigvals(m, st));
+      return 0;
+    }
+    auto f = finite_or_zeroed(m, st);
+    auto vals = mx::linalg::eigvals(f.clean, st);
+    put(out, mx::where(mx::squeeze(f.bad, std::vector<int>{-1}, st), complex_nan(), vals, st));
+  })
+}
+
 EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
   EMILY_GUARD({
     auto st = stream(s);
     const auto& m = nonempty(a->a, "eig");
-    if (m.ndim() < 2 || !mx::issubdtype(m.dtype(), mx::floating)) {
+    if (!real_matrices(m)) {
       put_pair(outs, n, mx::linalg::eig(m, st));
       return 0;
     }
-    auto bad = mx::logical_not(mx::all(mx::isfinite(m, st), std::vector<int>{-2, -1}, true, st), st);
-    auto clean = mx::where(bad, mx::array(0, m.dtype()), m, st);
-    auto [vals, vecs] = mx::linalg::eig(clean, st);
-    float qnan = std::numeric_limits<float>::quiet_NaN();
-    auto nan = mx::array(std::complex<float>(qnan, qnan));
-    vals = mx::where(mx::squeeze(bad, std::vector<int>{-1}, st), nan, vals, st);
-    vecs = mx::where(bad, nan, vecs, st);
+    auto f = finite_or_zeroed(m, st);
+    auto [vals, vecs] = mx::linalg::eig(f.clean, st);
+    auto nan = complex_nan();
+    vals = mx::where(mx::squeeze(f.bad, std::vector<int>{-1}, st), nan, vals, st);
+    vecs = mx::where(f.bad, nan, vecs, st);
     put_all(outs, n, {std::move(vals), std::move(vecs)});
   })
 }

@@ -12,6 +12,15 @@ defmodule Emily.ProgramTest do
     Worker.await(ref)
   end
 
+  # Polls `check` for up to two seconds: for effects that follow a process exit.
+  defp eventually(check, tries \\ 200) do
+    cond do
+      check.() -> true
+      tries == 0 -> false
+      true -> Process.sleep(10) && eventually(check, tries - 1)
+    end
+  end
+
   defp ph(shape, type \\ :f32), do: Native.program_placeholder(shape, type, Worker.current())
 
   test "a graph captured on placeholders replays on new inputs, native and fused" do
@@ -172,7 +181,7 @@ defmodule Emily.ProgramTest do
   test "programs do not keep their worker alive; a set forgets programs of gone workers" do
     set = Native.program_set_new()
 
-    program =
+    task =
       Task.async(fn ->
         w = Worker.start(:cpu)
         x = Native.program_placeholder([1], :f32, w)
@@ -182,12 +191,21 @@ defmodule Emily.ProgramTest do
         :ok = Native.program_set_put(set, p)
         p
       end)
-      |> Task.await()
 
-    # The task's heap (its worker handle, placeholders, results) is gone: so is the worker.
-    assert_raise Emily.Error, ~r/worker is gone/, fn ->
-      run(program, [t([1.0], {1}, {:f, 32})])
-    end
+    down = Process.monitor(task.pid)
+    program = Task.await(task)
+    # The task replies before it exits: wait until it is down, then (its heap freed with
+    # its worker handle, placeholders and results) until its worker is gone.
+    assert_receive {:DOWN, ^down, :process, _, _}, 5_000
+
+    assert eventually(fn ->
+             try do
+               run(program, [t([1.0], {1}, {:f, 32})])
+               false
+             rescue
+               e in Emily.Error -> Exception.message(e) =~ "worker is gone"
+             end
+           end)
 
     assert Native.program_set_size(set) == 1
     w = Worker.current()
