@@ -9,7 +9,8 @@ import Config
 #                                 # request to the largest holders (Emily.Memory)
 #     gc_pressure: true,          # false turns those requests off
 #     memory_limit: nil,          # MLX's memory limit in bytes (nil: MLX's, 80% of RAM)
-#     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, 32 MiB)
+#     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, at
+#                                 # least gc_threshold: see Emily.Memory)
 #     lane: :native,              # Emily.Compiler's default lane: :native, :fused, :evaluator
 #     default_device: :cpu,       # :cpu | :gpu; env EMILY_DEFAULT_DEVICE overrides
 #     tf32: false                 # let MLX run f32 matmuls in TF32 on NVIDIA GPUs
