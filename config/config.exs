@@ -12,6 +12,8 @@ import Config
 #     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, at
 #                                 # least gc_threshold: see Emily.Memory)
 #     lane: :native,              # Emily.Compiler's default lane: :native, :fused, :evaluator
+#     inline_eval: true,          # cheap graphs evaluated in the caller's thread (Emily.Worker);
+#                                 # env EMILY_INLINE_EVAL=0 turns it off
 #     default_device: :cpu,       # :cpu | :gpu; env EMILY_DEFAULT_DEVICE overrides
 #     tf32: false                 # let MLX run f32 matmuls in TF32 on NVIDIA GPUs
 

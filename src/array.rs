@@ -166,12 +166,27 @@ pub struct Scan {
     pub candidates: Vec<usize>,
     /// Whether the arrays were evaluated (no foreign node).
     pub evaluated: bool,
+    /// With [`eval_if_cheap`]: the graph was too costly to evaluate in the caller's thread,
+    /// nothing was evaluated.
+    pub too_costly: bool,
 }
 
 /// Walks the unevaluated graph below `arrays` (checking every buffer it will need against
 /// MLX's memory limit), then evaluates it when no node belongs to a stream outside `own`.
 /// Must run on the thread owning `own`.
 pub fn scan_and_eval(arrays: &[&Array], own: &[i32], candidates: bool) -> Result<Scan> {
+    scan_eval(arrays, own, candidates, false)
+}
+
+/// [`scan_and_eval`] for a graph cheap enough to evaluate without leaving the caller's
+/// thread (at most 64 nodes touching at most 2^18 elements, none of them a factorization,
+/// sort, convolution, FFT or compiled function); otherwise sets `too_costly` and evaluates
+/// nothing. The caller must hold the worker's execution lock.
+pub fn eval_if_cheap(arrays: &[&Array], own: &[i32], candidates: bool) -> Result<Scan> {
+    scan_eval(arrays, own, candidates, true)
+}
+
+fn scan_eval(arrays: &[&Array], own: &[i32], candidates: bool, cheap_only: bool) -> Result<Scan> {
     unsafe extern "C" fn on_foreign(ctx: *mut std::ffi::c_void, a: *mut ffi::emily_array, index: i32, device: i32) {
         let scan = unsafe { &mut *(ctx as *mut Scan) };
         if let Some(a) = std::ptr::NonNull::new(a) {
@@ -185,7 +200,7 @@ pub fn scan_and_eval(arrays: &[&Array], own: &[i32], candidates: bool) -> Result
     let ptrs: Vec<*const ffi::emily_array> = arrays.iter().map(|a| a.as_ptr()).collect();
     let mut scan = Scan::default();
     let mut evaluated = 0;
-    let flags = candidates as std::ffi::c_int | 2;
+    let flags = candidates as std::ffi::c_int | 2 | if cheap_only { 4 } else { 0 };
     let rc = unsafe {
         ffi::emily_graph_scan(
             ffi::emily_arrays { ptr: ptrs.as_ptr(), len: ptrs.len() },
@@ -193,13 +208,14 @@ pub fn scan_and_eval(arrays: &[&Array], own: &[i32], candidates: bool) -> Result
             own.len(),
             flags,
             &mut scan as *mut Scan as *mut std::ffi::c_void,
-            Some(on_foreign),
+            if cheap_only { None } else { Some(on_foreign) },
             Some(on_candidate),
             &mut evaluated,
         )
     };
     check(rc)?;
-    scan.evaluated = evaluated != 0;
+    scan.evaluated = evaluated > 0;
+    scan.too_costly = evaluated < 0;
     Ok(scan)
 }
 

@@ -13,7 +13,7 @@ pub mod queue;
 pub mod sync;
 pub mod worker;
 
-pub use array::{async_eval, eval, external_aliasing, scan_and_eval, Array, Scan};
+pub use array::{async_eval, eval, eval_if_cheap, external_aliasing, scan_and_eval, Array, Scan};
 pub use dtype::Dtype;
 pub use error::{Error, ErrorKind, Result};
 pub use worker::{Ctx, Device, InfoValue, Stream, Worker};

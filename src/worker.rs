@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::{self, emily_stream};
 use crate::queue::{Next, Rejected, WorkQueue};
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+use std::sync::atomic::AtomicBool;
 
 pub type Stream = emily_stream;
 
@@ -94,7 +95,21 @@ pub struct Worker {
     stream: Stream,
     cpu_stream: Stream,
     queue: std::sync::Arc<WorkQueue<Job, Array>>,
+    /// Held by whoever uses the streams: the worker thread for each job and batch of drops,
+    /// or a caller evaluating a cheap graph inline ([`Worker::try_inline`]).
+    exec: std::sync::Arc<Mutex<()>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Released arrays at least this large are dropped promptly (see [`Worker::release`]).
+pub const URGENT_DROP_BYTES: usize = 1 << 20;
+
+/// Whether callers may evaluate cheap graphs on CPU workers' streams in their own thread.
+static INLINE: AtomicBool = AtomicBool::new(true);
+
+/// Turns inline evaluation on or off for every worker; returns the previous setting.
+pub fn set_inline(on: bool) -> bool {
+    INLINE.swap(on, Ordering::Relaxed)
 }
 
 impl Worker {
@@ -104,6 +119,8 @@ impl Worker {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::channel::<Result<(Stream, Stream)>>();
         let q = queue.clone();
+        let exec = std::sync::Arc::new(Mutex::new(()));
+        let ex = exec.clone();
         let handle = std::thread::Builder::new()
             .name(format!("emily-{}-{}", device.name(), id))
             .spawn(move || {
@@ -113,6 +130,7 @@ impl Worker {
                 });
                 let ctx = match streams {
                     Ok((stream, cpu_stream)) => {
+                        own_streams(&[stream.index, cpu_stream.index]);
                         let _ = tx.send(Ok((stream, cpu_stream)));
                         Ctx { stream, cpu_stream }
                     }
@@ -121,7 +139,7 @@ impl Worker {
                         return;
                     }
                 };
-                run(id, &q, &ctx);
+                run(id, &q, &ex, &ctx);
             })
             .map_err(|e| Error::runtime(format!("cannot start worker thread: {e}")))?;
         let (stream, cpu_stream) = match rx.recv() {
@@ -133,7 +151,7 @@ impl Worker {
             Err(_) => return Err(Error::runtime("worker thread died while starting")),
         };
         tracing::debug!(worker = id, device = device.name(), "worker started");
-        Ok(Worker { id, device, stream, cpu_stream, queue, thread: Mutex::new(Some(handle)) })
+        Ok(Worker { id, device, stream, cpu_stream, queue, exec, thread: Mutex::new(Some(handle)) })
     }
 
     pub fn id(&self) -> u64 {
@@ -167,9 +185,27 @@ impl Worker {
         })
     }
 
+    /// Runs `f` in the calling thread, standing in for the worker, when the worker is a CPU
+    /// worker with nothing queued and not busy (MLX's CPU streams may be used from any thread
+    /// whose use is serialised; GPU streams stay with their thread). Drops handed over
+    /// before are done first. `None`, without running `f`, otherwise. For short work only:
+    /// the caller may be a BEAM scheduler.
+    pub fn try_inline<R>(&self, f: impl FnOnce(&Ctx) -> R) -> Option<R> {
+        if self.device != Device::Cpu || !INLINE.load(Ordering::Relaxed) {
+            return None;
+        }
+        let _guard = self.exec.try_lock().ok()?;
+        drop(self.queue.take_drops_if_idle()?);
+        let _owner = StandIn::new(&[self.stream.index, self.cpu_stream.index]);
+        Some(f(&Ctx { stream: self.stream, cpu_stream: self.cpu_stream }))
+    }
+
     /// Hands an array to the worker to drop. Dropped in place if the worker is gone.
+    /// Small arrays wait for the worker's next job (or a caller standing in for it); an
+    /// array of at least [`URGENT_DROP_BYTES`] wakes the worker.
     pub fn release(&self, a: Array) {
-        if let Err(a) = self.queue.push_drop(a) {
+        let urgent = a.nbytes() >= URGENT_DROP_BYTES;
+        if let Err(a) = self.queue.push_drop_lazy(a, urgent) {
             drop(a);
         }
     }
@@ -196,17 +232,41 @@ impl Drop for Worker {
     }
 }
 
+fn own_streams(streams: &[i32]) {
+    unsafe { ffi::emily_own_streams(streams.as_ptr(), streams.len()) }
+}
+
+/// The calling thread stands for a worker while this lives (see `emily_own_streams`).
+struct StandIn;
+
+impl StandIn {
+    fn new(streams: &[i32]) -> StandIn {
+        own_streams(streams);
+        StandIn
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        own_streams(&[]);
+    }
+}
+
 fn new_stream(device: Device) -> Result<Stream> {
     let mut s = Stream { index: 0, device: device.code() };
     crate::error::check(unsafe { ffi::emily_stream_new(device.code(), &mut s) })?;
     Ok(s)
 }
 
-fn run(id: u64, queue: &WorkQueue<Job, Array>, ctx: &Ctx) {
+fn run(id: u64, queue: &WorkQueue<Job, Array>, exec: &Mutex<()>, ctx: &Ctx) {
     loop {
         match queue.next() {
-            Next::Drops(arrays) => drop(arrays),
+            Next::Drops(arrays) => {
+                let _x = lock(exec);
+                drop(arrays)
+            }
             Next::Job(job) => {
+                let _x = lock(exec);
                 let span = tracing::trace_span!("emily_job", worker = id);
                 let _g = span.enter();
                 if catch_unwind(AssertUnwindSafe(|| job(Ok(ctx)))).is_err() {
@@ -214,6 +274,7 @@ fn run(id: u64, queue: &WorkQueue<Job, Array>, ctx: &Ctx) {
                 }
             }
             Next::Closed(jobs, drops) => {
+                let _x = lock(exec);
                 drop(drops);
                 let n = jobs.len();
                 for job in jobs {

@@ -9,6 +9,7 @@ defmodule Emily.Application do
     :os.set_signal(:sigchld, :default)
     set_tf32()
     Emily.Worker.start_defaults()
+    Emily.Worker.set_inline_eval(Emily.Worker.configured_inline_eval())
     Emily.Memory.configure_from_env()
 
     children = [

@@ -217,6 +217,7 @@ defmodule Emily.Native do
           device_available: 1,
           device_info: 1,
           tf32_default: 1,
+          inline_eval: 1,
           mlx_version: 0,
           # the bridge
           from_binary: 4,

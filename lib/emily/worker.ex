@@ -16,12 +16,45 @@ defmodule Emily.Worker do
       `:gpu`. The environment variable `EMILY_DEFAULT_DEVICE` (`cpu` or `gpu`), read when
       `:emily` starts, overrides it. Asking for `:gpu` where MLX has no GPU makes `:emily`
       fail to start rather than silently running on the CPU.
+    * `:inline_eval` - whether a caller may evaluate a cheap graph on a CPU worker's stream
+      in its own thread (default `true`; the environment variable `EMILY_INLINE_EVAL=0`
+      turns it off). See `set_inline_eval/1`.
+
+  ## Inline evaluation
+
+  A queued job costs two thread hops (to the worker, and the answer back), most of a small
+  op's round trip. When a CPU worker is idle (nothing queued, not running a job) and the
+  graph to evaluate is cheap (at most 64 nodes touching at most 2^18 elements, with no
+  factorization, sort, convolution, FFT or compiled function), `Emily.eval/1` and
+  `Emily.to_binary/1` evaluate it in the calling process's scheduler thread instead,
+  holding the worker's lock so that the two never use its stream at once. Anything else,
+  and every GPU worker, goes through the queue.
   """
 
   @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."
   def start(device \\ default_device(), opts \\ []) do
     limit = Keyword.get(opts, :queue_limit, Application.get_env(:emily, :queue_limit, 4096))
     Emily.Native.worker_new(device, limit)
+  end
+
+  @doc """
+  Turns inline evaluation (see the module doc) on or off for every worker; returns the
+  previous setting.
+  """
+  @spec set_inline_eval(boolean()) :: boolean()
+  def set_inline_eval(on) when is_boolean(on), do: Emily.Native.inline_eval(on)
+
+  def set_inline_eval(other),
+    do: raise(ArgumentError, "set_inline_eval: expected a boolean, got: #{inspect(other)}")
+
+  @doc false
+  # The setting at start: `config :emily, :inline_eval`, unless EMILY_INLINE_EVAL says.
+  def configured_inline_eval do
+    case System.get_env("EMILY_INLINE_EVAL") do
+      v when v in ["0", "false"] -> false
+      v when v in ["1", "true"] -> true
+      _ -> Application.get_env(:emily, :inline_eval, true) != false
+    end
   end
 
   @doc "Stops a worker; queued work is answered with an error."

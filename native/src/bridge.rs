@@ -15,10 +15,10 @@ use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term
 
 use crate::atoms;
 use crate::error::{argument_error, raise};
-use crate::evaluate::eval_then;
+use crate::evaluate::{eval_inline, eval_then};
 use crate::nif_ops::DtypeArg;
 use crate::resources::{AliasRes, Tensor, TensorRes, WorkerArc};
-use crate::worker::Reply;
+use crate::worker::{reply_now, Reply};
 
 /// Buffers aliased by BEAM binaries, each held (not donatable) until its last alias is gone.
 pub static LEDGER: LazyLock<Ledger<Array>> = LazyLock::new(Ledger::new);
@@ -258,13 +258,18 @@ fn in_context(op: &str, e: Error, inputs: &[String]) -> Error {
 /// Evaluates tensors (inputs built on other workers first, on those); answers
 /// `{ref, {:ok, :ok}}` or `{ref, {:error, {kind, message}}}`.
 #[rustler::nif]
-pub fn eval(env: Env, tensors: Vec<Tensor>, reference: Term) -> NifResult<Atom> {
+pub fn eval<'a>(env: Env<'a>, tensors: Vec<Tensor>, reference: Term<'a>) -> NifResult<Atom> {
     let Some(first) = tensors.first() else {
         let _ = env.send(&env.pid(), (reference, (atoms::ok(), atoms::ok())));
         return Ok(atoms::ok());
     };
     let worker = first.worker.clone();
-    let inputs: Vec<String> = tensors.iter().map(|t| t.describe()).collect();
+    if let Some(r) = eval_inline(&worker, &tensors, |ctx| Some(ctx.map(|_| ()))) {
+        let r = r.map(|_| atoms::ok().encode(env));
+        reply_now(env, reference, r.map_err(|e| in_context("eval", e, &describe_all(&tensors))));
+        return Ok(atoms::ok());
+    }
+    let inputs = describe_all(&tensors);
     let reply = Reply::new(env, reference);
     let inputs2 = inputs.clone();
     eval_then(
@@ -280,8 +285,25 @@ pub fn eval(env: Env, tensors: Vec<Tensor>, reference: Term) -> NifResult<Atom> 
 /// Evaluates `t` and answers `{ref, {:ok, binary}}` with a resource binary aliasing the MLX
 /// buffer: no copy unless the array is a strided view (then MLX makes one contiguous copy).
 #[rustler::nif]
-pub fn to_binary(env: Env, t: Tensor, reference: Term) -> NifResult<Atom> {
+pub fn to_binary<'a>(env: Env<'a>, t: Tensor, reference: Term<'a>) -> NifResult<Atom> {
     let worker = t.worker.clone();
+    // In the caller's thread when cheap; a strided view larger than a cheap graph is copied
+    // on the worker.
+    let inline = eval_inline(&worker, std::slice::from_ref(&t), |ctx| match ctx {
+        Err(e) => Some(Err(e)),
+        Ok(ctx) if t.array().is_row_contiguous() || t.array().size() <= INLINE_COPY_ELEMENTS => {
+            Some(alias_of(t.array(), copy_stream(t.array(), ctx), &worker))
+        }
+        Ok(_) => None,
+    });
+    if let Some(r) = inline {
+        let r = r.map(|alias| {
+            BYTES_REPORTED.fetch_add(alias.len as u64, Ordering::Relaxed);
+            alias.make_binary(env, |a| a.bytes()).encode(env)
+        });
+        reply_now(env, reference, r.map_err(|e| in_context("to_binary", e, &[t.describe()])));
+        return Ok(atoms::ok());
+    }
     let inputs = [t.describe()];
     let reply = Reply::new(env, reference);
     let (t2, w2, inputs2) = (t.clone(), worker.clone(), inputs.clone());
@@ -304,6 +326,13 @@ pub fn to_binary(env: Env, t: Tensor, reference: Term) -> NifResult<Atom> {
     )
     .map_err(|e| raise("to_binary", e, &inputs))?;
     Ok(atoms::ok())
+}
+
+/// Most elements of a strided view `to_binary` copies in the caller's thread.
+const INLINE_COPY_ELEMENTS: usize = 1 << 18;
+
+fn describe_all(tensors: &[Tensor]) -> Vec<String> {
+    tensors.iter().map(|t| t.describe()).collect()
 }
 
 /// The stream a contiguous copy for `to_binary` is made on: the worker's, except float64 on

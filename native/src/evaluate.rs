@@ -60,6 +60,35 @@ pub fn eval_then(op: &'static str, worker: Arc<Worker>, tensors: Vec<Tensor>, th
     submit(EvalJob { op, worker, tensors, then, hops: 0 }).map_err(|(_job, e)| e)
 }
 
+/// Evaluates `tensors` in the calling thread, standing in for their worker
+/// ([`Worker::try_inline`]), when the worker is idle and the graph is cheap and has no node
+/// of another worker; then runs `then` there, still standing in. `None` when nothing was
+/// evaluated or `then` declined (returned `None`): go on with [`eval_then`], which finds
+/// whatever was evaluated already done.
+///
+/// This saves the two thread hops of a queued job (to the worker and back to the caller),
+/// most of the cost of a small op's round trip.
+pub fn eval_inline<R>(
+    worker: &Arc<Worker>,
+    tensors: &[Tensor],
+    then: impl FnOnce(Result<&Ctx, Error>) -> Option<R>,
+) -> Option<R> {
+    worker
+        .try_inline(|ctx| {
+            let own = [ctx.stream.index, ctx.cpu_stream.index];
+            let arrays: Vec<&emily::Array> = tensors.iter().map(|t| t.array()).collect();
+            match emily::eval_if_cheap(&arrays, &own, bridge::LEDGER.live_aliases() > 0) {
+                Err(e) => then(Err(e)),
+                Ok(scan) if scan.evaluated => {
+                    bridge::note_donation_candidates(&scan.candidates);
+                    then(Ok(ctx))
+                }
+                Ok(_) => None,
+            }
+        })
+        .flatten()
+}
+
 fn submit(job: EvalJob) -> Result<(), (EvalJob, Error)> {
     let w = job.worker.clone();
     let slot = Arc::new(Mutex::new(Some(job)));

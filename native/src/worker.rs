@@ -42,6 +42,17 @@ impl Reply {
     }
 }
 
+/// Answers the calling process at once, as a worker job would: sends
+/// `{ref, {:ok, value}}` or `{ref, {:error, {kind, msg}}}` to itself (for work done in the
+/// NIF call, so that the Elixir side awaits the same message either way).
+pub fn reply_now<'a>(env: Env<'a>, reference: Term<'a>, r: Result<Term<'a>, Error>) {
+    let msg = match r {
+        Ok(v) => (reference, (atoms::ok(), v)).encode(env),
+        Err(e) => (reference, (atoms::error(), (kind_atom(e.kind), e.message))).encode(env),
+    };
+    let _ = env.send(&env.pid(), msg);
+}
+
 /// Queues `job` on `w`, raising at once when the queue is full or closed. A job that
 /// evaluates should use `crate::evaluate::eval_then` instead (inputs from other workers).
 #[allow(dead_code)]
@@ -124,6 +135,13 @@ pub fn tf32_default(enabled: bool) -> String {
             v.to_string()
         }
     }
+}
+
+/// Turns inline evaluation of cheap graphs in the calling thread on or off (for every CPU
+/// worker; see `emily::Worker::try_inline`); returns the previous setting.
+#[rustler::nif]
+pub fn inline_eval(on: bool) -> bool {
+    emily::worker::set_inline(on)
 }
 
 #[rustler::nif]

@@ -2,10 +2,13 @@
 // every evaluation (memory guard, inputs of other workers, donation candidates), and the
 // allocator figures.
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -99,8 +102,44 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what) {
 }
 
 
+// What an evaluation will cost, roughly: nodes to run and elements they touch (inputs and
+// outputs; a matmul's output times its inner dimension); `heavy` when a node's cost does not
+// follow from its sizes (factorizations, sorts, convolutions, FFTs, compiled functions).
+constexpr size_t kCheapNodes = 64;
+constexpr double kCheapElements = 1 << 18;
+constexpr int kYieldMicros = 50;
+
+struct Cost {
+  size_t nodes = 0;
+  double elements = 0;
+  bool heavy = false;
+};
+
+bool heavy_primitive(std::string_view n) {
+  static const std::string_view names[] = {
+      "Convolution", "FFT",     "Sort",        "ArgSort",     "Partition", "ArgPartition",
+      "Cholesky",    "Inverse", "QRF",         "SVD",         "Eig",       "Eigh",
+      "LUF",         "Load",    "Hadamard",    "BlockMaskedMM", "GatherMM", "SegmentedMM",
+      "QuantizedMatmul", "QQMatmul", "GatherQMM", "GatherQQMM", "CustomKernel", "SearchSorted"};
+  for (auto h : names)
+    if (n == h) return true;
+  return n.rfind("Compiled", 0) == 0;
+}
+
+void add_cost(Cost& c, const mx::array& a) {
+  c.nodes++;
+  std::string_view name = a.primitive().name();
+  if (heavy_primitive(name)) c.heavy = true;
+  double out = static_cast<double>(a.size());
+  if ((name == "Matmul" || name == "AddMM") && !a.inputs().empty() && a.inputs()[0].ndim() > 0)
+    out *= static_cast<double>(a.inputs()[0].shape(-1));
+  c.elements += out;
+  for (const auto& in : a.inputs()) c.elements += static_cast<double>(in.size());
+}
+
 size_t scan(emily_arrays roots, const int32_t* own, size_t n_own, bool want_candidates, void* ctx,
-            void (*on_foreign)(void*, emily_array*, int32_t, int32_t), void (*on_candidate)(void*, uintptr_t)) {
+            void (*on_foreign)(void*, emily_array*, int32_t, int32_t), void (*on_candidate)(void*, uintptr_t),
+            Cost* cost = nullptr) {
   size_t budget = alloc_budget();
   size_t foreign = 0;
   std::vector<const mx::array*> stack;
@@ -122,11 +161,13 @@ size_t scan(emily_arrays roots, const int32_t* own, size_t n_own, bool want_cand
     if (!seen.insert(a->id()).second) continue;
     if (a->status() != mx::array::unscheduled || !a->has_primitive()) continue;
     const auto& st = a->primitive().stream();
+    if (own == nullptr) check_owned(st);
     if (!is_own(st)) {
       foreign++;
       if (on_foreign) on_foreign(ctx, new emily_array{*a}, st.index, st.device == mx::Device::gpu ? 1 : 0);
       continue;
     }
+    if (cost) add_cost(*cost, *a);
     size_t need = a->nbytes();
     for (const auto& s : a->siblings()) need = std::max(need, s.nbytes());
     if (need > budget) over_budget((std::string("evaluating ") + a->primitive().name()).c_str(), need);
@@ -248,9 +289,29 @@ int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int f
                      void (*on_candidate)(void*, uintptr_t), int* evaluated) {
   EMILY_GUARD({
     *evaluated = 0;
-    size_t foreign = scan(roots, own, n_own, flags & 1, ctx, on_foreign, on_candidate);
+    Cost cost;
+    size_t foreign = scan(roots, own, n_own, flags & 1, ctx, on_foreign, on_candidate, (flags & 4) ? &cost : nullptr);
+    if ((flags & 4) && (cost.heavy || cost.nodes > kCheapNodes || cost.elements > kCheapElements)) {
+      *evaluated = -1;
+      return 0;
+    }
     if (foreign == 0 && (flags & 2)) {
-      mx::eval(arrays(roots));
+      auto outs = arrays(roots);
+      if (flags & 4) {
+        // A cheap graph, evaluated by a caller standing in for the worker: wait for MLX's
+        // stream thread awake, yielding, for a while before sleeping in `eval` (a sleeping
+        // caller costs a cross-core wake-up here, often longer than the work; yielding
+        // rather than spinning lets the stream thread run on this core when it is there).
+        mx::async_eval(outs);
+        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kYieldMicros);
+        auto done = [&] {
+          for (auto& o : outs)
+            if (!o.is_available()) return false;
+          return true;
+        };
+        while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      }
+      mx::eval(outs);
       *evaluated = 1;
     }
   })

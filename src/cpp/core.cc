@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 
 #include "shim.hpp"
@@ -49,6 +50,19 @@ int32_t from_dtype(mx::Dtype d) {
     case mx::Dtype::Val::complex64: return 13;
   }
   return -1;
+}
+
+// The streams of the worker the calling thread stands for (none: not a worker thread).
+thread_local int32_t owned[2];
+thread_local size_t owned_count = 0;
+
+void check_owned(const mx::Stream& s) {
+  if (owned_count == 0) return;
+  for (size_t i = 0; i < owned_count; i++)
+    if (owned[i] == s.index) return;
+  throw std::runtime_error(std::string("There is no Stream(") + (s.device == mx::Device::gpu ? "gpu" : "cpu") +
+                           ", " + std::to_string(s.index) +
+                           ") in current thread: it belongs to another worker");
 }
 
 }  // namespace emily
@@ -130,9 +144,17 @@ const char* emily_device_info(int32_t device) {
   }
 }
 
+void emily_own_streams(const int32_t* streams, size_t n) {
+  emily::owned_count = std::min<size_t>(n, 2);
+  for (size_t i = 0; i < emily::owned_count; i++) emily::owned[i] = streams[i];
+}
+
 int emily_stream_new(int32_t device, emily_stream* out) {
   EMILY_GUARD({
-    auto s = mx::new_stream(device == 1 ? mx::Device::gpu : mx::Device::cpu);
+    // A CPU stream may be used from any thread (Emily serialises its users: the worker
+    // thread, or a caller evaluating a cheap graph inline under the worker's lock); a GPU
+    // stream stays with the thread that made it.
+    auto s = device == 1 ? mx::new_stream(mx::Device::gpu) : mx::new_thread_unsafe_stream(mx::Device::cpu);
     mx::set_default_stream(s);
     out->index = s.index;
     out->device = device;

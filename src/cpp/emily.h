@@ -49,8 +49,12 @@ int emily_is_donatable(const emily_array* a);
 int emily_device_available(int32_t device);
 // MLX's device_info as "key\tvalue\n" lines (numbers as "#<digits>"); NULL on error.
 const char* emily_device_info(int32_t device);
-// Creates a stream owned by the calling thread.
+// Creates a stream on `device` and makes it the calling thread's default. A GPU stream is
+// bound to that thread; a CPU stream may be used by others when its users are serialised.
 int emily_stream_new(int32_t device, emily_stream* out);
+// Marks the calling thread as standing for the worker owning `streams` (n <= 2; n = 0:
+// for none). Programs and evaluations on such a thread refuse nodes of other streams.
+void emily_own_streams(const int32_t* streams, size_t n);
 int emily_synchronize(emily_stream s);
 const char* emily_mlx_version(void);
 
@@ -92,7 +96,10 @@ int emily_from_external(void* data, emily_ints shape, int32_t dtype, void (*rele
 // `on_foreign` with a new handle for each unevaluated node on another stream (not walked
 // further). With flags & 1, calls `on_candidate` with the buffer id of each evaluated input
 // MLX would donate but for exactly one extra reference (none when a foreign node was found).
-// With flags & 2 and no foreign node, evaluates `roots` and sets `*evaluated`.
+// With flags & 2 and no foreign node, evaluates `roots` and sets `*evaluated`. With
+// flags & 4, evaluates only a cheap graph (at most 64 nodes touching at most 2^18
+// elements, no factorization, sort, convolution, FFT or compiled function): for a costlier
+// one it sets `*evaluated` to -1 and evaluates nothing.
 // emily_eval/emily_async_eval run the same memory check.
 int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int flags, void* ctx,
                      void (*on_foreign)(void*, emily_array*, int32_t, int32_t),

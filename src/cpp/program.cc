@@ -81,6 +81,7 @@ struct Tape {
     for (auto& c : consts) regs.push_back(c);
     std::vector<mx::array> ins;
     for (auto& n : nodes) {
+      check_owned(n.prim->stream());
       ins.clear();
       ins.reserve(n.in.size());
       for (Reg r : n.in) ins.push_back(regs[r]);

@@ -34,6 +34,10 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what);
 // (bridge.cc): on the CPU, MLX writes through the null buffer a failed malloc returns.
 void guard_memory(emily_arrays roots);
 int32_t from_dtype(mx::Dtype d);
+// Throws when the calling thread stands for a worker (emily_own_streams) and `s` is not one
+// of that worker's streams (core.cc): MLX's CPU streams may be used from any thread, so
+// this is what keeps a worker's nodes from running on another worker's thread.
+void check_owned(const mx::Stream& s);
 
 inline mx::Stream stream(emily_stream s) {
   return mx::Stream(s.index, s.device == 1 ? mx::Device::gpu : mx::Device::cpu);
