@@ -29,6 +29,11 @@ impl Array {
         NonNull::new(out).map(Array).ok_or_else(|| Error::runtime("MLX returned no array"))
     }
 
+    /// Takes ownership of an array the shim handed out.
+    pub(crate) fn from_raw(p: NonNull<ffi::emily_array>) -> Array {
+        Array(p)
+    }
+
     pub fn as_ptr(&self) -> *const ffi::emily_array {
         self.0.as_ptr()
     }

@@ -37,11 +37,31 @@ impl Error {
                 std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
             }
         };
-        // MLX reports bad arguments with std::invalid_argument / out_of_range, whose
-        // messages start with "[op_name]"; allocation and device failures don't.
-        let runtime = msg.contains("allocate") || msg.contains("memory") || msg.contains("Unable to");
+        // The shim records the exception's kind: MLX refuses bad arguments with
+        // std::invalid_argument / out_of_range, and fails while running (LAPACK reporting a
+        // singular matrix at evaluation, allocation and device failures) with
+        // std::runtime_error. Messages about allocation or memory are runtime failures
+        // whatever exception carried them.
+        let kind = unsafe { crate::ffi::emily_last_error_kind() };
+        let runtime = kind != 0 || about_memory(&msg);
         Error { kind: if runtime { ErrorKind::Runtime } else { ErrorKind::Argument }, message: msg }
     }
+
+    /// The error of an op refused while it was being built: a bad argument, unless it is
+    /// about memory (a result over the memory limit). MLX validates arguments when an op is
+    /// built, mostly with std::invalid_argument but a few with std::runtime_error (bitwise
+    /// ops on floats, random numbers of an unsupported dtype): those are bad arguments too.
+    /// Numerical failures (a singular matrix, LAPACK failing) only happen at evaluation.
+    pub fn at_build(self) -> Self {
+        match self.kind {
+            ErrorKind::Runtime if !about_memory(&self.message) => Error { kind: ErrorKind::Argument, ..self },
+            _ => self,
+        }
+    }
+}
+
+fn about_memory(msg: &str) -> bool {
+    msg.contains("allocate") || msg.contains("memory") || msg.contains("Unable to")
 }
 
 impl Error {
@@ -88,5 +108,15 @@ mod tests {
         assert!(svd.is_gpu_unsupported());
         assert!(scatter.is_gpu_unsupported());
         assert!(!shape.is_gpu_unsupported());
+    }
+
+    #[test]
+    fn refusals_while_building_are_bad_arguments_unless_about_memory() {
+        let bitwise = Error::runtime("[bitwise_and] Only allowed on integer or boolean types");
+        assert_eq!(bitwise.at_build().kind, ErrorKind::Argument);
+        let limit = Error::runtime("[emily] to_binary needs a buffer of 8 bytes, over MLX's memory limit");
+        assert_eq!(limit.at_build().kind, ErrorKind::Runtime);
+        let shape = Error::argument("[matmul] Last dimension of first input");
+        assert_eq!(shape.at_build().kind, ErrorKind::Argument);
     }
 }

@@ -29,6 +29,14 @@ pub struct emily_arrays {
     pub len: usize,
 }
 
+/// Where a multi-output op hands its outputs (`push(ctx, array)`, each owned by the receiver).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct emily_outs {
+    pub ctx: *mut c_void,
+    pub push: unsafe extern "C" fn(ctx: *mut c_void, a: *mut emily_array),
+}
+
 impl emily_ints {
     pub fn of(v: &[i64]) -> Self {
         emily_ints { ptr: v.as_ptr(), len: v.len() }
@@ -37,6 +45,7 @@ impl emily_ints {
 
 extern "C" {
     pub fn emily_last_error() -> *const c_char;
+    pub fn emily_last_error_kind() -> c_int;
 
     pub fn emily_array_free(a: *mut emily_array);
     pub fn emily_array_clone(a: *const emily_array, out: *mut *mut emily_array) -> c_int;

@@ -55,3 +55,40 @@ fn bad_arguments_are_errors_not_crashes() {
     assert!(creation::arange(0.0, f64::NAN, 1.0, Dtype::F32, s).is_err());
     assert!(creation::full(&[1], f64::NAN, Dtype::S32, s).is_err());
 }
+
+#[test]
+fn multi_output_ops_return_any_number_of_outputs() {
+    let w = Worker::start(Device::Cpu, 64).unwrap();
+    let s = w.stream();
+    let x = creation::arange(0.0, 100.0, 1.0, Dtype::S32, s).unwrap();
+    let parts = shape::split(&x, 100, 0, s).unwrap();
+    assert_eq!(parts.len(), 100);
+    for (i, p) in parts.into_iter().enumerate() {
+        assert_eq!(i32s(&eval_on(&w, p)), vec![i as i32]);
+    }
+    let rows = shape::unstack(&shape::reshape(&x, &[20, 5], s).unwrap(), 0, s).unwrap();
+    assert_eq!(rows.len(), 20);
+    let last = rows.into_iter().last().unwrap();
+    assert_eq!(i32s(&eval_on(&w, last)), vec![95, 96, 97, 98, 99]);
+    // refused before anything is handed out
+    let e = shape::split(&x, 3, 0, s).unwrap_err();
+    assert_eq!(e.kind, emily::ErrorKind::Argument);
+}
+
+#[test]
+fn numerical_failures_at_evaluation_are_runtime_errors() {
+    let w = Worker::start(Device::Cpu, 64).unwrap();
+    let s = w.cpu_stream();
+    let m = shape::reshape(&creation::full(&[4], 1.0, Dtype::F32, s).unwrap(), &[2, 2], s).unwrap();
+    let inv = emily::ops::linalg::cpu::inv(&m, s).unwrap();
+    let e = common::try_eval_on(&w, inv).err().unwrap();
+    assert_eq!(e.kind, emily::ErrorKind::Runtime, "{e}");
+    assert!(e.message.contains("failed with error code"), "{e}");
+    // a bad argument is still one
+    let e = emily::ops::linalg::cpu::inv(&x_of(&w), s).err().unwrap();
+    assert_eq!(e.kind, emily::ErrorKind::Argument, "{e}");
+}
+
+fn x_of(w: &Worker) -> Array {
+    creation::zeros(&[2, 3], Dtype::F32, w.stream()).unwrap()
+}

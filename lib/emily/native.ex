@@ -9,7 +9,9 @@ defmodule Emily.Native do
   `{ref, {:ok, value} | {:error, {kind, message}}}` (see `Emily.await/2`).
 
   Bad arguments raise `ArgumentError` naming the op, the inputs' dtypes and shapes, and
-  MLX's message; other MLX failures raise `Emily.Error`. No argument can crash the VM: the
+  MLX's message; other MLX failures raise `Emily.Error`, among them numerical failures found
+  only at evaluation (LAPACK refusing a singular matrix in `inv`, a failed decomposition):
+  `Emily.Error` of kind `:runtime`. No argument can crash the VM: the
   native layer checks sizes, axes, counts and modes before MLX sees them, and refuses any
   result larger than the machine's memory.
 
@@ -114,7 +116,11 @@ defmodule Emily.Native do
     select: 4,
     clip: 4,
     flatten: 4,
-    unflatten: 4
+    unflatten: 4,
+    # multi-output (a list of any length)
+    split: 4,
+    split_indices: 4,
+    unstack: 3
   ]
 
   # Sorting, partitioning, top-k (src/ops/sort.rs).
@@ -144,6 +150,7 @@ defmodule Emily.Native do
     outer: 3,
     cross: 4,
     norm: 6,
+    gather_mm: 6,
     cholesky: 3,
     cholesky_inv: 3,
     inv: 2,
@@ -203,7 +210,7 @@ defmodule Emily.Native do
   ]
 
   # Quantization (src/ops/quantize.rs).
-  @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9]
+  @quantize [quantize: 5, dequantize: 7, quantized_matmul: 9, gather_qmm: 12]
 
   # Ops Emily.Backend needs beyond MLX's op list (src/ops/backend_extra.rs).
   @backend_extra [as_strided: 5, precise_unary: 3]

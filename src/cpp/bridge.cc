@@ -159,7 +159,13 @@ size_t scan(emily_arrays roots, const int32_t* own, size_t n_own, bool want_cand
     const mx::array* a = stack.back();
     stack.pop_back();
     if (!seen.insert(a->id()).second) continue;
-    if (a->status() != mx::array::unscheduled || !a->has_primitive()) continue;
+    if (a->status() != mx::array::unscheduled) continue;
+    // Nothing computes it (a program placeholder): the caller's graph is wrong. MLX would
+    // throw the same as a runtime_error, which would read as a failure while running.
+    if (!a->has_primitive())
+      throw std::invalid_argument(
+          "[eval] Attempting to eval an array without a primitive (it depends on a program "
+          "placeholder, which has no data)");
     const auto& st = a->primitive().stream();
     if (own == nullptr) check_owned(st);
     if (!is_own(st)) {
@@ -275,7 +281,7 @@ int emily_from_external(void* data, emily_ints shp, int32_t dtype, void (*releas
     return 0;
   } catch (const std::exception& e) {
     if (!handed) release(ctx);
-    set_error(e.what());
+    set_error(e);
     return 1;
   } catch (...) {
     if (!handed) release(ctx);

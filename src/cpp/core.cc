@@ -5,11 +5,19 @@
 
 namespace {
 thread_local std::string last_error;
+thread_local int last_error_kind = emily::kRuntime;
 }
 
 namespace emily {
 
-void set_error(const char* msg) { last_error = msg ? msg : ""; }
+void set_error(const char* msg, ErrorKind kind) {
+  last_error = msg ? msg : "";
+  last_error_kind = kind;
+}
+
+void set_error(const std::exception& e) {
+  set_error(e.what(), dynamic_cast<const std::logic_error*>(&e) ? kArgument : kRuntime);
+}
 
 // Keep in sync with Emily's dtype codes (src/dtype.rs).
 mx::Dtype to_dtype(int32_t code) {
@@ -72,6 +80,7 @@ using namespace emily;
 extern "C" {
 
 const char* emily_last_error(void) { return last_error.c_str(); }
+int emily_last_error_kind(void) { return last_error_kind; }
 
 void emily_array_free(emily_array* a) { delete a; }
 
@@ -136,7 +145,7 @@ const char* emily_device_info(int32_t device) {
     }
     return text.c_str();
   } catch (const std::exception& e) {
-    set_error(e.what());
+    set_error(e);
     return nullptr;
   } catch (...) {
     set_error("unknown C++ exception");

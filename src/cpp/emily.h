@@ -27,7 +27,18 @@ typedef struct {
   size_t len;
 } emily_arrays;
 
+// Multi-output ops hand each output to `push(ctx, array)`, in order, once every output has
+// been built and size-checked; the callee owns each array it is handed (also when the op
+// then fails). Any number of outputs.
+typedef struct {
+  void* ctx;
+  void (*push)(void* ctx, emily_array* a);
+} emily_outs;
+
 const char* emily_last_error(void);
+// The kind of the last error: 0 = bad arguments (a C++ std::logic_error: invalid_argument,
+// out_of_range, ...), 1 = a failure while running (std::runtime_error or anything else).
+int emily_last_error_kind(void);
 
 // ---- lifecycle and metadata (core.cc) ----
 void emily_array_free(emily_array* a);

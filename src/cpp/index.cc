@@ -264,6 +264,25 @@ mx::array empty_axis_only(mx::array r, const char* op) {
 
 }  // namespace
 
+namespace emily {
+
+mx::array matrix_indices(const mx::array& idx, int64_t batch, const char* op, mx::Stream s) {
+  check_index_dtype(idx, op);
+  if (batch == 0) {
+    if (idx.size() != 0)
+      throw std::invalid_argument(op_name(op) + "cannot take matrices from an empty batch");
+    return idx;
+  }
+  // MLX reads the values as uint32: a batch past that could not be addressed.
+  if (batch > int64_t{std::numeric_limits<uint32_t>::max()})
+    throw std::invalid_argument(op_name(op) + "a batch of " + std::to_string(batch) +
+                                " matrices is more than 32-bit indices can address");
+  if (!mx::issubdtype(idx.dtype(), mx::signedinteger)) return clamp_in_dtype(idx, 0, batch - 1, s);
+  return mx::clip(normalized(idx, batch, s), mx::array(int64_t{0}), mx::array(batch - 1), s);
+}
+
+}  // namespace emily
+
 extern "C" {
 
 // take(a, indices): indices into the flattened array.

@@ -12,10 +12,6 @@ using namespace emily;
 
 namespace {
 
-int put_pair(emily_array** outs, size_t* n, std::pair<mx::array, mx::array>&& p) {
-  return put_all(outs, n, {std::move(p.first), std::move(p.second)});
-}
-
 std::optional<std::vector<int>> opt_axes(emily_ints v) {
   if (v.len == 0) return std::nullopt;
   return ints(v);
@@ -61,11 +57,61 @@ mx::array cross(const mx::array& a0, const mx::array& b0, int axis, mx::Stream s
   return mx::concatenate({d(1, 2), d(2, 0), d(0, 1)}, ax, s);
 }
 
+// gather_mm as take + matmul: the matrices each index pair names, gathered, then multiplied
+// (MLX's CPU GatherMM kernel handles float32 only). `lhs`/`rhs` already made safe.
+mx::array gather_mm_by_take(mx::array a, mx::array b, const std::optional<mx::array>& lhs,
+                            const std::optional<mx::array>& rhs, mx::Stream s) {
+  bool a_vec = a.ndim() == 1, b_vec = b.ndim() == 1;
+  if (a_vec) a = mx::expand_dims(a, 0, s);
+  if (b_vec) b = mx::expand_dims(b, 1, s);
+  auto matrices = [&](const mx::array& x) {
+    int n = to_int(batch_count(x), "[gather_mm] batch size");
+    return mx::reshape(x, {n, x.shape(-2), x.shape(-1)}, s);
+  };
+  auto indices = [&](const std::optional<mx::array>& idx, const mx::array& x) {
+    if (idx) return *idx;
+    mx::Shape batch(x.shape().begin(), x.shape().end() - 2);
+    return mx::reshape(mx::arange(to_int(batch_count(x)), mx::int32, s), batch, s);
+  };
+  auto ix = mx::broadcast_arrays({indices(lhs, a), indices(rhs, b)}, s);
+  auto dt = mx::result_type(a, b);
+  auto ga = mx::take(matrices(mx::astype(a, dt, s)), ix[0], 0, s);
+  auto gb = mx::take(matrices(mx::astype(b, dt, s)), ix[1], 0, s);
+  auto r = mx::matmul(ga, gb, s);
+  std::vector<int> drop;
+  if (a_vec) drop.push_back(static_cast<int>(r.ndim()) - 2);
+  if (b_vec) drop.push_back(static_cast<int>(r.ndim()) - 1);
+  return drop.empty() ? r : mx::squeeze(r, drop, s);
+}
+
 }  // namespace
 
 extern "C" {
 
 // ---- products (any device) ----
+
+// gather_mm(a, b, lhs_indices, rhs_indices, sorted_indices): for each (broadcast) pair of
+// indices, the product of matrix lhs[i] of a's batch with matrix rhs[i] of b's batch.
+// An absent index list means every matrix of that operand in order. Index values are made
+// safe (matrix_indices: clamped, negatives from the end).
+EMILY_API int emily_gather_mm(emily_stream s, const emily_array* a, const emily_array* b,
+                              emily_arrays lhs_indices, emily_arrays rhs_indices,
+                              bool sorted_indices, emily_array** out) {
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto lhs = optional_array(lhs_indices, "gather_mm", "lhs_indices");
+    auto rhs = optional_array(rhs_indices, "gather_mm", "rhs_indices");
+    if (a->a.ndim() == 0 || b->a.ndim() == 0)
+      throw std::invalid_argument("[gather_mm] needs arrays of at least one dimension");
+    if (lhs) lhs = matrix_indices(*lhs, batch_count(a->a), "gather_mm", st);
+    if (rhs) rhs = matrix_indices(*rhs, batch_count(b->a), "gather_mm", st);
+    // MLX checks shapes, dtypes and that the indices broadcast.
+    auto r = mx::gather_mm(a->a, b->a, lhs, rhs, sorted_indices, st);
+    if ((lhs || rhs) && st.device == mx::Device::cpu && r.dtype() != mx::float32)
+      r = gather_mm_by_take(a->a, b->a, lhs, rhs, st);
+    put(out, std::move(r));
+  })
+}
 
 EMILY_API int emily_matmul(emily_stream s, const emily_array* a, const emily_array* b,
                            emily_array** out) {
@@ -168,18 +214,17 @@ EMILY_API int emily_det(emily_stream s, const emily_array* a, emily_array** out)
   EMILY_GUARD(put(out, mx::linalg::det(nonempty(a->a, "det"), stream(s))))
 }
 
-EMILY_API int emily_qr(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::qr(nonempty(a->a, "qr"), stream(s))))
+EMILY_API int emily_qr(emily_stream s, const emily_array* a, emily_outs outs) {
+  EMILY_GUARD(put_pair(outs, mx::linalg::qr(nonempty(a->a, "qr"), stream(s))))
 }
 
 EMILY_API int emily_svd(emily_stream s, const emily_array* a, bool compute_uv,
-                        emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_all(outs, n, mx::linalg::svd(nonempty(a->a, "svd"), compute_uv, stream(s))))
+                        emily_outs outs) {
+  EMILY_GUARD(put_all(outs, mx::linalg::svd(nonempty(a->a, "svd"), compute_uv, stream(s))))
 }
 
-EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily_array** outs,
-                         size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::eigh(nonempty(a->a, "eigh"), uplo(upper), stream(s))))
+EMILY_API int emily_eigh(emily_stream s, const emily_array* a, bool upper, emily_outs outs) {
+  EMILY_GUARD(put_pair(outs, mx::linalg::eigh(nonempty(a->a, "eigh"), uplo(upper), stream(s))))
 }
 
 // LAPACK's geev rejects a matrix holding NaN or infinity (printing to stderr), and MLX's
@@ -221,12 +266,12 @@ EMILY_API int emily_eigvals(emily_stream s, const emily_array* a, emily_array** 
   })
 }
 
-EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
+EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_outs outs) {
   EMILY_GUARD({
     auto st = stream(s);
     const auto& m = nonempty(a->a, "eig");
     if (!real_matrices(m)) {
-      put_pair(outs, n, mx::linalg::eig(m, st));
+      put_pair(outs, mx::linalg::eig(m, st));
       return 0;
     }
     auto f = finite_or_zeroed(m, st);
@@ -234,21 +279,19 @@ EMILY_API int emily_eig(emily_stream s, const emily_array* a, emily_array** outs
     auto nan = complex_nan();
     vals = mx::where(mx::squeeze(f.bad, std::vector<int>{-1}, st), nan, vals, st);
     vecs = mx::where(f.bad, nan, vecs, st);
-    put_all(outs, n, {std::move(vals), std::move(vecs)});
+    put_all(outs, {std::move(vals), std::move(vecs)});
   })
 }
 
-EMILY_API int emily_lu(emily_stream s, const emily_array* a, emily_array** outs, size_t* n) {
-  EMILY_GUARD(put_all(outs, n, mx::linalg::lu(nonempty(a->a, "lu"), stream(s))))
+EMILY_API int emily_lu(emily_stream s, const emily_array* a, emily_outs outs) {
+  EMILY_GUARD(put_all(outs, mx::linalg::lu(nonempty(a->a, "lu"), stream(s))))
 }
 
-EMILY_API int emily_lu_factor(emily_stream s, const emily_array* a, emily_array** outs,
-                              size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::lu_factor(nonempty(a->a, "lu_factor"), stream(s))))
+EMILY_API int emily_lu_factor(emily_stream s, const emily_array* a, emily_outs outs) {
+  EMILY_GUARD(put_pair(outs, mx::linalg::lu_factor(nonempty(a->a, "lu_factor"), stream(s))))
 }
 
-EMILY_API int emily_slogdet(emily_stream s, const emily_array* a, emily_array** outs,
-                            size_t* n) {
-  EMILY_GUARD(put_pair(outs, n, mx::linalg::slogdet(nonempty(a->a, "slogdet"), stream(s))))
+EMILY_API int emily_slogdet(emily_stream s, const emily_array* a, emily_outs outs) {
+  EMILY_GUARD(put_pair(outs, mx::linalg::slogdet(nonempty(a->a, "slogdet"), stream(s))))
 }
 }

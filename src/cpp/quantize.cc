@@ -50,18 +50,38 @@ std::optional<mx::array> opt(emily_arrays v) {
   return v.ptr[0]->a;
 }
 
+// The quantized matrices' operands checked before MLX reads them: MLX compares w's batch
+// shape with the first entries of scales' shape without checking that scales has them.
+void check_quantized(const char* op, const mx::array& w, const mx::array& scales,
+                     const std::optional<mx::array>& biases) {
+  auto shp = [](const mx::array& a) {
+    std::string out;
+    for (auto d : a.shape()) out += "[" + std::to_string(d) + "]";
+    return out;
+  };
+  if (w.ndim() < 2)
+    throw std::invalid_argument(std::string("[") + op + "] the quantized matrix w must have at least 2 "
+                                "dimensions, got shape " + shp(w));
+  if (scales.ndim() != w.ndim())
+    throw std::invalid_argument(std::string("[") + op + "] scales must have as many dimensions as w (" +
+                                std::to_string(w.ndim()) + "), got shape " + shp(scales));
+  if (biases && biases->shape() != scales.shape())
+    throw std::invalid_argument(std::string("[") + op + "] biases must have the shape of scales " +
+                                shp(scales) + ", got " + shp(*biases));
+}
+
 }  // namespace
 
 extern "C" {
 
 // -> [w_q, scales, biases] (affine) or [w_q, scales].
 EMILY_API int emily_quantize(emily_stream s, const emily_array* w, int64_t group_size,
-                             int64_t bits, int64_t mode, emily_array** outs, size_t* n) {
+                             int64_t bits, int64_t mode, emily_outs outs) {
   EMILY_GUARD({
     auto md = mode_of(mode);
     auto [gs, b] = params("quantize", mode, group_size, bits);
     auto v = mx::quantize(w->a, gs, b, md, std::nullopt, stream(s));
-    put_all(outs, n, std::move(v));
+    put_all(outs, std::move(v));
   })
 }
 
@@ -83,8 +103,42 @@ EMILY_API int emily_quantized_matmul(emily_stream s, const emily_array* x, const
   EMILY_GUARD({
     auto md = mode_of(mode);
     auto [gs, b] = params("quantized_matmul", mode, group_size, bits);
+    check_quantized("quantized_matmul", w->a, scales->a, opt(biases));
     put(out, mx::quantized_matmul(x->a, w->a, scales->a, opt(biases), transpose, gs, b, md,
                                   stream(s)));
+  })
+}
+
+// gather_qmm(x, w_q, scales, biases, lhs_indices, rhs_indices, transpose, group_size, bits,
+// mode, sorted_indices): quantized_matmul per (broadcast) index pair, x's matrix lhs[i]
+// times the dequantized matrix rhs[i] of w's batch. Index values are made safe
+// (matrix_indices: clamped, negatives from the end).
+EMILY_API int emily_gather_qmm(emily_stream s, const emily_array* x, const emily_array* w,
+                               const emily_array* scales, emily_arrays biases,
+                               emily_arrays lhs_indices, emily_arrays rhs_indices, bool transpose,
+                               int64_t group_size, int64_t bits, int64_t mode,
+                               bool sorted_indices, emily_array** out) {
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto md = mode_of(mode);
+    auto [gs, b] = params("gather_qmm", mode, group_size, bits);
+    auto bs = opt(biases);
+    check_quantized("gather_qmm", w->a, scales->a, bs);
+    auto lhs = optional_array(lhs_indices, "gather_qmm", "lhs_indices");
+    auto rhs = optional_array(rhs_indices, "gather_qmm", "rhs_indices");
+    if (x->a.ndim() < 2 && (lhs || rhs))
+      throw std::invalid_argument("[gather_qmm] x must have at least 2 dimensions");
+    if (lhs) lhs = matrix_indices(*lhs, batch_count(x->a), "gather_qmm", st);
+    if (rhs) rhs = matrix_indices(*rhs, batch_count(w->a), "gather_qmm", st);
+    auto r = mx::gather_qmm(x->a, w->a, scales->a, bs, lhs, rhs, transpose, gs, b, md,
+                            std::nullopt, sorted_indices, st);
+    // MLX's kernels compute in these types (float64 fails at evaluation).
+    if (r.dtype() != mx::float32 && r.dtype() != mx::float16 && r.dtype() != mx::bfloat16) {
+      std::ostringstream msg;
+      msg << "[gather_qmm] computes in float32, float16 or bfloat16, not " << r.dtype();
+      throw std::invalid_argument(msg.str());
+    }
+    put(out, std::move(r));
   })
 }
 }

@@ -302,4 +302,56 @@ EMILY_API int emily_unflatten(emily_stream s, const emily_array* a, int64_t axis
   })
 }
 
+// ---- multi-output: any number of outputs ----
+
+// split(a, parts, axis): `parts` equal parts along `axis` (whose size must be a multiple of
+// `parts`; an axis of size 0 splits into `parts` empty arrays).
+EMILY_API int emily_split(emily_stream s, const emily_array* a, int64_t parts, int64_t axis,
+                          emily_outs outs) {
+  EMILY_GUARD({
+    int ax = normalize_axis(axis, a->a.ndim(), "[split]");
+    int64_t n = a->a.shape(ax);
+    if (parts < 1)
+      throw std::invalid_argument("[split] the number of parts must be at least 1, got " +
+                                  std::to_string(parts));
+    if (n % parts != 0)
+      throw std::invalid_argument("[split] an axis of " + std::to_string(n) +
+                                  " elements does not split into " + std::to_string(parts) +
+                                  " equal parts");
+    check_outputs(static_cast<uint64_t>(parts), "split");
+    put_all(outs, mx::split(a->a, to_int(parts, "[split] parts"), ax, stream(s)));
+  })
+}
+
+// split_indices(a, indices, axis): the parts between the boundaries `indices` along `axis`
+// (len(indices) + 1 parts), numpy's array_split with indices: a negative boundary counts
+// from the end, boundaries past either end are clamped, a boundary below the one before it
+// gives an empty part.
+EMILY_API int emily_split_indices(emily_stream s, const emily_array* a, emily_ints indices,
+                                  int64_t axis, emily_outs outs) {
+  EMILY_GUARD({
+    int ax = normalize_axis(axis, a->a.ndim(), "[split_indices]");
+    check_outputs(static_cast<uint64_t>(indices.len) + 1, "split_indices");
+    int64_t n = a->a.shape(ax);
+    mx::Shape bounds;
+    bounds.reserve(indices.len);
+    // 32-bit like every index, then clamped to [-n, n] (the same parts; MLX's int arithmetic
+    // cannot overflow).
+    for (size_t i = 0; i < indices.len; i++)
+      bounds.push_back(static_cast<int>(
+          std::clamp<int64_t>(to_int(indices.ptr[i], "[split_indices] boundary"), -n, n)));
+    put_all(outs, mx::split(a->a, bounds, ax, stream(s)));
+  })
+}
+
+// unstack(a, axis): the shape[axis] slices along `axis`, each without that axis (none for an
+// axis of size 0).
+EMILY_API int emily_unstack(emily_stream s, const emily_array* a, int64_t axis, emily_outs outs) {
+  EMILY_GUARD({
+    int ax = normalize_axis(axis, a->a.ndim(), "[unstack]");
+    check_outputs(static_cast<uint64_t>(a->a.shape(ax)), "unstack");
+    put_all(outs, mx::unstack(a->a, ax, stream(s)));
+  })
+}
+
 }  // extern "C"

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <exception>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #if defined(__linux__)
@@ -23,7 +24,14 @@ struct emily_array {
 
 namespace emily {
 
-void set_error(const char* msg);
+// Error kinds read by emily_last_error_kind(): bad arguments (std::logic_error and its
+// subclasses: invalid_argument, out_of_range, ...; how MLX and the shim refuse shapes, dtypes
+// and values when an op is built) or a failure while running (std::runtime_error and any
+// other exception: LAPACK reporting a singular matrix at evaluation, an allocation refused).
+enum ErrorKind : int { kArgument = 0, kRuntime = 1 };
+void set_error(const char* msg, ErrorKind kind = kRuntime);
+// The message and kind of a caught exception.
+void set_error(const std::exception& e);
 
 mx::Dtype to_dtype(int32_t code);
 
@@ -133,19 +141,62 @@ inline std::vector<mx::array> arrays(emily_arrays v) {
   return out;
 }
 
+// Matrix-level gathers (gather_mm, gather_qmm): index values into the `batch` matrices of an
+// operand (index.cc). MLX's kernels read whatever matrix an index names, so every value is
+// made safe as `take` does: negatives in [-batch, -1] count from the end, anything else out
+// of range is clamped to the first or last matrix. Refuses non-integer indices, and indices
+// into an empty batch unless there are none.
+mx::array matrix_indices(const mx::array& idx, int64_t batch, const char* op, mx::Stream s);
+
+// The number of matrices in `a`'s batch (every axis but the last two), saturating at
+// INT64_MAX; 1 for an array of fewer than 3 dimensions.
+inline int64_t batch_count(const mx::array& a) {
+  int64_t n = 1;
+  for (size_t d = 0; d + 2 < a.ndim(); d++) {
+    if (a.shape(d) == 0) return 0;
+    if (__builtin_mul_overflow(n, static_cast<int64_t>(a.shape(d)), &n)) n = INT64_MAX;
+  }
+  return n;
+}
+
+// An optional array passed as a list of 0 or 1 arrays.
+inline std::optional<mx::array> optional_array(emily_arrays v, const char* op, const char* what) {
+  if (v.len > 1)
+    throw std::invalid_argument(std::string("[") + op + "] " + what + " must be a list of 0 or 1 arrays, got " +
+                                std::to_string(v.len));
+  if (v.len == 0) return std::nullopt;
+  return v.ptr[0]->a;
+}
+
 inline int put(emily_array** out, mx::array&& a) {
   check_size(a);
   *out = new emily_array{std::move(a)};
   return 0;
 }
 
-// Multi-output ops (at most 4 outputs): every output size-checked before any is handed out.
-inline int put_all(emily_array** outs, size_t* n, std::vector<mx::array>&& v) {
-  if (v.size() > 4) throw std::runtime_error("more outputs than the shim can return");
+// Most outputs one multi-output op may return: their handles alone (an MLX array
+// description, Emily's and the BEAM's wrappers: about 1 KiB each) would otherwise outgrow
+// RAM + swap. Checked before the op is built (split or unstack of a huge lazy broadcast or
+// an empty axis would make that many arrays at once).
+inline uint64_t max_outputs() { return max_array_bytes() / 1024; }
+
+inline void check_outputs(uint64_t n, const char* op) {
+  if (n > max_outputs())
+    throw std::invalid_argument(std::string("[") + op + "] would return " + std::to_string(n) +
+                                " arrays, more than the " + std::to_string(max_outputs()) +
+                                " one op may return here");
+}
+
+// Multi-output ops, any number of outputs: every output size-checked before any is handed
+// out, then each handed to `outs.push` in order (which owns it from then on).
+inline int put_all(emily_outs outs, std::vector<mx::array>&& v) {
   for (const auto& a : v) check_size(a);
-  *n = 0;
-  for (auto& a : v) outs[(*n)++] = new emily_array{std::move(a)};
+  for (auto& a : v) outs.push(outs.ctx, new emily_array{std::move(a)});
   return 0;
+}
+
+inline int put_pair(emily_outs outs, std::pair<mx::array, mx::array>&& p) {
+  return put_all(outs, {std::move(p.first), std::move(p.second)});
 }
 
 }  // namespace emily
@@ -157,7 +208,7 @@ inline int put_all(emily_array** outs, size_t* n, std::vector<mx::array>&& v) {
     __VA_ARGS__;                                          \
     return 0;                                             \
   } catch (const std::exception& e) {                     \
-    emily::set_error(e.what());                           \
+    emily::set_error(e);                                  \
     return 1;                                             \
   } catch (...) {                                         \
     emily::set_error("unknown C++ exception");            \

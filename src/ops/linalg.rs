@@ -4,6 +4,16 @@
 ///
 /// * `tensordot(a, b, axes_a, axes_b)` contracts `axes_a` of `a` with `axes_b` of `b`.
 /// * `addmm(c, a, b, alpha, beta)` is `beta * c + alpha * (a @ b)`.
+/// * `gather_mm(a, b, lhs_indices, rhs_indices, sorted_indices)`: matrix-level gather
+///   and product. `a` is `[..batch_a, M, K]`, `b` `[..batch_b, K, N]` (a 1-d operand is one
+///   row or column, as in `matmul`); `lhs_indices`/`rhs_indices` (lists of 0 or 1 integer
+///   arrays; absent = every matrix of that operand, in order, shaped like its batch) pick
+///   matrices of the flattened batches, broadcast against each other: the result is
+///   `[..indices, M, N]`. Index values are made safe as `take` does (negatives in
+///   `[-batch, -1]` from the end, others clamped to the first or last matrix).
+///   `sorted_indices` is a hint for MLX's GPU kernels (the indices are sorted); it changes
+///   nothing on the CPU. Real floating types; on the CPU, types other than f32 go through
+///   take + matmul (MLX's CPU kernel is f32 only).
 /// * `norm(a, ord_kind, p, axes, keepdims)`: `ord_kind` 0 = default (2-norm of vectors,
 ///   Frobenius of matrices), 1 = the number `p`, 2 = inf, 3 = -inf, 4 = Frobenius,
 ///   5 = nuclear (an SVD: CPU only). Empty `axes` = every axis. Kinds other than 0 and 4
@@ -13,6 +23,7 @@ macro_rules! linalg_table {
     ($m:path) => {
         $m! {
             matmul(a: A, b: A);
+            gather_mm(a: A, b: A, lhs_indices: AS, rhs_indices: AS, sorted_indices: B);
             tensordot(a: A, b: A, axes_a: I, axes_b: I);
             addmm(c: A, a: A, b: A, alpha: F, beta: F);
             inner(a: A, b: A);

@@ -119,16 +119,13 @@ const FAMILIES: &[&[Signature]] = &[
     backend_extra::SIGNATURES,
 ];
 
-/// Most outputs an op returns (svd: u, s, vt; lu: p, l, u; ...).
-pub const MAX_OUTPUTS: usize = 4;
-
 /// Generates C ABI declarations and safe wrappers from a family table.
 ///
 /// Single-output ops: `name(args...) -> Result<Array>`; the C function is
 /// `int emily_<name>(emily_stream s, args..., emily_array** out)`.
 /// Multi-output ops are listed as `name(args...) -> many`: `-> Result<Vec<Array>>`, the C
-/// function is `int emily_<name>(emily_stream s, args..., emily_array** outs, size_t* n)`
-/// with room for [`MAX_OUTPUTS`].
+/// function is `int emily_<name>(emily_stream s, args..., emily_outs outs)`
+/// with `outs` receiving each output in turn (any number of them: `split`, `unstack`).
 #[macro_export]
 macro_rules! mlx_ops {
     ($( $name:ident ( $($arg:ident : $k:ident),* ) $(-> $many:ident)? ; )*) => {
@@ -158,42 +155,38 @@ macro_rules! mlx_ops {
     (@decl $name:ident ( $($arg:ident : $k:ident),* ) many) => {
         #[link_name = concat!("emily_", stringify!($name))]
         pub fn $name(s: $crate::ffi::emily_stream, $($arg: $crate::__ffi_ty!($k),)*
-                     outs: *mut *mut $crate::ffi::emily_array, n: *mut usize) -> std::ffi::c_int;
+                     outs: $crate::ffi::emily_outs) -> std::ffi::c_int;
     };
     (@wrap $name:ident ( $($arg:ident : $k:ident),* )) => {
         #[allow(clippy::too_many_arguments)]
         pub fn $name($($arg: $crate::__rs_ty!($k),)* s: $crate::Stream) -> $crate::Result<$crate::Array> {
             $( $crate::__prep!($k, $arg); )*
             $crate::Array::from_call(|out| unsafe { raw::$name(s, $($crate::__conv!($k, $arg),)* out) })
+                .map_err($crate::Error::at_build)
         }
     };
     (@wrap $name:ident ( $($arg:ident : $k:ident),* ) many) => {
         #[allow(clippy::too_many_arguments)]
         pub fn $name($($arg: $crate::__rs_ty!($k),)* s: $crate::Stream) -> $crate::Result<Vec<$crate::Array>> {
             $( $crate::__prep!($k, $arg); )*
-            $crate::ops::collect_many(|outs, n| unsafe { raw::$name(s, $($crate::__conv!($k, $arg),)* outs, n) })
+            $crate::ops::collect_many(|outs| unsafe { raw::$name(s, $($crate::__conv!($k, $arg),)* outs) })
+                .map_err($crate::Error::at_build)
         }
     };
 }
 
-/// Collects the outputs of a multi-output shim call.
-pub fn collect_many(
-    f: impl FnOnce(*mut *mut crate::ffi::emily_array, *mut usize) -> std::ffi::c_int,
-) -> crate::Result<Vec<crate::Array>> {
-    let mut outs = [std::ptr::null_mut::<crate::ffi::emily_array>(); MAX_OUTPUTS];
-    let mut n = 0usize;
-    let rc = f(outs.as_mut_ptr(), &mut n);
-    // Take ownership of whatever was written, even on failure.
-    let arrays: Vec<crate::Array> = outs[..n.min(MAX_OUTPUTS)]
-        .iter()
-        .filter_map(|&p| {
-            crate::Array::from_call(|o| unsafe {
-                *o = p;
-                0
-            })
-            .ok()
-        })
-        .collect();
+/// Collects the outputs of a multi-output shim call: the shim hands each output to `push`,
+/// which takes ownership at once (so outputs handed out before a failure are freed too).
+pub fn collect_many(f: impl FnOnce(crate::ffi::emily_outs) -> std::ffi::c_int) -> crate::Result<Vec<crate::Array>> {
+    unsafe extern "C" fn push(ctx: *mut std::ffi::c_void, a: *mut crate::ffi::emily_array) {
+        let arrays = unsafe { &mut *(ctx as *mut Vec<crate::Array>) };
+        if let Some(a) = std::ptr::NonNull::new(a) {
+            arrays.push(crate::Array::from_raw(a));
+        }
+    }
+    let mut arrays: Vec<crate::Array> = Vec::new();
+    let outs = crate::ffi::emily_outs { ctx: &mut arrays as *mut Vec<crate::Array> as *mut std::ffi::c_void, push };
+    let rc = f(outs);
     crate::error::check(rc)?;
     Ok(arrays)
 }

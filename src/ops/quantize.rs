@@ -12,6 +12,17 @@
 /// * `dequantize(w_q, scales, biases, group_size, bits, mode)`.
 /// * `quantized_matmul(x, w_q, scales, biases, transpose, group_size, bits, mode)`:
 ///   `x @ dequantize(w).T` when `transpose`, else `x @ dequantize(w)`.
+/// * `gather_qmm(x, w_q, scales, biases, lhs_indices, rhs_indices, transpose, group_size,
+///   bits, mode, sorted_indices)`: `quantized_matmul` with a matrix-level gather, as
+///   `gather_mm`: `lhs_indices`/`rhs_indices` (lists of 0 or 1 integer arrays; absent =
+///   every matrix in order) pick matrices of x's batch `[..batch_x, M, K]` and of w's batch
+///   (w, scales and biases `[..batch_w, ., .]`), broadcast against each other: the result is
+///   `[..indices, M, N]`. Index values are made safe as `take` does (negatives from the end,
+///   others clamped to the first or last matrix); `sorted_indices` is a hint for MLX's GPU
+///   kernels. Computes in f32, f16 or bf16.
+///
+/// `w`, `scales` and `biases` must have the same number of dimensions (at least 2), biases
+/// the shape of scales.
 #[macro_export]
 macro_rules! quantize_table {
     ($m:path) => {
@@ -20,6 +31,8 @@ macro_rules! quantize_table {
             dequantize(w: A, scales: A, biases: AS, group_size: N, bits: N, mode: N);
             quantized_matmul(x: A, w: A, scales: A, biases: AS, transpose: B, group_size: N,
                              bits: N, mode: N);
+            gather_qmm(x: A, w: A, scales: A, biases: AS, lhs_indices: AS, rhs_indices: AS,
+                       transpose: B, group_size: N, bits: N, mode: N, sorted_indices: B);
         }
     };
 }

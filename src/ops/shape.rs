@@ -19,6 +19,14 @@
 ///   `slice_update_dynamic(src, update, start, axes)`.
 /// * `select(cond, x, y)`: MLX's `where` (a Rust keyword), broadcasting all three.
 /// * `clip(a, min, max)`: `min`/`max` lists of zero or one array (absent = no bound).
+/// * Multi-output, any number of outputs: `split(a, parts, axis)` -> `parts` equal parts
+///   (the axis size a multiple of `parts`); `split_indices(a, indices, axis)` -> the
+///   `len(indices) + 1` parts between the boundaries (numpy's `array_split` with indices:
+///   negatives count from the end, out-of-range boundaries are clamped (boundaries outside
+///   the 32-bit range are refused, as every index is), a boundary below the
+///   one before it gives an empty part); `unstack(a, axis)` -> the `shape[axis]` slices
+///   along `axis` without it. At most RAM + swap / 1 KiB outputs (their handles alone would
+///   not fit): a huge lazy broadcast or an empty axis could ask for billions.
 #[macro_export]
 macro_rules! shape_table {
     ($m:path) => {
@@ -39,6 +47,9 @@ macro_rules! shape_table {
             swapaxes(a: A, axis1: N, axis2: N); moveaxis(a: A, source: N, destination: N);
             select(cond: A, x: A, y: A); clip(a: A, min: AS, max: AS);
             flatten(a: A, start_axis: N, end_axis: N); unflatten(a: A, axis: N, shape: I);
+            split(a: A, parts: N, axis: N) -> many;
+            split_indices(a: A, indices: I, axis: N) -> many;
+            unstack(a: A, axis: N) -> many;
         }
     };
 }

@@ -177,19 +177,7 @@ if Code.ensure_loaded?(Nx) do
     end
 
     # [..., k] -> k arrays of shape [...]
-    defp split_indices(idx, ishape, w) do
-      rank = tuple_size(ishape)
-      k = elem(ishape, rank - 1)
-      batch = ishape |> Tuple.delete_at(rank - 1) |> Tuple.to_list()
-      dims = Tuple.to_list(ishape)
-      ones = List.duplicate(1, rank)
-
-      for i <- 0..(k - 1)//1 do
-        starts = List.duplicate(0, rank - 1) ++ [i]
-        stops = List.replace_at(dims, rank - 1, i + 1)
-        MX.reshape(MX.slice(idx, starts, stops, ones, w), batch, w)
-      end
-    end
+    defp split_indices(idx, ishape, w), do: MX.unstack(idx, tuple_size(ishape) - 1, w)
 
     @doc false
     def check_bounds!(op, parts, dims, w) do

@@ -32,6 +32,7 @@ if Code.ensure_loaded?(Nx) do
     def pad(a, axes, low, high, value, w), do: N.pad(a, axes, low, high, value, 0, w)
     defdelegate concatenate(arrays, axis, w), to: N
     defdelegate stack(arrays, axis, w), to: N
+    defdelegate unstack(a, axis, w), to: N
     defdelegate slice(a, start, stop, strides, w), to: N
     defdelegate slice_dynamic(a, start, axes, sizes, w), to: N
     defdelegate slice_update(src, upd, start, stop, strides, w), to: N

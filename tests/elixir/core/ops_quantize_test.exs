@@ -113,4 +113,204 @@ defmodule Emily.OpsQuantizeTest do
       N.quantize(x, 32, 8, 1, w)
     end
   end
+
+  describe "gather_qmm" do
+    # Rows quantized exactly at 4 bits (each spans 16 levels of step 1, or only 0 and 15).
+    defp rows do
+      [
+        for(i <- 0..31, do: rem(i, 16)),
+        for(i <- 0..31, do: 15 - rem(i, 16)),
+        for(i <- 0..31, do: if(rem(i, 2) == 0, do: 0, else: 15)),
+        for(i <- 0..31, do: rem(i, 4) * 5)
+      ]
+    end
+
+    # x matrices [1, 32]: ones, e_1, i mod 3
+    defp xs,
+      do: [
+        List.duplicate(1, 32),
+        for(i <- 0..31, do: if(i == 1, do: 1, else: 0)),
+        for(i <- 0..31, do: rem(i, 3))
+      ]
+
+    defp dot(a, b), do: Enum.zip_with(a, b, &(&1 * &2)) |> Enum.sum() |> Kernel.*(1.0)
+
+    # x[i] @ W[j]^T, W[j] = rows j*2 and j*2 + 1
+    defp expect(i, j), do: for(r <- Enum.slice(rows(), 2 * j, 2), do: dot(Enum.at(xs(), i), r))
+
+    defp quantized(w) do
+      N.quantize(f(List.flatten(rows()), {2, 2, 32}), 32, 4, 0, w)
+    end
+
+    defp idx(values, type \\ {:s, 32}), do: t(values, {length(values)}, type)
+
+    test "quantized_matmul per index pair", %{w: w} do
+      [wq, scales, biases] = quantized(w)
+      assert Emily.shape(wq) == {2, 2, 4}
+      x = f(List.flatten(xs()), {3, 1, 32})
+
+      r =
+        N.gather_qmm(
+          x,
+          wq,
+          scales,
+          [biases],
+          [idx([2, 0, 1])],
+          [idx([1, 0, 1])],
+          true,
+          32,
+          4,
+          0,
+          false,
+          w
+        )
+
+      assert Emily.shape(r) == {3, 1, 2}
+      assert read(r) == expect(2, 1) ++ expect(0, 0) ++ expect(1, 1)
+
+      # rhs only: lhs is every x matrix in order
+      r = N.gather_qmm(x, wq, scales, [biases], [], [idx([1, 1, 0])], true, 32, 4, 0, true, w)
+      assert read(r) == expect(0, 1) ++ expect(1, 1) ++ expect(2, 0)
+
+      # f16 and bf16 x (values and sums exact in both)
+      for type <- [{:f, 16}, {:bf, 16}] do
+        x1 = t(Enum.at(xs(), 1), {1, 1, 32}, type)
+
+        r =
+          N.gather_qmm(x1, wq, scales, [biases], [idx([0])], [idx([1])], true, 32, 4, 0, false, w)
+
+        assert read(r) == expect(1, 1)
+      end
+    end
+
+    test "out-of-range indices are clamped, negatives count from the end", %{w: w} do
+      [wq, scales, biases] = quantized(w)
+      x = f(List.flatten(xs()), {3, 1, 32})
+      lhs = idx([-1, 10, -2_147_483_648])
+      rhs = idx([-3, 1, 2_147_483_647])
+      r = N.gather_qmm(x, wq, scales, [biases], [lhs], [rhs], true, 32, 4, 0, false, w)
+      # lhs -> [2, 2, 0], rhs -> [0, 1, 1]
+      assert read(r) == expect(2, 0) ++ expect(2, 1) ++ expect(0, 1)
+    end
+
+    test "bad inputs raise ArgumentError naming the op, shapes and dtypes", %{w: w} do
+      [wq, scales, biases] = quantized(w)
+      x = f(List.flatten(xs()), {3, 1, 32})
+      i = idx([0])
+
+      e =
+        assert_raise ArgumentError, fn ->
+          N.gather_qmm(
+            x,
+            wq,
+            scales,
+            [biases],
+            [idx([0.0], {:f, 32})],
+            [],
+            true,
+            32,
+            4,
+            0,
+            false,
+            w
+          )
+        end
+
+      assert e.message =~ "gather_qmm"
+      assert e.message =~ "indices must be integers"
+      assert e.message =~ "u32[2][2][4]"
+
+      flat_scales = N.reshape(scales, [4], w)
+
+      e =
+        assert_raise ArgumentError, fn ->
+          N.gather_qmm(x, wq, flat_scales, [flat_scales], [i], [i], true, 32, 4, 0, false, w)
+        end
+
+      assert e.message =~ ~r/gather_qmm.*scales must have as many dimensions as w/
+
+      e =
+        assert_raise ArgumentError, fn ->
+          N.gather_qmm(x, wq, scales, [], [i], [i], true, 32, 4, 0, false, w)
+        end
+
+      assert e.message =~ ~r/gather_qmm.*[Bb]iases/
+
+      e =
+        assert_raise ArgumentError, fn ->
+          N.gather_qmm(
+            N.astype(x, :f64, w),
+            wq,
+            scales,
+            [biases],
+            [i],
+            [i],
+            true,
+            32,
+            4,
+            0,
+            false,
+            w
+          )
+        end
+
+      assert e.message =~ ~r/gather_qmm.*float64/
+      assert e.message =~ "f64[3][1][32]"
+
+      assert_raise ArgumentError, ~r/gather_qmm.*group_size 16/, fn ->
+        N.gather_qmm(x, wq, scales, [biases], [i], [i], true, 16, 4, 0, false, w)
+      end
+
+      assert_raise ArgumentError, ~r/gather_qmm.*at least 2 dimensions/, fn ->
+        N.gather_qmm(
+          f(Enum.at(xs(), 0), {32}),
+          wq,
+          scales,
+          [biases],
+          [i],
+          [i],
+          true,
+          32,
+          4,
+          0,
+          false,
+          w
+        )
+      end
+
+      assert_raise ArgumentError, ~r/gather_qmm.*does not match/, fn ->
+        N.gather_qmm(
+          f(List.duplicate(1, 16), {1, 16}),
+          wq,
+          scales,
+          [biases],
+          [i],
+          [i],
+          true,
+          32,
+          4,
+          0,
+          false,
+          w
+        )
+      end
+
+      assert_raise ArgumentError, ~r/gather_qmm.*empty batch/, fn ->
+        N.gather_qmm(
+          N.zeros([0, 1, 32], :f32, w),
+          wq,
+          scales,
+          [biases],
+          [i],
+          [i],
+          true,
+          32,
+          4,
+          0,
+          false,
+          w
+        )
+      end
+    end
+  end
 end

@@ -524,4 +524,121 @@ defmodule Emily.OpsShapeTest do
       end
     end
   end
+
+  describe "split, split_indices, unstack (any number of outputs)" do
+    test "in every type" do
+      for type <- types() do
+        [a, b, c] = N.split(x(type), 3, 1, w())
+        check(a, {2, 1}, type, [0, 3])
+        check(b, {2, 1}, type, [1, 4])
+        check(c, {2, 1}, type, [2, 5])
+        [top, bottom] = N.split(x(type), 2, -2, w())
+        check(top, {1, 3}, type, [0, 1, 2])
+        check(bottom, {1, 3}, type, [3, 4, 5])
+
+        [a, b] = N.split_indices(x(type), [1], 1, w())
+        check(a, {2, 1}, type, [0, 3])
+        check(b, {2, 2}, type, [1, 2, 4, 5])
+
+        [a, b] = N.unstack(x(type), 0, w())
+        check(a, {3}, type, [0, 1, 2])
+        check(b, {3}, type, [3, 4, 5])
+        [a, b, c] = N.unstack(x(type), 1, w())
+        check(a, {2}, type, [0, 3])
+        check(b, {2}, type, [1, 4])
+        check(c, {2}, type, [2, 5])
+      end
+    end
+
+    test "many more outputs than the old limit of 4" do
+      v = mk(Enum.to_list(0..99), {100}, {:s, 32})
+      parts = N.split(v, 100, 0, w())
+      assert length(parts) == 100
+
+      for {p, i} <- Enum.with_index(parts) do
+        assert Emily.shape(p) == {1}
+        assert Emily.Case.read(p) == [i]
+      end
+
+      rows = N.unstack(N.reshape(v, [50, 2], w()), 0, w())
+      assert length(rows) == 50
+      assert Enum.map(rows, &Emily.Case.read/1) == Enum.chunk_every(Enum.to_list(0..99), 2)
+
+      cuts = Enum.to_list(1..99)
+      parts = N.split_indices(v, cuts, 0, w())
+      assert length(parts) == 100
+      assert Enum.map(parts, &Emily.Case.read/1) == Enum.map(0..99, &[&1])
+
+      # the outputs of one op evaluate together
+      :ok = Emily.eval(parts)
+    end
+
+    test "split_indices: negative, out-of-range and decreasing boundaries (numpy's)" do
+      v = mk([0, 1, 2, 3, 4, 5], {6}, {:s, 64})
+      parts = fn idx -> Enum.map(N.split_indices(v, idx, 0, w()), &Emily.Case.read/1) end
+      assert parts.([2, 4]) == [[0, 1], [2, 3], [4, 5]]
+      assert parts.([-2]) == [[0, 1, 2, 3], [4, 5]]
+      assert parts.([0, 9]) == [[], [0, 1, 2, 3, 4, 5], []]
+      assert parts.([-(2 ** 31), 2 ** 31 - 1]) == [[], [0, 1, 2, 3, 4, 5], []]
+      assert parts.([4, 2]) == [[0, 1, 2, 3], [], [2, 3, 4, 5]]
+      assert parts.([]) == [[0, 1, 2, 3, 4, 5]]
+    end
+
+    test "empty axes" do
+      e = N.zeros([0, 3], :f32, w())
+      parts = N.split(e, 5, 0, w())
+      assert length(parts) == 5
+      assert Enum.all?(parts, &(Emily.shape(&1) == {0, 3}))
+      assert N.unstack(e, 0, w()) == []
+      assert length(N.unstack(e, 1, w())) == 3
+    end
+
+    test "bad splits raise ArgumentError naming the op" do
+      t = x({:f, 32})
+
+      assert_raise ArgumentError, ~r/split.*does not split into 2 equal parts/, fn ->
+        N.split(t, 2, 1, w())
+      end
+
+      assert_raise ArgumentError, ~r/split.*at least 1/, fn -> N.split(t, 0, 1, w()) end
+      assert_raise ArgumentError, ~r/split.*at least 1/, fn -> N.split(t, -3, 1, w()) end
+      assert_raise ArgumentError, ~r/split.*out of range/, fn -> N.split(t, 1, 2, w()) end
+
+      assert_raise ArgumentError, ~r/split_indices.*out of range/, fn ->
+        N.split_indices(t, [1], -3, w())
+      end
+
+      assert_raise ArgumentError, ~r/unstack.*out of range/, fn -> N.unstack(t, 2, w()) end
+
+      assert_raise ArgumentError, ~r/unstack.*out of range/, fn ->
+        N.unstack(N.scalar(1.0, :f32, w()), 0, w())
+      end
+
+      assert_raise ArgumentError, ~r/split_indices.*32-bit range/, fn ->
+        N.split_indices(t, [2 ** 40], 0, w())
+      end
+
+      e = assert_raise ArgumentError, fn -> N.split(t, 4, 0, w()) end
+      assert e.message =~ "f32[2][3]"
+    end
+
+    test "more outputs than handles could fit are refused before they are made" do
+      # a lazy broadcast: no memory, but 2^31 - 1 rows
+      huge = N.broadcast_to(N.scalar(1.0, :f32, w()), [2_147_483_647, 1], w())
+
+      assert_raise ArgumentError, ~r/unstack.*would return 2147483647 arrays/, fn ->
+        N.unstack(huge, 0, w())
+      end
+
+      assert_raise ArgumentError, ~r/split.*would return/, fn ->
+        N.split(huge, 2_147_483_647, 0, w())
+      end
+
+      empty = N.zeros([0], :f32, w())
+
+      assert_raise ArgumentError, ~r/split.*would return/, fn ->
+        N.split(empty, 2_000_000_000, 0, w())
+      end
+    end
+  end
 end
