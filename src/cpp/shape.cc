@@ -82,14 +82,20 @@ int checked_mul(int64_t a, int64_t b, const char* op) {
 }
 
 // A static slice update combining with `f` (mx::slice_update_add, ...), arguments checked.
-template <typename F>
-mx::array combine_slice(F f, const char* op, const mx::array& src, const mx::array& update, emily_ints start,
-                        emily_ints stop, emily_ints strides, mx::Stream st) {
+// On a GPU stream it is composed as slice -> `g` (add, multiply, ...) -> slice_update: a
+// window's elements are distinct, so no atomics are needed, and MLX's CUDA kernel for the
+// combining update hung on some types on the H100.
+template <typename F, typename G>
+mx::array combine_slice(F f, G g, const char* op, const mx::array& src, const mx::array& update,
+                        emily_ints start, emily_ints stop, emily_ints strides, mx::Stream st) {
   auto b = shape(start);
   auto e = shape(stop);
   auto str = shape(strides);
   check_slice(src.shape(), b, e, str, op);
-  return f(src, update, std::move(b), std::move(e), std::move(str), st);
+  if (st.device != mx::Device::gpu) return f(src, update, std::move(b), std::move(e), std::move(str), st);
+  auto window = mx::slice(src, b, e, str, st);
+  auto combined = g(window, mx::astype(update, src.dtype(), st), st);
+  return mx::slice_update(src, mx::astype(combined, src.dtype(), st), std::move(b), std::move(e), std::move(str), st);
 }
 
 // A target shape for reshape/unflatten: dimensions >= 0, at most one -1 (inferred), and
@@ -228,16 +234,19 @@ EMILY_API int emily_slice_update_dynamic(emily_stream s, const emily_array* src,
   })
 }
 
-#define X(name)                                                                                     \
+#define X(name, elementwise)                                                                        \
   EMILY_API int emily_##name(emily_stream s, const emily_array* src, const emily_array* update,     \
                              emily_ints start, emily_ints stop, emily_ints strides,                 \
                              emily_array** out) {                                                   \
     using Fn = mx::array (*)(const mx::array&, const mx::array&, mx::Shape, mx::Shape, mx::Shape,   \
                              mx::StreamOrDevice);                                                   \
-    EMILY_GUARD(put(out, combine_slice(static_cast<Fn>(&mx::name), "[" #name "]", src->a, update->a, \
-                                       start, stop, strides, stream(s))))                           \
+    using Gn = mx::array (*)(const mx::array&, const mx::array&, mx::StreamOrDevice);               \
+    EMILY_GUARD(put(out, combine_slice(static_cast<Fn>(&mx::name), static_cast<Gn>(&mx::elementwise), \
+                                       "[" #name "]", src->a, update->a, start, stop, strides,      \
+                                       stream(s))))                                                 \
   }
-X(slice_update_add) X(slice_update_prod) X(slice_update_max) X(slice_update_min)
+X(slice_update_add, add) X(slice_update_prod, multiply) X(slice_update_max, maximum)
+X(slice_update_min, minimum)
 #undef X
 
 EMILY_API int emily_flip(emily_stream s, const emily_array* a, emily_ints axes, emily_array** out) {

@@ -93,8 +93,18 @@ if Code.ensure_loaded?(Nx) do
     defp wrap(r, %T{} = template, ctx),
       do: %{template | data: %Emily.Backend{ref: r, device: ctx.device}}
 
+    # MLX's GPU has no float64: Emily.Backend computes float64 on a GPU worker's CPU
+    # stream, op by op, which a program captured on the GPU stream cannot do.
+    defp no_f64_on_gpu!(%T{type: {:f, 64}}, %{device: :gpu}) do
+      raise Unsupported,
+            "float64 on the GPU (Emily.Backend computes it on the worker's CPU stream, op by op)"
+    end
+
+    defp no_f64_on_gpu!(_tensor, _ctx), do: :ok
+
     # A placeholder for the parameter expression `p` (devectorized shape).
     defp placeholder(%T{type: type, shape: shape, vectorized_axes: axes} = p, ctx) do
+      no_f64_on_gpu!(p, ctx)
       dims = Keyword.values(axes) ++ Tuple.to_list(shape)
       r = Native.program_placeholder(dims, storage_dtype(type), ctx.worker)
       wrap(r, Nx.devectorize(p), ctx)
@@ -127,6 +137,8 @@ if Code.ensure_loaded?(Nx) do
           {value, stack}
 
         %{} ->
+          no_f64_on_gpu!(ans, scope.ctx)
+
           if delegate?(scope, id, op) do
             {value, parents} = eval(ans, parents)
             {value, [add_free(scope, id, value) | parents]}

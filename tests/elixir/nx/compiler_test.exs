@@ -262,6 +262,20 @@ if Code.ensure_loaded?(Nx) do
         assert_received {:fallback, ^ref, %{reason: _}}
       end
 
+      test "float64 on a GPU falls back (MLX's GPU has no float64); on the CPU it is native" do
+        f = fn device ->
+          jit(&Nx.exp(Nx.multiply(&1, 0.5)), device: device, native_fallback: :raise).(
+            Nx.iota({4, 3}, type: {:f, 64}, backend: {Emily.Backend, device: device})
+          )
+        end
+
+        assert f.(:cpu).type == {:f, 64}
+
+        if Emily.Native.device_available(:gpu) do
+          assert_raise ArgumentError, ~r/float64 on the GPU/, fn -> f.(:gpu) end
+        end
+      end
+
       test "native_fallback: :raise" do
         assert_raise ArgumentError,
                      ~r/cannot run this function on the native lane: .*runtime_call/,
