@@ -119,10 +119,16 @@ if Code.ensure_loaded?(Nx) do
 
     Options: `:atol`, `:rtol` (override the per-type tolerance), `:type_tolerance` (a map
     of type to `{atol, rtol}`, over both).
+
+    `EMILY_PROP_TRACE=1` prints each case's arguments (types and shapes) to stderr before
+    it runs, so that the last line before a hang names the case.
     """
     def check(n, gen, op, opts \\ []) do
+      trace? = System.get_env("EMILY_PROP_TRACE") == "1"
+
       for _ <- 1..n do
         args = gen.()
+        if trace?, do: IO.puts(:stderr, "prop case: " <> Enum.map_join(args, " ", &describe/1))
         expected = run(op, args, Nx.BinaryBackend)
         actual = run(op, Enum.map(args, &to_emily/1), Emily.Backend)
         compare!(actual, expected, opts, args)
@@ -131,6 +137,9 @@ if Code.ensure_loaded?(Nx) do
       count_cases(n)
       n
     end
+
+    defp describe(%Nx.Tensor{type: {k, b}, shape: s}), do: "#{k}#{b}#{inspect(Tuple.to_list(s))}"
+    defp describe(other), do: inspect(other, limit: 5)
 
     defp to_emily(%Nx.Tensor{} = t), do: Nx.backend_copy(t, Emily.Backend)
     defp to_emily(list) when is_list(list), do: Enum.map(list, &to_emily/1)
