@@ -61,8 +61,8 @@ fi
 log "building the NIF against $CUDA_MLX/mlx (CARGO_TARGET_DIR=target/cuda)"
 (cd "$root" && EMILY_MLX_DIR="$CUDA_MLX/mlx" CARGO_TARGET_DIR="$root/target/cuda" \
   cargo build --release -p emily_nif >&2)
-log "MIX_ENV=test mix compile (the Elixir side; the local NIF is the CPU one)"
-(cd "$root" && MIX_ENV=test mix compile >&2)
+log "MIX_ENV=test mix compile --force (the Elixir side; the local NIF is the CPU one; forced: modules guarded on Nx differ with and without it)"
+(cd "$root" && MIX_ENV=test mix compile --force >&2)
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT

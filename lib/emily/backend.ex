@@ -456,22 +456,21 @@ if Code.ensure_loaded?(Nx) do
     defp bool_scalar(b, w), do: Core.to_bool(Core.scalar(if(b, do: 1, else: 0), {:u, 8}, w), w)
 
     # Comparisons see the exact values on BinaryBackend: compare mixed types in a type
-    # that holds both exactly. f64 on the CPU; on a GPU (no f64 there) f32 when it holds
-    # both, else f64, which the worker computes on its CPU stream.
+    # that holds both. f64 on the CPU. On a GPU (no f64 there; f64 would leave the GPU
+    # stream and any native program) f32 unless a side is f64: exact but for a 32- or
+    # 64-bit integer beyond 2^24 that rounds onto the float it is compared with (never
+    # against f16, whose range f32 holds integer by integer). Not Nx's merged type: f16
+    # against s64 would compare in f16 (large integers become infinities).
     defp compare_type(same, same, _device), do: same
 
     defp compare_type(a, b, device) do
       cond do
         Core.int?(a) and Core.int?(b) -> Nx.Type.merge(a, b)
         Core.complex?(a) or Core.complex?(b) -> {:c, 64}
-        device != :cpu and exact_in_f32?(a) and exact_in_f32?(b) -> {:f, 32}
-        true -> {:f, 64}
+        device == :cpu or {:f, 64} in [a, b] -> {:f, 64}
+        true -> {:f, 32}
       end
     end
-
-    defp exact_in_f32?({:f, 64}), do: false
-    defp exact_in_f32?({kind, bits}) when kind in [:s, :u], do: bits <= 16
-    defp exact_in_f32?(_float), do: true
 
     # min/max pick one of the inputs: with two integer types (a u64 against a signed type
     # has no common integer type), pick by exact comparison, then convert.

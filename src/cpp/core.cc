@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "shim.hpp"
@@ -64,8 +65,23 @@ int32_t from_dtype(mx::Dtype d) {
 thread_local int32_t owned[2];
 thread_local size_t owned_count = 0;
 
+// The streams made for Emily's workers (emily_stream_new), as a bitmap by index. MLX's own
+// default streams are not among them: MLX evaluates nodes on those from any thread.
+constexpr int kTrackedStreams = 1 << 16;
+std::atomic<uint64_t> worker_streams[kTrackedStreams / 64];
+
+void mark_worker_stream(int index) {
+  if (index >= 0 && index < kTrackedStreams)
+    worker_streams[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
+}
+
+bool is_worker_stream(int index) {
+  return index >= 0 && index < kTrackedStreams &&
+         ((worker_streams[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1);
+}
+
 void check_owned(const mx::Stream& s) {
-  if (owned_count == 0) return;
+  if (owned_count == 0 || !is_worker_stream(s.index)) return;
   for (size_t i = 0; i < owned_count; i++)
     if (owned[i] == s.index) return;
   throw std::runtime_error(std::string("There is no Stream(") + (s.device == mx::Device::gpu ? "gpu" : "cpu") +
@@ -164,6 +180,7 @@ int emily_stream_new(int32_t device, emily_stream* out) {
     // thread, or a caller evaluating a cheap graph inline under the worker's lock); a GPU
     // stream stays with the thread that made it.
     auto s = device == 1 ? mx::new_stream(mx::Device::gpu) : mx::new_thread_unsafe_stream(mx::Device::cpu);
+    mark_worker_stream(s.index);
     mx::set_default_stream(s);
     out->index = s.index;
     out->device = device;

@@ -195,9 +195,23 @@ struct Tape {
     return {nodes.size(), consts.size()};
   }
 
+  // MLX's CUDA backend generates code for fused kernels that casts complex to float
+  // (nvrtc: "no suitable conversion function from complex64_t to float"): tapes with a
+  // complex node on a GPU stream are replayed unfused.
+  bool fusable(const std::vector<mx::array>& inputs) const {
+    bool gpu = false, complex = false;
+    for (const auto& n : nodes) {
+      gpu = gpu || n.prim->stream().device == mx::Device::gpu;
+      for (auto d : n.dtypes) complex = complex || d == mx::complex64;
+    }
+    for (const auto& a : inputs) complex = complex || a.dtype() == mx::complex64;
+    for (const auto& a : consts) complex = complex || a.dtype() == mx::complex64;
+    return !(gpu && complex);
+  }
+
   std::vector<mx::array> run(const std::vector<mx::array>& inputs, bool fused) {
     if (!folded) fold();
-    if (!fused || nodes.empty()) return replay(inputs);
+    if (!fused || nodes.empty() || !fusable(inputs)) return replay(inputs);
     if (!compiled) {
       uintptr_t id = next_fun_id.fetch_add(1);
       compiled = mx::detail::compile(

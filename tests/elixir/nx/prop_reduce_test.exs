@@ -150,7 +150,10 @@ if Code.ensure_loaded?(Nx) do
         end,
         fn [t, window, opts, op] -> apply(Nx, op, [t, window, opts]) end,
         atol: 1.0e-2,
-        rtol: 1.0e-2
+        rtol: 1.0e-2,
+        # MLX's CUDA window product accumulates in the half type (a rounding per factor,
+        # 2^-8 each in bf16: 7.88 for 7.8 over nine factors); BinaryBackend rounds once.
+        type_tolerance: %{{:bf, 16} => {5.0e-2, 5.0e-2}, {:f, 16} => {2.0e-2, 2.0e-2}}
       )
     end
 
