@@ -51,6 +51,7 @@ extern "C" {
     ) -> std::ffi::c_int;
     fn emily_program_free(p: *mut emily_program);
     fn emily_program_n_inputs(p: *const emily_program) -> usize;
+    fn emily_program_foreign_stream(p: *const emily_program, own: *const i32, n_own: usize) -> i32;
     fn emily_program_n_outputs(p: *const emily_program) -> usize;
     fn emily_program_stats(p: *const emily_program, out: *mut i64);
     fn emily_program_describe(p: *const emily_program, buf: *mut std::ffi::c_char, cap: usize) -> usize;
@@ -225,6 +226,12 @@ impl Program {
             last_replay_ns: v[6] as u64,
             last_eval_ns: v[7] as u64,
         }
+    }
+
+    /// The first stream index of a node (sub-programs included) outside `own`, if any.
+    pub fn foreign_stream(&self, own: &[i32]) -> Option<i32> {
+        let i = unsafe { emily_program_foreign_stream(self.0.as_ptr(), own.as_ptr(), own.len()) };
+        (i >= 0).then_some(i)
     }
 
     /// The MLX primitive of every node, sub-programs included (for inspection).

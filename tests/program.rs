@@ -124,6 +124,19 @@ fn a_program_runs_only_on_its_worker() {
 }
 
 #[test]
+fn foreign_stream_names_a_node_of_another_worker() {
+    let w1 = Worker::start(Device::Cpu, 8).unwrap();
+    let w2 = Worker::start(Device::Cpu, 8).unwrap();
+    let (s1, s2) = (w1.stream(), w2.stream());
+    let p = capture(&w1, &[&[1]], |x| {
+        let y = unary::negative(&x[0], s1).unwrap();
+        vec![unary::exp(&y, s2).unwrap()]
+    });
+    assert_eq!(p.foreign_stream(&[s1.index]), Some(s2.index));
+    assert_eq!(p.foreign_stream(&[s1.index, s2.index]), None);
+}
+
+#[test]
 fn a_placeholder_from_another_scope_is_refused() {
     let w = Worker::start(Device::Cpu, 8).unwrap();
     let outer = placeholder(&[1], Dtype::F32).unwrap();

@@ -82,12 +82,21 @@ fn arrays(ts: &[Tensor]) -> Vec<&Array> {
     ts.iter().map(|t| t.array()).collect()
 }
 
-fn wrap_program(p: Program, w: &WorkerArc) -> ProgramArc {
-    ResourceArc::new(ProgramRes {
+/// The program as a resource of worker `w`, whose thread replays it: refused (an
+/// ArgumentError naming the stream) when a node belongs to another worker's stream.
+fn wrap_program(op: &str, p: Program, w: &WorkerArc) -> NifResult<ProgramArc> {
+    let own = [w.worker.stream().index, w.worker.cpu_stream().index];
+    if let Some(s) = p.foreign_stream(&own) {
+        return Err(argument_error(format!(
+            "{op}: a node of the graph runs on stream {s}, which is not one of the program's worker ({own:?}): \
+             a program replays on one worker's thread"
+        )));
+    }
+    Ok(ResourceArc::new(ProgramRes {
         program: Some(Arc::new(p)),
         worker: Arc::downgrade(&w.worker),
         worker_id: w.worker.id(),
-    })
+    }))
 }
 
 /// An array with `shape` and `dtype` and no data: a program input while capturing. Anything
@@ -165,7 +174,7 @@ pub fn program_cond(
 pub fn program_finish(b: BuilderArc, outputs: Vec<Tensor>, w: WorkerArc) -> NifResult<ProgramArc> {
     let p = with_builder("program_finish", &b, |bl| bl.finish(&arrays(&outputs)))?;
     *b.builder.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    Ok(wrap_program(p, &w))
+    wrap_program("program_finish", p, &w)
 }
 
 /// One-shot capture: the graph from `inputs` (placeholders) to `outputs`.
@@ -177,7 +186,7 @@ pub fn program_capture(inputs: Vec<Tensor>, outputs: Vec<Tensor>, w: WorkerArc) 
         b.finish(&arrays(&outputs))
     };
     let p = capture().map_err(|e| raise("program_capture", e, &[]))?;
-    Ok(wrap_program(p, &w))
+    wrap_program("program_capture", p, &w)
 }
 
 /// Replays `program` on `inputs` in one job on its worker (`fused`: through

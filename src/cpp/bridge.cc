@@ -294,6 +294,7 @@ int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int f
                      void (*on_foreign)(void*, emily_array*, int32_t, int32_t),
                      void (*on_candidate)(void*, uintptr_t), int* evaluated) {
   EMILY_GUARD({
+    EvalGuard table(stream_table_lock());
     *evaluated = 0;
     Cost cost;
     size_t foreign = scan(roots, own, n_own, flags & 1, ctx, on_foreign, on_candidate, (flags & 4) ? &cost : nullptr);
@@ -304,11 +305,16 @@ int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int f
     if (foreign == 0 && (flags & 2)) {
       auto outs = arrays(roots);
       if (flags & 4) {
-        // A cheap graph, evaluated by a caller standing in for the worker: wait for MLX's
-        // stream thread awake, yielding, for a while before sleeping in `eval` (a sleeping
-        // caller costs a cross-core wake-up here, often longer than the work; yielding
-        // rather than spinning lets the stream thread run on this core when it is there).
-        mx::async_eval(outs);
+        // A cheap graph, evaluated by a caller standing in for the worker. Only unscheduled
+        // arrays go to MLX: given none, MLX's eval falls back on the calling thread's
+        // default stream, which a BEAM scheduler thread does not own. Then wait for MLX's
+        // stream thread awake, yielding, for a while before sleeping (a sleeping caller
+        // costs a cross-core wake-up here, often longer than the work; yielding rather than
+        // spinning lets the stream thread run on this core when it is there).
+        std::vector<mx::array> todo;
+        for (auto& o : outs)
+          if (o.status() == mx::array::unscheduled) todo.push_back(o);
+        if (!todo.empty()) mx::async_eval(todo);
         auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kYieldMicros);
         auto done = [&] {
           for (auto& o : outs)
@@ -316,8 +322,10 @@ int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int f
           return true;
         };
         while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        for (auto& o : outs) o.wait();
+      } else {
+        mx::eval(outs);
       }
-      mx::eval(outs);
       *evaluated = 1;
     }
   })

@@ -80,6 +80,11 @@ bool is_worker_stream(int index) {
          ((worker_streams[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1);
 }
 
+std::shared_mutex& stream_table_lock() {
+  static std::shared_mutex mu;
+  return mu;
+}
+
 void check_owned(const mx::Stream& s) {
   if (owned_count == 0 || !is_worker_stream(s.index)) return;
   for (size_t i = 0; i < owned_count; i++)
@@ -179,6 +184,7 @@ int emily_stream_new(int32_t device, emily_stream* out) {
     // A CPU stream may be used from any thread (Emily serialises its users: the worker
     // thread, or a caller evaluating a cheap graph inline under the worker's lock); a GPU
     // stream stays with the thread that made it.
+    std::unique_lock<std::shared_mutex> table(stream_table_lock());
     auto s = device == 1 ? mx::new_stream(mx::Device::gpu) : mx::new_thread_unsafe_stream(mx::Device::cpu);
     mark_worker_stream(s.index);
     mx::set_default_stream(s);
@@ -187,7 +193,12 @@ int emily_stream_new(int32_t device, emily_stream* out) {
   })
 }
 
-int emily_synchronize(emily_stream s) { EMILY_GUARD(mx::synchronize(stream(s))) }
+int emily_synchronize(emily_stream s) {
+  EMILY_GUARD({
+    EvalGuard g(stream_table_lock());
+    mx::synchronize(stream(s));
+  })
+}
 
 const char* emily_mlx_version(void) {
   static std::string v = mx::version();
@@ -199,10 +210,12 @@ int emily_array_contiguous(emily_stream s, const emily_array* a, emily_array** o
 }
 
 int emily_eval(emily_arrays v) { EMILY_GUARD({
+  EvalGuard g(stream_table_lock());
   guard_memory(v);
   mx::eval(arrays(v));
 }) }
 int emily_async_eval(emily_arrays v) { EMILY_GUARD({
+  EvalGuard g(stream_table_lock());
   guard_memory(v);
   mx::async_eval(arrays(v));
 }) }

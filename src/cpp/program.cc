@@ -29,6 +29,7 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <algorithm>
 #include <sstream>
 #include <unordered_map>
 
@@ -670,6 +671,32 @@ std::vector<int> define(Builder& b, emily_arrays outs) {
 
 }  // namespace
 
+namespace {
+// Calls `f` with every node of `p`, sub-programs included.
+template <typename F>
+void for_each_node(const Program& p, F f) {
+  std::vector<const Program*> todo{&p};
+  while (!todo.empty()) {
+    auto* q = todo.back();
+    todo.pop_back();
+    for (auto& st : q->steps) {
+      if (st.kind == Step::TAPE) {
+        std::lock_guard<std::mutex> g(st.tape->mu);
+        for (auto& n : st.tape->nodes) f(n);
+      } else if (st.kind == Step::WHILE) {
+        todo.push_back(st.cond.get());
+        todo.push_back(st.body.get());
+      } else {
+        for (auto& c : st.clauses) {
+          if (c.pred) todo.push_back(c.pred.get());
+          todo.push_back(c.body.get());
+        }
+      }
+    }
+  }
+}
+}  // namespace
+
 extern "C" {
 
 EMILY_API int emily_placeholder(emily_ints shp, int32_t dtype, emily_array** out) {
@@ -787,32 +814,27 @@ EMILY_API int emily_builder_finish(emily_builder* b, emily_arrays outputs, emily
 
 EMILY_API void emily_program_free(emily_program* p) { delete p; }
 
+
+// The first stream of a node of `p` (sub-programs included) not among `own`, or -1: a
+// program replays on one worker's thread, so every node must be on that worker's streams.
+EMILY_API int32_t emily_program_foreign_stream(const emily_program* p, const int32_t* own, size_t n_own) {
+  int32_t found = -1;
+  for_each_node(*p->p, [&](const Node& n) {
+    int32_t idx = n.prim->stream().index;
+    if (found >= 0 || std::find(own, own + n_own, idx) != own + n_own) return;
+    found = idx;
+  });
+  return found;
+}
+
 // The primitive names of every node (sub-programs included), separated by spaces, into
 // `buf` (at most `cap` bytes, NUL-terminated); returns the length needed.
 EMILY_API size_t emily_program_describe(const emily_program* p, char* buf, size_t cap) {
   std::string s;
-  std::vector<const Program*> todo{p->p.get()};
-  while (!todo.empty()) {
-    auto* q = todo.back();
-    todo.pop_back();
-    for (auto& st : q->steps) {
-      if (st.kind == Step::TAPE) {
-        std::lock_guard<std::mutex> g(st.tape->mu);
-        for (auto& n : st.tape->nodes) {
-          if (!s.empty()) s += ' ';
-          s += n.prim->name();
-        }
-      } else if (st.kind == Step::WHILE) {
-        todo.push_back(st.cond.get());
-        todo.push_back(st.body.get());
-      } else {
-        for (auto& c : st.clauses) {
-          if (c.pred) todo.push_back(c.pred.get());
-          todo.push_back(c.body.get());
-        }
-      }
-    }
-  }
+  for_each_node(*p->p, [&](const Node& n) {
+    if (!s.empty()) s += ' ';
+    s += n.prim->name();
+  });
   if (cap > 0) {
     size_t n = std::min(cap - 1, s.size());
     std::memcpy(buf, s.data(), n);
@@ -865,6 +887,7 @@ EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
 // the stream the program was captured with. `outs` has room for emily_program_n_outputs().
 EMILY_API int emily_program_run(emily_program* p, emily_arrays inputs, int32_t fused, emily_array** outs) {
   EMILY_GUARD({
+    EvalGuard table(stream_table_lock());
     auto in = arrays(inputs);
     if (in.size() != p->p->in_sigs.size())
       throw std::invalid_argument("program expects " + std::to_string(p->p->in_sigs.size()) + " inputs, got " +

@@ -5,6 +5,7 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <shared_mutex>
 #include <string>
 #if defined(__linux__)
 #include <sys/sysinfo.h>
@@ -46,6 +47,13 @@ int32_t from_dtype(mx::Dtype d);
 // of that worker's streams (core.cc): MLX's CPU streams may be used from any thread, so
 // this is what keeps a worker's nodes from running on another worker's thread.
 void check_owned(const mx::Stream& s);
+// MLX 0.32 keeps its thread-unsafe CPU streams in a process-wide table that it updates
+// without a lock: a stream created while another thread evaluates can make that
+// evaluation miss its own stream ("There is no Stream(cpu, 0) in current thread"; seen
+// with workers started during other processes' evaluations). Every entry point that
+// evaluates holds this lock shared, stream creation holds it exclusively (core.cc).
+std::shared_mutex& stream_table_lock();
+using EvalGuard = std::shared_lock<std::shared_mutex>;
 
 inline mx::Stream stream(emily_stream s) {
   return mx::Stream(s.index, s.device == 1 ? mx::Device::gpu : mx::Device::cpu);

@@ -263,14 +263,16 @@ if Code.ensure_loaded?(Nx) do
       {device, worker(device)}
     end
 
-    # Runs `fun.(worker, cpu_worker, compute_type)` for real inputs; complex inputs or
-    # outputs take the default path.
+    # Runs `fun.(worker, factor_worker, compute_type)` for real inputs; complex inputs or
+    # outputs take the default path. The factorizations run on the CPU, but through the
+    # device's own worker (its linalg NIFs build on the worker's CPU stream): a graph, or a
+    # compiled program, then never mixes nodes of two workers.
     defp with_real(tensors, type, fun) do
       if Core.complex?(type) or Enum.any?(tensors, &Core.complex?(&1.type)) do
         :default
       else
-        device = device_of(tensors)
-        fun.(worker(device), worker(:cpu), LinAlg.compute_type(type))
+        w = worker(device_of(tensors))
+        fun.(w, w, LinAlg.compute_type(type))
       end
     end
 

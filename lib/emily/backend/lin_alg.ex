@@ -244,7 +244,8 @@ if Code.ensure_loaded?(Nx) do
       else
         device = device_of([a, b])
         w = worker(device)
-        cw = worker(:cpu)
+        # (the factorization NIFs build on the worker's CPU stream)
+        cw = w
         ct = compute_type(type)
         am = ref(a, ct, w)
         bm = ref(b, ct, w)

@@ -11,6 +11,72 @@ defmodule Emily.OpsConcurrencyTest do
 
   defp read(t), do: Emily.Case.read(t)
 
+  test "inline and queued evaluations of shared graphs from many processes, both ways" do
+    # Tensors evaluated already, lazy ones built on the default worker and read by every
+    # process (cheap graphs: evaluated in the callers' scheduler threads when the worker is
+    # free, queued when not), with inline evaluation on and off.
+    w = Emily.Worker.current()
+    base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], {4}, {:f, 32})
+    Emily.eval(base)
+
+    for inline <- [true, false] do
+      previous = Emily.Worker.set_inline_eval(inline)
+
+      try do
+        shared = for k <- 1..8, do: N.multiply(base, N.full([4], k * 1.0, :f32, w), w)
+
+        1..@processes
+        |> Task.async_stream(
+          fn p ->
+            for i <- 1..50 do
+              k = rem(p + i, 8) + 1
+              assert read(base) == [1.0, 2.0, 3.0, 4.0]
+              assert read(Enum.at(shared, k - 1)) == Enum.map([1.0, 2.0, 3.0, 4.0], &(&1 * k))
+              mine = N.add(Enum.at(shared, k - 1), N.full([4], i * 1.0, :f32, w), w)
+              assert read(mine) == Enum.map([1.0, 2.0, 3.0, 4.0], &(&1 * k + i))
+            end
+          end,
+          max_concurrency: @processes,
+          timeout: 120_000
+        )
+        |> Enum.each(fn r -> assert {:ok, _} = r end)
+      after
+        Emily.Worker.set_inline_eval(previous)
+      end
+    end
+  end
+
+  test "workers start and stop while other processes evaluate on the default worker" do
+    # MLX registers a new CPU stream in a table it updates without a lock: evaluations
+    # running meanwhile missed their own stream before Emily serialised the two.
+    w = Emily.Worker.current()
+    base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], {4}, {:f, 32})
+    Emily.eval(base)
+
+    creators =
+      for _ <- 1..4 do
+        Task.async(fn ->
+          for _ <- 1..60 do
+            own = Emily.Worker.start(:cpu)
+            assert read(N.add(base, base, own)) == [2.0, 4.0, 6.0, 8.0]
+            Emily.Worker.stop(own)
+          end
+        end)
+      end
+
+    readers =
+      for p <- 1..8 do
+        Task.async(fn ->
+          for i <- 1..600 do
+            x = N.add(base, N.full([4], (p + i) * 1.0, :f32, w), w)
+            assert read(x) == Enum.map([1.0, 2.0, 3.0, 4.0], &(&1 + p + i))
+          end
+        end)
+      end
+
+    Task.await_many(creators ++ readers, 120_000)
+  end
+
   test "32 processes x 200 mixed ops, own and shared workers, every value checked" do
     # An evaluated tensor shared by all processes (evaluated data is readable anywhere).
     shared = Emily.Case.t([10, 20, 30], {3}, {:s, 32})

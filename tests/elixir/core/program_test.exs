@@ -178,6 +178,19 @@ defmodule Emily.ProgramTest do
     Worker.stop(other)
   end
 
+  test "a graph with a node of another worker is refused at capture (it would run on the wrong thread)" do
+    other = Worker.start(:cpu)
+    w = Worker.current()
+    x = ph([1])
+    y = Native.negative(x, other)
+
+    assert_raise ArgumentError, ~r/program_capture: a node of the graph runs on stream \d+/, fn ->
+      Native.program_capture([x], [Native.exp(y, w)], w)
+    end
+
+    Worker.stop(other)
+  end
+
   test "programs do not keep their worker alive; a set forgets programs of gone workers" do
     set = Native.program_set_new()
 
