@@ -107,7 +107,6 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what) {
 // follow from its sizes (factorizations, sorts, convolutions, FFTs, compiled functions).
 constexpr size_t kCheapNodes = 64;
 constexpr double kCheapElements = 1 << 18;
-constexpr int kYieldMicros = 50;
 
 struct Cost {
   size_t nodes = 0;
@@ -208,6 +207,21 @@ size_t scan(emily_arrays roots, const int32_t* own, size_t n_own, bool want_cand
 
 void guard_memory(emily_arrays roots) { scan(roots, nullptr, 0, false, nullptr, nullptr, nullptr); }
 
+void eval_awake(const std::vector<mx::array>& outs, int yield_us) {
+  std::vector<mx::array> todo;
+  for (const auto& o : outs)
+    if (o.status() == mx::array::unscheduled) todo.push_back(o);
+  if (!todo.empty()) mx::async_eval(todo);
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(yield_us);
+  auto done = [&] {
+    for (const auto& o : outs)
+      if (!o.is_available()) return false;
+    return true;
+  };
+  while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  for (auto o : outs) o.wait();
+}
+
 }  // namespace emily
 
 using namespace emily;
@@ -303,29 +317,12 @@ int emily_graph_scan(emily_arrays roots, const int32_t* own, size_t n_own, int f
       return 0;
     }
     if (foreign == 0 && (flags & 2)) {
-      auto outs = arrays(roots);
-      if (flags & 4) {
-        // A cheap graph, evaluated by a caller standing in for the worker. Only unscheduled
-        // arrays go to MLX: given none, MLX's eval falls back on the calling thread's
-        // default stream, which a BEAM scheduler thread does not own. Then wait for MLX's
-        // stream thread awake, yielding, for a while before sleeping (a sleeping caller
-        // costs a cross-core wake-up here, often longer than the work; yielding rather than
-        // spinning lets the stream thread run on this core when it is there).
-        std::vector<mx::array> todo;
-        for (auto& o : outs)
-          if (o.status() == mx::array::unscheduled) todo.push_back(o);
-        if (!todo.empty()) mx::async_eval(todo);
-        auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kYieldMicros);
-        auto done = [&] {
-          for (auto& o : outs)
-            if (!o.is_available()) return false;
-          return true;
-        };
-        while (!done() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
-        for (auto& o : outs) o.wait();
-      } else {
-        mx::eval(outs);
-      }
+      // A cheap graph is evaluated by a caller standing in for the worker (a BEAM
+      // scheduler thread): awake, and only what is unscheduled (see eval_awake).
+      if (flags & 4)
+        eval_awake(arrays(roots));
+      else
+        mx::eval(arrays(roots));
       *evaluated = 1;
     }
   })

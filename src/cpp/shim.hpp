@@ -54,6 +54,13 @@ void check_owned(const mx::Stream& s);
 // evaluates holds this lock shared, stream creation holds it exclusively (core.cc).
 std::shared_mutex& stream_table_lock();
 using EvalGuard = std::shared_lock<std::shared_mutex>;
+// Evaluates `outs` and waits for them awake, yielding, for up to `yield_us` before
+// sleeping (bridge.cc): on these machines a thread that sleeps until MLX's stream thread
+// signals pays a cross-core wake-up, often longer than a small graph's work (measured: a
+// 1k add round trip 13-50 us sleeping, bimodal; 16-17 us yielding). Only unscheduled
+// arrays go to MLX: given none, MLX's eval uses the calling thread's default stream, which
+// a BEAM scheduler thread does not own.
+void eval_awake(const std::vector<mx::array>& outs, int yield_us = 50);
 
 inline mx::Stream stream(emily_stream s) {
   return mx::Stream(s.index, s.device == 1 ? mx::Device::gpu : mx::Device::cpu);
