@@ -138,6 +138,13 @@ defmodule Emily.OpsQuantizeTest do
     # x[i] @ W[j]^T, W[j] = rows j*2 and j*2 + 1
     defp expect(i, j), do: for(r <- Enum.slice(rows(), 2 * j, 2), do: dot(Enum.at(xs(), i), r))
 
+    # gather_qmm over these weights: transposed, group_size 32, 4 bits, affine, unsorted.
+    defp gather_qmm_with(wq, scales, biases, w) do
+      fn x, lhs, rhs ->
+        N.gather_qmm(x, wq, scales, [biases], lhs, rhs, true, 32, 4, 0, false, w)
+      end
+    end
+
     defp quantized(w) do
       N.quantize(f(List.flatten(rows()), {2, 2, 32}), 32, 4, 0, w)
     end
@@ -146,24 +153,12 @@ defmodule Emily.OpsQuantizeTest do
 
     test "quantized_matmul per index pair", %{w: w} do
       [wq, scales, biases] = quantized(w)
+      gq = gather_qmm_with(wq, scales, biases, w)
       assert Emily.shape(wq) == {2, 2, 4}
       x = f(List.flatten(xs()), {3, 1, 32})
 
       r =
-        N.gather_qmm(
-          x,
-          wq,
-          scales,
-          [biases],
-          [idx([2, 0, 1])],
-          [idx([1, 0, 1])],
-          true,
-          32,
-          4,
-          0,
-          false,
-          w
-        )
+        gq.(x, [idx([2, 0, 1])], [idx([1, 0, 1])])
 
       assert Emily.shape(r) == {3, 1, 2}
       assert read(r) == expect(2, 1) ++ expect(0, 0) ++ expect(1, 1)
@@ -185,35 +180,24 @@ defmodule Emily.OpsQuantizeTest do
 
     test "out-of-range indices are clamped, negatives count from the end", %{w: w} do
       [wq, scales, biases] = quantized(w)
+      gq = gather_qmm_with(wq, scales, biases, w)
       x = f(List.flatten(xs()), {3, 1, 32})
       lhs = idx([-1, 10, -2_147_483_648])
       rhs = idx([-3, 1, 2_147_483_647])
-      r = N.gather_qmm(x, wq, scales, [biases], [lhs], [rhs], true, 32, 4, 0, false, w)
+      r = gq.(x, [lhs], [rhs])
       # lhs -> [2, 2, 0], rhs -> [0, 1, 1]
       assert read(r) == expect(2, 0) ++ expect(2, 1) ++ expect(0, 1)
     end
 
     test "bad inputs raise ArgumentError naming the op, shapes and dtypes", %{w: w} do
       [wq, scales, biases] = quantized(w)
+      gq = gather_qmm_with(wq, scales, biases, w)
       x = f(List.flatten(xs()), {3, 1, 32})
       i = idx([0])
 
       e =
         assert_raise ArgumentError, fn ->
-          N.gather_qmm(
-            x,
-            wq,
-            scales,
-            [biases],
-            [idx([0.0], {:f, 32})],
-            [],
-            true,
-            32,
-            4,
-            0,
-            false,
-            w
-          )
+          gq.(x, [idx([0.0], {:f, 32})], [])
         end
 
       assert e.message =~ "gather_qmm"
@@ -238,20 +222,7 @@ defmodule Emily.OpsQuantizeTest do
 
       e =
         assert_raise ArgumentError, fn ->
-          N.gather_qmm(
-            N.astype(x, :f64, w),
-            wq,
-            scales,
-            [biases],
-            [i],
-            [i],
-            true,
-            32,
-            4,
-            0,
-            false,
-            w
-          )
+          gq.(N.astype(x, :f64, w), [i], [i])
         end
 
       assert e.message =~ ~r/gather_qmm.*float64/
@@ -262,54 +233,15 @@ defmodule Emily.OpsQuantizeTest do
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*at least 2 dimensions/, fn ->
-        N.gather_qmm(
-          f(Enum.at(xs(), 0), {32}),
-          wq,
-          scales,
-          [biases],
-          [i],
-          [i],
-          true,
-          32,
-          4,
-          0,
-          false,
-          w
-        )
+        gq.(f(Enum.at(xs(), 0), {32}), [i], [i])
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*does not match/, fn ->
-        N.gather_qmm(
-          f(List.duplicate(1, 16), {1, 16}),
-          wq,
-          scales,
-          [biases],
-          [i],
-          [i],
-          true,
-          32,
-          4,
-          0,
-          false,
-          w
-        )
+        gq.(f(List.duplicate(1, 16), {1, 16}), [i], [i])
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*empty batch/, fn ->
-        N.gather_qmm(
-          N.zeros([0, 1, 32], :f32, w),
-          wq,
-          scales,
-          [biases],
-          [i],
-          [i],
-          true,
-          32,
-          4,
-          0,
-          false,
-          w
-        )
+        gq.(N.zeros([0, 1, 32], :f32, w), [i], [i])
       end
     end
   end
