@@ -71,7 +71,9 @@ fn device_of(a: Atom) -> NifResult<Device> {
 }
 
 /// Starts a worker thread owning a new stream on `device`, with a queue of `limit` jobs.
-#[rustler::nif]
+/// A dirty NIF: making a stream may wait for running evaluations (see
+/// `stream_table_lock` in the C++ shim).
+#[rustler::nif(schedule = "DirtyIo")]
 pub fn worker_new(device: Atom, limit: u64) -> NifResult<WorkerArc> {
     let device = device_of(device)?;
     if !device.is_available() {

@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <atomic>
+#include <vector>
+#include <mutex>
 #include <cstring>
 
 #include "shim.hpp"
@@ -84,6 +86,23 @@ std::shared_mutex& stream_table_lock() {
   static std::shared_mutex mu;
   return mu;
 }
+
+std::atomic<int>& stream_creators_waiting() {
+  static std::atomic<int> n{0};
+  return n;
+}
+
+// The exclusive side of stream_table_lock, announced so that new evaluations wait.
+struct CreatorGuard {
+  CreatorGuard() {
+    stream_creators_waiting().fetch_add(1, std::memory_order_acq_rel);
+    stream_table_lock().lock();
+  }
+  ~CreatorGuard() {
+    stream_table_lock().unlock();
+    stream_creators_waiting().fetch_sub(1, std::memory_order_acq_rel);
+  }
+};
 
 void check_owned(const mx::Stream& s) {
   if (owned_count == 0 || !is_worker_stream(s.index)) return;
@@ -179,14 +198,45 @@ void emily_own_streams(const int32_t* streams, size_t n) {
   for (size_t i = 0; i < emily::owned_count; i++) emily::owned[i] = streams[i];
 }
 
+namespace {
+// CPU streams are made in batches, each under the exclusive table lock, and handed out
+// from this pool: starting a worker then rarely waits for running evaluations to finish
+// (and never while the pool has streams). MLX starts a stream's thread on first use, so
+// pooled streams cost no threads.
+constexpr int kStreamBatch = 32;
+std::mutex pool_mu;
+std::vector<mx::Stream> cpu_pool;
+
+mx::Stream take_cpu_stream() {
+  std::lock_guard<std::mutex> g(pool_mu);
+  if (cpu_pool.empty()) {
+    CreatorGuard table;
+    for (int i = 0; i < kStreamBatch; i++) {
+      auto s = mx::new_thread_unsafe_stream(mx::Device::cpu);
+      mark_worker_stream(s.index);
+      cpu_pool.push_back(s);
+    }
+    std::reverse(cpu_pool.begin(), cpu_pool.end());
+  }
+  auto s = cpu_pool.back();
+  cpu_pool.pop_back();
+  return s;
+}
+
+mx::Stream new_gpu_stream() {
+  CreatorGuard table;
+  auto s = mx::new_stream(mx::Device::gpu);
+  mark_worker_stream(s.index);
+  return s;
+}
+}  // namespace
+
 int emily_stream_new(int32_t device, emily_stream* out) {
   EMILY_GUARD({
     // A CPU stream may be used from any thread (Emily serialises its users: the worker
     // thread, or a caller evaluating a cheap graph inline under the worker's lock); a GPU
     // stream stays with the thread that made it.
-    std::unique_lock<std::shared_mutex> table(stream_table_lock());
-    auto s = device == 1 ? mx::new_stream(mx::Device::gpu) : mx::new_thread_unsafe_stream(mx::Device::cpu);
-    mark_worker_stream(s.index);
+    auto s = device == 1 ? new_gpu_stream() : take_cpu_stream();
     mx::set_default_stream(s);
     out->index = s.index;
     out->device = device;

@@ -5,6 +5,8 @@
 #include <limits>
 #include <optional>
 #include <stdexcept>
+#include <atomic>
+#include <thread>
 #include <shared_mutex>
 #include <string>
 #if defined(__linux__)
@@ -51,9 +53,26 @@ void check_owned(const mx::Stream& s);
 // without a lock: a stream created while another thread evaluates can make that
 // evaluation miss its own stream ("There is no Stream(cpu, 0) in current thread"; seen
 // with workers started during other processes' evaluations). Every entry point that
-// evaluates holds this lock shared, stream creation holds it exclusively (core.cc).
+// evaluates holds this lock shared, stream creation holds it exclusively (core.cc, which
+// makes CPU streams in batches so that starting a worker seldom waits).
 std::shared_mutex& stream_table_lock();
-using EvalGuard = std::shared_lock<std::shared_mutex>;
+// Stream creators waiting for the exclusive lock: new evaluations let them in first
+// (glibc's read-write lock prefers readers, which would starve a creator under load).
+std::atomic<int>& stream_creators_waiting();
+
+class EvalGuard {
+ public:
+  explicit EvalGuard(std::shared_mutex& mu) : mu_(mu) {
+    while (stream_creators_waiting().load(std::memory_order_acquire) > 0) std::this_thread::yield();
+    mu_.lock_shared();
+  }
+  ~EvalGuard() { mu_.unlock_shared(); }
+  EvalGuard(const EvalGuard&) = delete;
+  EvalGuard& operator=(const EvalGuard&) = delete;
+
+ private:
+  std::shared_mutex& mu_;
+};
 // Evaluates `outs` and waits for them awake, yielding, for up to `yield_us` before
 // sleeping (bridge.cc): on these machines a thread that sleeps until MLX's stream thread
 // signals pays a cross-core wake-up, often longer than a small graph's work (measured: a
