@@ -139,3 +139,55 @@ fn drops_are_never_lost_when_a_drop_races_with_close() {
         assert_eq!(drops.load(Ordering::SeqCst), 2);
     });
 }
+
+#[test]
+fn lazy_drops_are_never_lost_and_a_caller_standing_in_takes_them_only_when_idle() {
+    // Lazy drops (no wake-up per drop) from one thread, a caller standing in for the worker
+    // from another (it takes the drops only when no job is queued), a job, and close: every
+    // drop is dropped exactly once, by the worker or the stand-in, and the job runs or is
+    // handed back at close.
+    loom::model(|| {
+        let q = Arc::new(WorkQueue::<u32, Counted>::new(2));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let releaser = {
+            let (q, drops) = (q.clone(), drops.clone());
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    if let Err(v) = q.push_drop_lazy(Counted(drops.clone()), false) {
+                        drop(v);
+                    }
+                }
+            })
+        };
+        let stand_in = {
+            let q = q.clone();
+            thread::spawn(move || {
+                let _ = q.push(7);
+                if let Some(v) = q.take_drops_if_idle() {
+                    drop(v);
+                }
+                q.close();
+            })
+        };
+        let mut jobs = 0;
+        loop {
+            match q.next() {
+                Next::Drops(v) => drop(v),
+                Next::Job(j) => {
+                    assert_eq!(j, 7);
+                    jobs += 1;
+                }
+                Next::Closed(rest, v) => {
+                    jobs += rest.len();
+                    drop(v);
+                    break;
+                }
+            }
+        }
+        releaser.join().unwrap();
+        stand_in.join().unwrap();
+        // a drop pushed after close comes back to the releaser, which drops it itself
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        assert_eq!(jobs, 1, "the job runs or comes back at close, once");
+    });
+}
