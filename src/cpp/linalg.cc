@@ -171,9 +171,20 @@ EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind,
 
 // ---- factorizations and solvers (CPU stream) ----
 
+// LAPACK's potrf stops at the first pivot that is not positive and MLX ignores the failure,
+// returning a partial factor with that pivot (<= 0, or NaN) on the diagonal. A matrix that
+// is not positive definite therefore comes out as NaN, as a failed decomposition should
+// (never a factor L with L L^T != A).
 EMILY_API int emily_cholesky(emily_stream s, const emily_array* a, bool upper,
                              emily_array** out) {
-  EMILY_GUARD(put(out, mx::linalg::cholesky(nonempty(a->a, "cholesky"), upper, stream(s))))
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto l = mx::linalg::cholesky(nonempty(a->a, "cholesky"), upper, st);
+    auto d = mx::diagonal(l, 0, -2, -1, st);
+    auto ok = mx::all(mx::greater(d, mx::array(0, d.dtype()), st), std::vector<int>{-1}, true, st);
+    auto nan = mx::array(std::numeric_limits<float>::quiet_NaN(), l.dtype());
+    put(out, mx::where(mx::expand_dims(ok, -1, st), l, nan, st));
+  })
 }
 
 EMILY_API int emily_cholesky_inv(emily_stream s, const emily_array* a, bool upper,

@@ -81,6 +81,13 @@ defmodule Emily.OpsLinalgTest do
     assert_close(read(N.cholesky(a, false, w)), [2.0, 0.0, 1.0, s2])
     assert_close(read(N.cholesky(a, true, w)), [2.0, 1.0, 0.0, s2])
 
+    # not positive definite: NaN, not a partial factor (MLX ignored LAPACK's failure);
+    # a batch keeps its positive definite matrices
+    b = f([4, 2, 2, 3, 1, 2, 2, 1], {2, 2, 2})
+    [l1, l2] = b |> N.cholesky(false, w) |> read() |> Enum.chunk_every(4)
+    assert_close(l1, [2.0, 0.0, 1.0, s2])
+    assert Enum.all?(l2, &(&1 == :nan))
+
     # cholesky_inv takes the factor L of A = L L^T and returns A^-1
     l = f([2, 0, 1, s2], {2, 2})
     assert_close(read(N.cholesky_inv(l, false, w)), [0.375, -0.25, -0.25, 0.5])
