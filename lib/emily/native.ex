@@ -233,6 +233,7 @@ defmodule Emily.Native do
           nbytes: 1,
           tensor_worker: 1,
           eval: 2,
+          async_eval: 1,
           to_binary: 2,
           mmap_file: 5,
           data_ptr: 1,

@@ -255,6 +255,19 @@ fn in_context(op: &str, e: Error, inputs: &[String]) -> Error {
     Error { kind: e.kind, message: format!("{op}: {} (inputs: {})", e.message, inputs.join(", ")) }
 }
 
+/// Starts evaluating tensors on their worker and returns at once (MLX's `async_eval`): a
+/// later `eval` or read finds them done, or waits for them; an error surfaces there.
+#[rustler::nif]
+pub fn async_eval(tensors: Vec<Tensor>) -> NifResult<Atom> {
+    let Some(first) = tensors.first() else {
+        return Ok(atoms::ok());
+    };
+    let worker = first.worker.clone();
+    let inputs = describe_all(&tensors);
+    eval_then("async_eval", worker, tensors, Box::new(|_| ())).map_err(|e| raise("async_eval", e, &inputs))?;
+    Ok(atoms::ok())
+}
+
 /// Evaluates tensors (inputs built on other workers first, on those); answers
 /// `{ref, {:ok, :ok}}` or `{ref, {:error, {kind, message}}}`.
 #[rustler::nif]

@@ -30,11 +30,12 @@ defmodule Emily.NativeFuzzTest do
       nil
     ]
 
-  # Junk terms that are a NIF's legitimate argument: eval/2 of no tensors, binary_ptr/1 (a
-  # bridge diagnostic) of any binary, handle_bytes_of/1 of any pid, and pressure_register/1
-  # of any pid (not called here: it would take the VM's memory-pressure requests away from
-  # Emily.Memory.Pressure).
+  # Junk terms that are a NIF's legitimate argument: eval/2 and async_eval/1 of no tensors,
+  # binary_ptr/1 (a bridge diagnostic) of any binary, handle_bytes_of/1 of any pid, and
+  # pressure_register/1 of any pid (not called here: it would take the VM's memory-pressure
+  # requests away from Emily.Memory.Pressure).
   defp junk_accepted(:eval, []), do: :call
+  defp junk_accepted(:async_eval, []), do: :call
   defp junk_accepted(:binary_ptr, bin) when is_binary(bin), do: :call
   defp junk_accepted(:handle_bytes_of, pid) when is_pid(pid), do: :call
   defp junk_accepted(:pressure_register, pid) when is_pid(pid), do: :skip

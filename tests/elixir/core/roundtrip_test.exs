@@ -73,6 +73,28 @@ defmodule Emily.RoundTripTest do
     end
   end
 
+  describe "async_eval" do
+    test "starts the evaluation and returns; reads find the values; errors surface later" do
+      w = Emily.Worker.current()
+      a = Emily.Case.t([1.0, 2.0, 3.0], {3}, {:f, 32})
+      # a graph too costly to run inline: it goes to the worker
+      big = Emily.Native.full([1024, 1024], 0.5, :f32, w)
+      s = Emily.Native.sum(Emily.Native.matmul(big, big, w), [0, 1], false, w)
+      y = Emily.Native.exp(a, w)
+      assert Emily.Native.async_eval([s, y]) == :ok
+      assert Emily.Native.async_eval([]) == :ok
+      assert Emily.Case.read(s) == [256.0 * 1024 * 1024]
+      assert_in_delta Enum.at(Emily.Case.read(y), 2), :math.exp(3.0), 1.0e-4
+
+      # an evaluation that fails in the background raises when the tensor is read
+      bad = Emily.Native.full([2], 1.0, :f32, w)
+      ph = Emily.Native.program_placeholder([2], :f32, w)
+      z = Emily.Native.add(bad, ph, w)
+      assert Emily.Native.async_eval([z]) == :ok
+      assert_raise ArgumentError, fn -> Emily.Case.read(z) end
+    end
+  end
+
   describe "concurrency" do
     test "32 processes x 200 from_binary/to_binary round trips, every byte checked" do
       parent = self()
