@@ -14,7 +14,7 @@ use crate::atoms;
 use crate::error::{argument_error, emily_error, raise};
 use crate::nif_ops::DtypeArg;
 use crate::resources::{Tensor, TensorRes, WorkerArc};
-use crate::worker::{submit, Reply};
+use crate::worker::{reply_now, submit, Reply};
 
 /// A program being captured (used by one process; the mutex makes misuse safe).
 pub struct BuilderRes {
@@ -192,12 +192,12 @@ pub fn program_capture(inputs: Vec<Tensor>, outputs: Vec<Tensor>, w: WorkerArc) 
 /// Replays `program` on `inputs` in one job on its worker (`fused`: through
 /// mlx::core::compile); answers `{ref, {:ok, [tensor]}}` with evaluated outputs.
 #[rustler::nif]
-pub fn program_run(
-    env: Env,
+pub fn program_run<'a>(
+    env: Env<'a>,
     program: ProgramArc,
     inputs: Vec<Tensor>,
     fused: bool,
-    reference: Term,
+    reference: Term<'a>,
 ) -> NifResult<Atom> {
     let p = program.program().clone();
     if inputs.len() != p.n_inputs() {
@@ -209,6 +209,19 @@ pub fn program_run(
     }
     let worker =
         program.worker.upgrade().ok_or_else(|| emily_error("program_run: the program's worker is gone".into()))?;
+    if cheap_to_run_inline(&p, &inputs, fused) {
+        let w = worker.clone();
+        if let Some(r) = worker.try_inline(|_ctx| p.run(&arrays(&inputs), false)) {
+            let outs = r.map(|outs| {
+                outs.into_iter()
+                    .map(|a| ResourceArc::new(TensorRes::new(a, w.clone())))
+                    .collect::<Vec<Tensor>>()
+                    .encode(env)
+            });
+            reply_now(env, reference, outs);
+            return Ok(atoms::ok());
+        }
+    }
     let reply = Reply::new(env, reference);
     let w2 = worker.clone();
     submit(
@@ -228,6 +241,25 @@ pub fn program_run(
         }),
     )?;
     Ok(atoms::ok())
+}
+
+/// Most a program's last run may have taken (replay and evaluation) for the next run to go
+/// in the caller's thread.
+const INLINE_PROGRAM_NS: u64 = 100_000;
+
+/// Whether a run of `p` may happen in the caller's thread, standing in for its worker
+/// (`Worker::try_inline`): unfused (compiled functions live in the worker thread's cache),
+/// without `while` or `cond` (their cost depends on the data), on evaluated inputs (lazy
+/// ones would add work of unknown cost), and quick the last time it ran, which was on the
+/// worker (a program's inputs have fixed shapes and types, so its cost does not change).
+fn cheap_to_run_inline(p: &Program, inputs: &[Tensor], fused: bool) -> bool {
+    let st = p.stats();
+    !fused
+        && st.whiles == 0
+        && st.conds == 0
+        && st.last_eval_ns > 0
+        && st.last_replay_ns + st.last_eval_ns < INLINE_PROGRAM_NS
+        && inputs.iter().all(|t| t.array().is_available())
 }
 
 /// Indices of `tensors` that belong to a worker other than `w` and are not evaluated: they

@@ -898,7 +898,9 @@ EMILY_API int emily_program_run(emily_program* p, emily_arrays inputs, int32_t f
     auto t0 = std::chrono::steady_clock::now();
     auto res = run(*p->p, in, fused != 0);
     auto t1 = std::chrono::steady_clock::now();
-    mx::eval(res);
+    // (eval_awake: a run may happen in a caller standing in for the worker, and outputs
+    // may all be evaluated already, e.g. a program returning its input)
+    eval_awake(res);
     auto t2 = std::chrono::steady_clock::now();
     p->p->last_replay_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
     p->p->last_eval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t2 - t1).count();

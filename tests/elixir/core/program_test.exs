@@ -23,6 +23,55 @@ defmodule Emily.ProgramTest do
 
   defp ph(shape, type \\ :f32), do: Native.program_placeholder(shape, type, Worker.current())
 
+  test "repeated runs of a quick program (in the caller's thread after the first) agree" do
+    # After a quick first run on the worker, runs on evaluated inputs go in the caller's
+    # thread while the worker is idle; lazy inputs, and the fused lane, go to the worker.
+    w = Worker.current()
+    x = ph([3])
+    p = Native.program_capture([x], [Native.add(Native.multiply(x, x, w), x, w)], w)
+
+    for inline <- [true, false] do
+      previous = Worker.set_inline_eval(inline)
+
+      try do
+        for i <- 1..20 do
+          a = t([i * 1.0, 2.0, -1.0], {3}, {:f, 32})
+          lazy = Native.add(a, t([0.0, 0.0, 0.0], {3}, {:f, 32}), w)
+          expected = [i * i + i * 1.0, 6.0, 0.0]
+          assert [r] = run(p, [a])
+          assert read(r) == expected
+          assert [r] = run(p, [lazy])
+          assert read(r) == expected
+          assert [r] = run(p, [a], true)
+          assert read(r) == expected
+        end
+      after
+        Worker.set_inline_eval(previous)
+      end
+    end
+  end
+
+  test "a quick program run by 16 processes at once, inline and queued, every value checked" do
+    w = Worker.current()
+    x = ph([2])
+    p = Native.program_capture([x], [Native.multiply(x, x, w)], w)
+    assert [_] = run(p, [t([1.0, 1.0], {2}, {:f, 32})])
+
+    1..16
+    |> Task.async_stream(
+      fn k ->
+        for i <- 1..50 do
+          v = (k * 100 + i) * 1.0
+          assert [r] = run(p, [t([v, -v], {2}, {:f, 32})])
+          assert read(r) == [v * v, v * v]
+        end
+      end,
+      max_concurrency: 16,
+      timeout: 60_000
+    )
+    |> Enum.each(fn r -> assert {:ok, _} = r end)
+  end
+
   test "a graph captured on placeholders replays on new inputs, native and fused" do
     w = Worker.current()
     [x, y] = [ph([3]), ph([3])]
