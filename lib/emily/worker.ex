@@ -27,8 +27,10 @@ defmodule Emily.Worker do
   graph to evaluate is cheap (at most 64 nodes touching at most 2^18 elements, with no
   factorization, sort, convolution, FFT or compiled function), `Emily.eval/1` and
   `Emily.to_binary/1` evaluate it in the calling process's scheduler thread instead,
-  holding the worker's lock so that the two never use its stream at once. Anything else,
-  and every GPU worker, goes through the queue.
+  holding the worker's lock so that the two never use its stream at once. So do
+  `Emily.Compiler`'s native-lane programs that ran quickly before (unfused, without `while`
+  or `cond`, on evaluated inputs). Anything else, and every GPU worker, goes through the
+  queue.
   """
 
   @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."
