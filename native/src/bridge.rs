@@ -310,10 +310,7 @@ pub fn to_binary<'a>(env: Env<'a>, t: Tensor, reference: Term<'a>) -> NifResult<
         Ok(_) => None,
     });
     if let Some(r) = inline {
-        let r = r.map(|alias| {
-            BYTES_REPORTED.fetch_add(alias.len as u64, Ordering::Relaxed);
-            alias.make_binary(env, |a| a.bytes()).encode(env)
-        });
+        let r = r.map(|alias| binary_term(env, alias));
         reply_now(env, reference, r.map_err(|e| in_context("to_binary", e, &[t.describe()])));
         return Ok(atoms::ok());
     }
@@ -329,16 +326,17 @@ pub fn to_binary<'a>(env: Env<'a>, t: Tensor, reference: Term<'a>) -> NifResult<
                 .and_then(|ctx| alias_of(t2.array(), copy_stream(t2.array(), ctx), &w2))
                 .map_err(|e| in_context("to_binary", e, &inputs2));
             drop(t2);
-            reply.send_with(move |env| {
-                r.map(|alias| {
-                    BYTES_REPORTED.fetch_add(alias.len as u64, Ordering::Relaxed);
-                    alias.make_binary(env, |a| a.bytes()).encode(env)
-                })
-            });
+            reply.send_with(move |env| r.map(|alias| binary_term(env, alias)));
         }),
     )
     .map_err(|e| raise("to_binary", e, &inputs))?;
     Ok(atoms::ok())
+}
+
+/// The resource binary over an alias's bytes (counted as reported to the BEAM).
+fn binary_term(env: Env<'_>, alias: ResourceArc<AliasRes>) -> Term<'_> {
+    BYTES_REPORTED.fetch_add(alias.len as u64, Ordering::Relaxed);
+    alias.make_binary(env, |a| a.bytes()).encode(env)
 }
 
 /// Most elements of a strided view `to_binary` copies in the caller's thread.

@@ -210,15 +210,8 @@ pub fn program_run<'a>(
     let worker =
         program.worker.upgrade().ok_or_else(|| emily_error("program_run: the program's worker is gone".into()))?;
     if cheap_to_run_inline(&p, &inputs, fused) {
-        let w = worker.clone();
         if let Some(r) = worker.try_inline(|_ctx| p.run(&arrays(&inputs), false)) {
-            let outs = r.map(|outs| {
-                outs.into_iter()
-                    .map(|a| ResourceArc::new(TensorRes::new(a, w.clone())))
-                    .collect::<Vec<Tensor>>()
-                    .encode(env)
-            });
-            reply_now(env, reference, outs);
+            reply_now(env, reference, r.map(|outs| tensors_term(env, outs, &worker)));
             return Ok(atoms::ok());
         }
     }
@@ -230,17 +223,15 @@ pub fn program_run<'a>(
         Box::new(move |ctx| {
             let r: Result<Vec<Array>, Error> = ctx.map_err(|e| e.clone()).and_then(|_| p.run(&arrays(&inputs), fused));
             drop(inputs);
-            reply.send_with(move |env| {
-                r.map(|outs| {
-                    outs.into_iter()
-                        .map(|a| ResourceArc::new(TensorRes::new(a, w2.clone())))
-                        .collect::<Vec<Tensor>>()
-                        .encode(env)
-                })
-            });
+            reply.send_with(move |env| r.map(|outs| tensors_term(env, outs, &w2)));
         }),
     )?;
     Ok(atoms::ok())
+}
+
+/// A program's outputs as tensors of its worker.
+fn tensors_term<'a>(env: Env<'a>, outs: Vec<Array>, w: &Arc<Worker>) -> Term<'a> {
+    outs.into_iter().map(|a| ResourceArc::new(TensorRes::new(a, w.clone()))).collect::<Vec<Tensor>>().encode(env)
 }
 
 /// Most a program's last run may have taken (replay and evaluation) for the next run to go

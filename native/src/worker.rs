@@ -30,10 +30,7 @@ impl Reply {
         let reference = self.reference;
         let _ = self.env.send_and_clear(&self.pid, move |env| {
             let r = reference.load(env);
-            match f(env) {
-                Ok(v) => (r, (atoms::ok(), v)).encode(env),
-                Err(e) => (r, (atoms::error(), (kind_atom(e.kind), e.message))).encode(env),
-            }
+            answer(env, r, f(env))
         });
     }
 
@@ -46,11 +43,15 @@ impl Reply {
 /// `{ref, {:ok, value}}` or `{ref, {:error, {kind, msg}}}` to itself (for work done in the
 /// NIF call, so that the Elixir side awaits the same message either way).
 pub fn reply_now<'a>(env: Env<'a>, reference: Term<'a>, r: Result<Term<'a>, Error>) {
-    let msg = match r {
+    let _ = env.send(&env.pid(), answer(env, reference, r));
+}
+
+/// `{ref, {:ok, value}}` or `{ref, {:error, {kind, msg}}}`.
+fn answer<'a>(env: Env<'a>, reference: Term<'a>, r: Result<Term<'a>, Error>) -> Term<'a> {
+    match r {
         Ok(v) => (reference, (atoms::ok(), v)).encode(env),
         Err(e) => (reference, (atoms::error(), (kind_atom(e.kind), e.message))).encode(env),
-    };
-    let _ = env.send(&env.pid(), msg);
+    }
 }
 
 /// Queues `job` on `w`, raising at once when the queue is full or closed. A job that

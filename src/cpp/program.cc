@@ -672,21 +672,19 @@ std::vector<int> define(Builder& b, emily_arrays outs) {
 }  // namespace
 
 namespace {
-// Calls `f` with every node of `p`, sub-programs included.
+// Calls `f` with every step of `p`, sub-programs included.
 template <typename F>
-void for_each_node(const Program& p, F f) {
+void for_each_step(const Program& p, F f) {
   std::vector<const Program*> todo{&p};
   while (!todo.empty()) {
     auto* q = todo.back();
     todo.pop_back();
     for (auto& st : q->steps) {
-      if (st.kind == Step::TAPE) {
-        std::lock_guard<std::mutex> g(st.tape->mu);
-        for (auto& n : st.tape->nodes) f(n);
-      } else if (st.kind == Step::WHILE) {
+      f(st);
+      if (st.kind == Step::WHILE) {
         todo.push_back(st.cond.get());
         todo.push_back(st.body.get());
-      } else {
+      } else if (st.kind == Step::COND) {
         for (auto& c : st.clauses) {
           if (c.pred) todo.push_back(c.pred.get());
           todo.push_back(c.body.get());
@@ -694,6 +692,16 @@ void for_each_node(const Program& p, F f) {
       }
     }
   }
+}
+
+// Calls `f` with every node of `p`, sub-programs included.
+template <typename F>
+void for_each_node(const Program& p, F f) {
+  for_each_step(p, [&](const Step& st) {
+    if (st.kind != Step::TAPE) return;
+    std::lock_guard<std::mutex> g(st.tape->mu);
+    for (auto& n : st.tape->nodes) f(n);
+  });
 }
 }  // namespace
 
@@ -852,35 +860,24 @@ EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
   for (int i = 0; i < 6; i++) out[i] = 0;
   out[6] = p->p->last_replay_ns;
   out[7] = p->p->last_eval_ns;
-  std::vector<const Program*> todo{p->p.get()};
-  while (!todo.empty()) {
-    auto* q = todo.back();
-    todo.pop_back();
-    for (auto& st : q->steps) {
-      out[0]++;
-      switch (st.kind) {
-        case Step::TAPE: {
-          out[1]++;
-          auto [n, c] = st.tape->sizes();
-          out[2] += static_cast<int64_t>(n);
-          out[3] += static_cast<int64_t>(c);
-          break;
-        }
-        case Step::WHILE:
-          out[4]++;
-          todo.push_back(st.cond.get());
-          todo.push_back(st.body.get());
-          break;
-        case Step::COND:
-          out[5]++;
-          for (auto& c : st.clauses) {
-            if (c.pred) todo.push_back(c.pred.get());
-            todo.push_back(c.body.get());
-          }
-          break;
+  for_each_step(*p->p, [&](const Step& st) {
+    out[0]++;
+    switch (st.kind) {
+      case Step::TAPE: {
+        out[1]++;
+        auto [n, c] = st.tape->sizes();
+        out[2] += static_cast<int64_t>(n);
+        out[3] += static_cast<int64_t>(c);
+        break;
       }
+      case Step::WHILE:
+        out[4]++;
+        break;
+      case Step::COND:
+        out[5]++;
+        break;
     }
-  }
+  });
 }
 
 // Replays the program on `inputs` and evaluates the outputs. Must run on the thread that owns
