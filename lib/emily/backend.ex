@@ -124,37 +124,37 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def constant(%T{type: type, shape: shape} = out, number, opts) do
-      device = Core.opts_device(opts)
-      w = worker(device)
-      s = Core.scalar(number, type, w)
-      r = if shape == {}, do: s, else: MX.broadcast_to(s, Tuple.to_list(shape), w)
-      wrap(r, out, device)
+      on_device(out, opts, fn w ->
+        s = Core.scalar(number, type, w)
+        if shape == {}, do: s, else: MX.broadcast_to(s, Tuple.to_list(shape), w)
+      end)
     end
 
     @impl true
     def from_binary(%T{type: type, shape: shape} = out, binary, opts) do
-      device = Core.opts_device(opts)
-      w = worker(device)
-      wrap(Core.upload(type, shape, binary, w), out, device)
+      on_device(out, opts, &Core.upload(type, shape, binary, &1))
     end
 
     @impl true
     def eye(%T{type: type, shape: shape} = out, opts) do
-      device = Core.opts_device(opts)
-      w = worker(device)
-      rank = tuple_size(shape)
-      m = elem(shape, rank - 2)
-      n = elem(shape, rank - 1)
-      r = MX.eye(m, n, 0, Core.dtype(type), w)
-      r = if rank > 2, do: MX.broadcast_to(r, Tuple.to_list(shape), w), else: r
-      wrap(r, out, device)
+      on_device(out, opts, fn w ->
+        rank = tuple_size(shape)
+        m = elem(shape, rank - 2)
+        n = elem(shape, rank - 1)
+        r = MX.eye(m, n, 0, Core.dtype(type), w)
+        if rank > 2, do: MX.broadcast_to(r, Tuple.to_list(shape), w), else: r
+      end)
     end
 
     @impl true
     def iota(%T{type: type, shape: shape} = out, axis, opts) do
+      on_device(out, opts, &Shape.iota(type, shape, axis, &1))
+    end
+
+    # A tensor made by `fun.(worker)` on the device `opts` name (or the default), as `out`.
+    defp on_device(out, opts, fun) do
       device = Core.opts_device(opts)
-      w = worker(device)
-      wrap(Shape.iota(type, shape, axis, w), out, device)
+      wrap(fun.(worker(device)), out, device)
     end
 
     ## Conversions and memory
@@ -188,9 +188,7 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def backend_copy(%T{} = t, Emily.Backend, opts) do
-      device = Core.opts_device(opts)
-      w = worker(device)
-      wrap(MX.copy(ref(t, w), w), t, device)
+      on_device(t, opts, &MX.copy(ref(t, &1), &1))
     end
 
     def backend_copy(%T{shape: shape} = t, backend, opts) do

@@ -32,6 +32,15 @@ if Code.ensure_loaded?(Nx) do
       |> Nx.reshape(List.to_tuple(Tuple.to_list(batch) ++ [length(axes)]))
     end
 
+    # Positions along an axis of size `d`, in a tensor of shape `ishape`.
+    defp positions(ishape, d) do
+      values = for _ <- 1..Tuple.product(ishape), do: int(0, d - 1)
+
+      values
+      |> Nx.tensor(type: index_type(), backend: Nx.BinaryBackend)
+      |> Nx.reshape(ishape)
+    end
+
     defp pick_axes(s) do
       all = Enum.to_list(0..(tuple_size(s) - 1))
       k = int(1, length(all))
@@ -124,15 +133,7 @@ if Code.ensure_loaded?(Nx) do
           s = shape(min_rank: 1, max_rank: 3)
           axis = int(0, tuple_size(s) - 1)
           ishape = shape(max_rank: 2)
-          d = elem(s, axis)
-
-          idx =
-            Nx.tensor(for(_ <- 1..Tuple.product(ishape), do: int(0, d - 1)),
-              type: index_type(),
-              backend: Nx.BinaryBackend
-            )
-            |> Nx.reshape(ishape)
-
+          idx = positions(ishape, elem(s, axis))
           [tensor(s, pick(all_types())), idx, axis]
         end,
         fn [t, idx, axis] -> Nx.take(t, idx, axis: axis) end
@@ -146,15 +147,7 @@ if Code.ensure_loaded?(Nx) do
           s = shape(min_rank: 1, max_rank: 3)
           axis = int(0, tuple_size(s) - 1)
           ishape = put_elem(s, axis, int(1, 5))
-          d = elem(s, axis)
-
-          idx =
-            Nx.tensor(for(_ <- 1..Tuple.product(ishape), do: int(0, d - 1)),
-              type: index_type(),
-              backend: Nx.BinaryBackend
-            )
-            |> Nx.reshape(ishape)
-
+          idx = positions(ishape, elem(s, axis))
           [tensor(s, pick(all_types())), idx, axis]
         end,
         fn [t, idx, axis] -> Nx.take_along_axis(t, idx, axis: axis) end
