@@ -53,6 +53,11 @@ fn main() {
     println!("cargo:lib_dir={}", lib.display());
     // Rust tests and benches of this crate run from target/: find libmlx there too.
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    // Test executables export src/direct.rs's MLX scheduler entry points, so that libmlx
+    // binds to them as it does to the NIF library's (direct execution; see src/direct.rs).
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-arg=-Wl,--export-dynamic");
+    }
     if is_cuda(&mlx) {
         // libmlx of the mlx-cuda wheels needs libcuda.so.1 (the driver) and NVIDIA's
         // cuBLAS/cuFFT/cuSOLVER/cuDNN/NCCL/NVRTC libraries. They are found at run time

@@ -63,7 +63,8 @@ extern "C" {
     pub fn emily_device_available(device: i32) -> c_int;
     pub fn emily_device_info(device: i32) -> *const c_char;
     pub fn emily_stream_new(device: i32, out: *mut emily_stream) -> c_int;
-    pub fn emily_own_streams(streams: *const i32, n: usize);
+    pub fn emily_own_streams(streams: *const i32, n: usize, direct: c_int) -> c_int;
+    pub fn emily_direct_available() -> c_int;
     pub fn emily_synchronize(s: emily_stream) -> c_int;
     pub fn emily_mlx_version() -> *const c_char;
 
@@ -108,4 +109,12 @@ extern "C" {
     pub fn emily_set_memory_limit(limit: usize) -> usize;
     pub fn emily_set_cache_limit(limit: usize) -> usize;
     pub fn emily_get_memory_limit() -> usize;
+}
+
+// MLX's scheduler entry points, run by src/cpp/direct.cc (see src/direct.rs). They may
+// unwind: an exception from MLX's own functions they pass work on to goes back to libmlx.
+extern "C-unwind" {
+    pub fn emily_sched_enqueue(this: *mut c_void, s0: u64, s1: u64, task: *mut c_void);
+    pub fn emily_sched_signal_event(this: *mut c_void, s0: u64, s1: u64, event: *mut c_void, task: *mut c_void);
+    pub fn emily_sched_wait_event(this: *mut c_void, s0: u64, s1: u64, event: *mut c_void, task: *mut c_void);
 }

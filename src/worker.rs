@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::ffi::{self, emily_stream};
 use crate::queue::{Next, Rejected, WorkQueue};
 use crate::sync::{lock, AtomicU64, Mutex, Ordering};
+use std::ffi::c_int;
 use std::sync::atomic::AtomicBool;
 
 pub type Stream = emily_stream;
@@ -130,7 +131,8 @@ impl Worker {
                 });
                 let ctx = match streams {
                     Ok((stream, cpu_stream)) => {
-                        own_streams(&[stream.index, cpu_stream.index]);
+                        // (the first CPU worker probes direct execution here)
+                        own_streams(&[stream.index, cpu_stream.index], device);
                         let _ = tx.send(Ok((stream, cpu_stream)));
                         Ctx { stream, cpu_stream }
                     }
@@ -139,7 +141,7 @@ impl Worker {
                         return;
                     }
                 };
-                run(id, &q, &ex, &ctx);
+                run(id, device, &q, &ex, &ctx);
             })
             .map_err(|e| Error::runtime(format!("cannot start worker thread: {e}")))?;
         let (stream, cpu_stream) = match rx.recv() {
@@ -196,7 +198,7 @@ impl Worker {
         }
         let _guard = self.exec.try_lock().ok()?;
         drop(self.queue.take_drops_if_idle()?);
-        let _owner = StandIn::new(&[self.stream.index, self.cpu_stream.index]);
+        let _owner = StandIn::new(&[self.stream.index, self.cpu_stream.index], self.device);
         Some(f(&Ctx { stream: self.stream, cpu_stream: self.cpu_stream }))
     }
 
@@ -232,23 +234,28 @@ impl Drop for Worker {
     }
 }
 
-fn own_streams(streams: &[i32]) {
-    unsafe { ffi::emily_own_streams(streams.as_ptr(), streams.len()) }
+/// Marks the calling thread as standing for the worker owning `streams` (none: for no
+/// worker), with direct execution of its MLX kernels for a CPU worker while
+/// [`crate::direct::set_direct`] says so (see `src/direct.rs`). Called before each job, so
+/// a change of setting applies from the next one.
+fn own_streams(streams: &[i32], device: Device) -> bool {
+    let direct = device == Device::Cpu && !streams.is_empty() && crate::direct::direct_wanted();
+    unsafe { ffi::emily_own_streams(streams.as_ptr(), streams.len(), direct as c_int) != 0 }
 }
 
 /// The calling thread stands for a worker while this lives (see `emily_own_streams`).
 struct StandIn;
 
 impl StandIn {
-    fn new(streams: &[i32]) -> StandIn {
-        own_streams(streams);
+    fn new(streams: &[i32], device: Device) -> StandIn {
+        own_streams(streams, device);
         StandIn
     }
 }
 
 impl Drop for StandIn {
     fn drop(&mut self) {
-        own_streams(&[]);
+        own_streams(&[], Device::Cpu);
     }
 }
 
@@ -258,15 +265,18 @@ fn new_stream(device: Device) -> Result<Stream> {
     Ok(s)
 }
 
-fn run(id: u64, queue: &WorkQueue<Job, Array>, exec: &Mutex<()>, ctx: &Ctx) {
+fn run(id: u64, device: Device, queue: &WorkQueue<Job, Array>, exec: &Mutex<()>, ctx: &Ctx) {
+    let streams = [ctx.stream.index, ctx.cpu_stream.index];
     loop {
         match queue.next() {
             Next::Drops(arrays) => {
                 let _x = lock(exec);
+                own_streams(&streams, device);
                 drop(arrays)
             }
             Next::Job(job) => {
                 let _x = lock(exec);
+                own_streams(&streams, device);
                 let span = tracing::trace_span!("emily_job", worker = id);
                 let _g = span.enter();
                 if catch_unwind(AssertUnwindSafe(|| job(Ok(ctx)))).is_err() {
@@ -275,6 +285,7 @@ fn run(id: u64, queue: &WorkQueue<Job, Array>, exec: &Mutex<()>, ctx: &Ctx) {
             }
             Next::Closed(jobs, drops) => {
                 let _x = lock(exec);
+                own_streams(&streams, device);
                 drop(drops);
                 let n = jobs.len();
                 for job in jobs {

@@ -9,7 +9,8 @@ defmodule Emily.Application do
     :os.set_signal(:sigchld, :default)
     set_tf32()
     Emily.Worker.start_defaults()
-    Emily.Worker.set_inline_eval(Emily.Worker.configured_inline_eval())
+    Emily.Worker.set_inline_eval(Emily.Worker.configured(:inline_eval))
+    Emily.Worker.set_direct_execution(Emily.Worker.configured(:direct_execution))
     Emily.Memory.configure_from_env()
 
     children = [

@@ -225,6 +225,8 @@ defmodule Emily.Native do
           device_info: 1,
           tf32_default: 1,
           inline_eval: 1,
+          direct_execution: 1,
+          direct_execution_available: 0,
           mlx_version: 0,
           # the bridge
           from_binary: 4,

@@ -19,6 +19,9 @@ defmodule Emily.Worker do
     * `:inline_eval` - whether a caller may evaluate a cheap graph on a CPU worker's stream
       in its own thread (default `true`; the environment variable `EMILY_INLINE_EVAL=0`
       turns it off). See `set_inline_eval/1`.
+    * `:direct_execution` - whether the thread evaluating on a CPU worker's stream runs
+      MLX's kernels itself (default `true`; `EMILY_DIRECT_EXECUTION=0` turns it off). See
+      `set_direct_execution/1`.
 
   ## Inline evaluation
 
@@ -31,6 +34,23 @@ defmodule Emily.Worker do
   `Emily.Compiler`'s native-lane programs that ran quickly before (unfused, without `while`
   or `cond`, on evaluated inputs). Anything else, and every GPU worker, goes through the
   queue.
+
+  "Cheap" is counted in element-units: an element of an input or of an elementwise
+  result is one, of a transcendental function's result (exp, sin, erf, sigmoid, ...) 32, a
+  matmul multiply-add 1/64; at most 2^18 units, some 100-250 µs of work on the machines
+  Emily is measured on.
+
+  ## Direct execution
+
+  MLX's CPU backend does not run a kernel where the graph is evaluated: it queues it for a
+  thread of the stream's own and waits for that thread, two thread wake-ups per evaluation
+  (10-40 µs on small graphs, most of their round trip). With direct execution (the
+  default), the thread evaluating on a CPU worker's stream (the worker's, or a caller's
+  evaluating inline) runs MLX's CPU kernels itself, in the order MLX produces them. Emily
+  defines MLX's three scheduler entry points in its NIF library, which the dynamic linker
+  binds libmlx's calls to; `direct_execution_available?/0` says whether that works in this
+  process (it is probed with the first CPU worker; where it does not, MLX's threads run
+  everything, as with the setting off). GPU workers are not affected.
   """
 
   @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."
@@ -49,13 +69,31 @@ defmodule Emily.Worker do
   def set_inline_eval(other),
     do: raise(ArgumentError, "set_inline_eval: expected a boolean, got: #{inspect(other)}")
 
+  @doc """
+  Turns direct execution (see the module doc) on or off for every CPU worker, from its next
+  job or inline evaluation; returns the previous setting.
+  """
+  @spec set_direct_execution(boolean()) :: boolean()
+  def set_direct_execution(on) when is_boolean(on), do: Emily.Native.direct_execution(on)
+
+  def set_direct_execution(other),
+    do: raise(ArgumentError, "set_direct_execution: expected a boolean, got: #{inspect(other)}")
+
+  @doc """
+  Whether direct execution works in this process: `true` or `false` once a CPU worker has
+  asked for it (the default worker does at start when it is on), `nil` before.
+  """
+  @spec direct_execution_available?() :: boolean() | nil
+  def direct_execution_available?, do: Emily.Native.direct_execution_available()
+
   @doc false
-  # The setting at start: `config :emily, :inline_eval`, unless EMILY_INLINE_EVAL says.
-  def configured_inline_eval do
-    case System.get_env("EMILY_INLINE_EVAL") do
+  # A boolean setting at start: `config :emily, key`, unless its environment variable
+  # (EMILY_ and the key in capitals) says; on by default.
+  def configured(key) when key in [:inline_eval, :direct_execution] do
+    case System.get_env("EMILY_" <> String.upcase(Atom.to_string(key))) do
       v when v in ["0", "false"] -> false
       v when v in ["1", "true"] -> true
-      _ -> Application.get_env(:emily, :inline_eval, true) != false
+      _ -> Application.get_env(:emily, key, true) != false
     end
   end
 

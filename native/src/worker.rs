@@ -147,6 +147,20 @@ pub fn inline_eval(on: bool) -> bool {
     emily::worker::set_inline(on)
 }
 
+/// Turns direct execution of MLX's CPU kernels in the evaluating thread on or off (for every
+/// CPU worker, from its next job; see `emily::direct`); returns the previous setting.
+#[rustler::nif]
+pub fn direct_execution(on: bool) -> bool {
+    emily::direct::set_direct(on)
+}
+
+/// Whether direct execution works in this process: true, false, or nil before a CPU
+/// worker has asked for it.
+#[rustler::nif]
+pub fn direct_execution_available() -> Option<bool> {
+    emily::direct::direct_available()
+}
+
 #[rustler::nif]
 pub fn mlx_version() -> String {
     emily::mlx_version()

@@ -69,7 +69,6 @@ thread_local size_t owned_count = 0;
 
 // The streams made for Emily's workers (emily_stream_new), as a bitmap by index. MLX's own
 // default streams are not among them: MLX evaluates nodes on those from any thread.
-constexpr int kTrackedStreams = 1 << 16;
 std::atomic<uint64_t> worker_streams[kTrackedStreams / 64];
 
 void mark_worker_stream(int index) {
@@ -103,6 +102,50 @@ struct CreatorGuard {
     stream_creators_waiting().fetch_sub(1, std::memory_order_acq_rel);
   }
 };
+
+bool owns_stream(int index) {
+  for (size_t i = 0; i < owned_count; i++)
+    if (owned[i] == index) return true;
+  return false;
+}
+
+// CPU streams that MLX's own stream thread may still have work queued for (by index): used
+// by a thread standing for their worker without direct execution. A stream passing to
+// direct execution waits for that thread first. Streams never used that way are never
+// waited for (and MLX never starts a thread for them).
+std::atomic<uint64_t> real_used[kTrackedStreams / 64];
+
+bool begin_direct() {
+  for (size_t i = 0; i < owned_count; i++)
+    if (owned[i] < 0 || owned[i] >= kTrackedStreams) return false;
+  if (!probe_direct(mx::Stream(owned[0], mx::Device::cpu))) return false;
+  for (size_t i = 0; i < owned_count; i++) {
+    int idx = owned[i];
+    uint64_t bit = uint64_t{1} << (idx % 64);
+    if (real_used[idx / 64].load(std::memory_order_acquire) & bit) {
+      // MLX's synchronize also throws (and clears) an error its thread stored for the
+      // stream that no wait has reported: it belongs to an earlier job.
+      set_direct_here(false);
+      EvalGuard table(stream_table_lock());
+      try {
+        mx::synchronize(mx::Stream(idx, mx::Device::cpu));
+      } catch (const std::exception&) {
+      }
+      real_used[idx / 64].fetch_and(~bit, std::memory_order_acq_rel);
+    }
+    forget_error(idx);
+  }
+  return true;
+}
+
+void mark_real_used(int idx) {
+  if (idx >= 0 && idx < kTrackedStreams)
+    real_used[idx / 64].fetch_or(uint64_t{1} << (idx % 64), std::memory_order_acq_rel);
+}
+
+void end_direct() {
+  for (size_t i = 0; i < owned_count; i++) mark_real_used(owned[i]);
+}
 
 void check_owned(const mx::Stream& s) {
   if (owned_count == 0 || !is_worker_stream(s.index)) return;
@@ -193,9 +236,24 @@ const char* emily_device_info(int32_t device) {
   }
 }
 
-void emily_own_streams(const int32_t* streams, size_t n) {
+int emily_own_streams(const int32_t* streams, size_t n, int direct) {
   emily::owned_count = std::min<size_t>(n, 2);
   for (size_t i = 0; i < emily::owned_count; i++) emily::owned[i] = streams[i];
+  bool on = false;
+  if (direct && emily::owned_count > 0) {
+    try {
+      on = emily::begin_direct();
+    } catch (...) {
+      on = false;
+    }
+  }
+  if (!on) emily::end_direct();
+  emily::set_direct_here(on);
+  return on ? 1 : 0;
+}
+
+int emily_direct_available(void) {
+  return emily::direct_state();
 }
 
 namespace {

@@ -65,7 +65,19 @@ const char* emily_device_info(int32_t device);
 int emily_stream_new(int32_t device, emily_stream* out);
 // Marks the calling thread as standing for the worker owning `streams` (n <= 2; n = 0:
 // for none). Programs and evaluations on such a thread refuse nodes of other streams.
-void emily_own_streams(const int32_t* streams, size_t n);
+// `direct` (CPU workers only): the thread runs the MLX kernels of those streams itself
+// (direct.cc); when a stream passes from MLX's stream thread to direct execution, work
+// still queued for that thread is waited for first. Returns whether direct execution is
+// on (off when asked for none, or when this process's libmlx calls do not reach Emily).
+int emily_own_streams(const int32_t* streams, size_t n, int direct);
+// Whether direct execution works in this process: 1 yes, 0 no, -1 not known yet (no CPU
+// worker has asked for it).
+int emily_direct_available(void);
+// Entry points for MLX's Scheduler::enqueue, ::signal_event and ::wait_event (src/direct.rs
+// exports them under MLX's names): a Stream in two words, the rest by address.
+void emily_sched_enqueue(void* self, uint64_t s0, uint64_t s1, void* task);
+void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task);
+void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task);
 int emily_synchronize(emily_stream s);
 const char* emily_mlx_version(void);
 

@@ -45,6 +45,22 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what);
 // (bridge.cc): on the CPU, MLX writes through the null buffer a failed malloc returns.
 void guard_memory(emily_arrays roots);
 int32_t from_dtype(mx::Dtype d);
+// Streams are tracked by index up to this bound (worker-stream bitmap, direct execution).
+constexpr int kTrackedStreams = 1 << 16;
+// Whether the calling thread stands for the worker owning stream `index` (core.cc).
+bool owns_stream(int index);
+// Direct execution (direct.cc): the calling thread runs the MLX kernels of the CPU streams
+// it stands for itself, in place of MLX's stream thread. probe_direct checks once, on `s`,
+// that libmlx's scheduler calls reach Emily; set_direct_here turns it on or off for the
+// calling thread; forget_error drops a stream's kernel error not yet reported;
+// mark_real_used (core.cc) notes that MLX's stream thread has work for a stream.
+bool probe_direct(const mx::Stream& s);
+int direct_state();  // 1 works, 0 does not, -1 not probed yet
+bool begin_direct();  // core.cc: for the owned streams; false: stay on MLX's threads
+void end_direct();
+void set_direct_here(bool on);
+void forget_error(int index);
+void mark_real_used(int index);
 // Throws when the calling thread stands for a worker (emily_own_streams) and `s` is not one
 // of that worker's streams (core.cc): MLX's CPU streams may be used from any thread, so
 // this is what keeps a worker's nodes from running on another worker's thread.

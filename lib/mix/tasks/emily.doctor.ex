@@ -28,6 +28,7 @@ defmodule Mix.Tasks.Emily.Doctor do
     )
 
     info("BLAS", blas())
+    info("Kernels", direct_execution())
 
     info(
       "Nx",
@@ -123,6 +124,23 @@ defmodule Mix.Tasks.Emily.Doctor do
       {:ok, Float.round(2 * n * n * n * 5 / us / 1000, 1)}
     else
       :skip
+    end
+  end
+
+  # Where MLX's CPU kernels run (Emily.Worker's module doc, "Direct execution").
+  defp direct_execution do
+    case {Emily.Worker.configured(:direct_execution), Emily.Worker.direct_execution_available?()} do
+      {false, _} ->
+        "on MLX's stream threads (direct execution off by configuration)"
+
+      {true, true} ->
+        "in the evaluating thread (direct execution)"
+
+      {true, false} ->
+        "on MLX's stream threads (libmlx's scheduler calls do not reach Emily here)"
+
+      {true, nil} ->
+        "direct execution not probed yet"
     end
   end
 end

@@ -194,9 +194,10 @@ defmodule Emily.BridgeTest do
       assert_receive {:holding, _}, 10_000
       wait_until(fn -> Emily.Memory.handle_bytes(pid) == 0 end)
       barrier()
-      # The tensor's handle is gone; the binary alone keeps the buffer.
+      # The tensor's handle is gone; the binary alone keeps the buffer. (Small arrays of the
+      # barriers may be freed in between: a few hundred bytes either way.)
       held = stats()
-      assert held.active - base >= 64 * @mib
+      assert held.active - base > 63 * @mib
       assert held.aliased_bytes >= 64 * @mib
 
       send(pid, :go)

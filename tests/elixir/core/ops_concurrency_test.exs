@@ -14,13 +14,14 @@ defmodule Emily.OpsConcurrencyTest do
   test "inline and queued evaluations of shared graphs from many processes, both ways" do
     # Tensors evaluated already, lazy ones built on the default worker and read by every
     # process (cheap graphs: evaluated in the callers' scheduler threads when the worker is
-    # free, queued when not), with inline evaluation on and off.
+    # free, queued when not), with inline evaluation on and off, and direct execution off.
     w = Emily.Worker.current()
     base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], {4}, {:f, 32})
     Emily.eval(base)
 
-    for inline <- [true, false] do
+    for {inline, direct} <- [{true, true}, {false, true}, {true, false}] do
       previous = Emily.Worker.set_inline_eval(inline)
+      previous_direct = Emily.Worker.set_direct_execution(direct)
 
       try do
         shared = for k <- 1..8, do: N.multiply(base, N.full([4], k * 1.0, :f32, w), w)
@@ -42,6 +43,7 @@ defmodule Emily.OpsConcurrencyTest do
         |> Enum.each(fn r -> assert {:ok, _} = r end)
       after
         Emily.Worker.set_inline_eval(previous)
+        Emily.Worker.set_direct_execution(previous_direct)
       end
     end
   end
