@@ -99,10 +99,13 @@ fi
 if [ "$mode" = tests ] || [ "$mode" = smoke ]; then
   # Each test file in a VM of its own (4 at a time), so that a hang or a crash stays in its
   # file; ExUnit's per-test timeout is 40 s.
-  step "ExUnit with EMILY_DEFAULT_DEVICE=gpu, file by file"
+  # EMILY_TEST_DEVICE=cpu runs the files on the CPU workers of this CUDA build instead.
+  dev="${EMILY_TEST_DEVICE:-gpu}"
+  mix emily.doctor 2>&1 | grep -E "^(MLX|Devices|Kernels):"
+  step "ExUnit with EMILY_DEFAULT_DEVICE=$dev, file by file"
   mkdir -p /tmp/emily-tests && rm -f /tmp/emily-tests/*
   ls ${EMILY_TEST_FILES:-tests/elixir/core/*_test.exs tests/elixir/nx/*_test.exs} |
-    EMILY_DEFAULT_DEVICE=gpu xargs -P 4 -I{} sh -c \
+    EMILY_DEFAULT_DEVICE=$dev xargs -P 4 -I{} sh -c \
       'f={}; n=$(basename $f .exs); timeout ${EMILY_FILE_TIMEOUT_S:-150} mix test --timeout ${EMILY_TEST_TIMEOUT_MS:-40000} $f >/tmp/emily-tests/$n.log 2>&1; echo "rc=$?" >>/tmp/emily-tests/$n.log'
   for f in /tmp/emily-tests/*.log; do
     n=$(basename "$f" .log)
