@@ -111,6 +111,18 @@ bool runs_here(const mx::Stream& s) {
   return direct_here && s.device == mx::Device::cpu && s.index >= 0 && s.index < kTrackedStreams && owns_stream(s.index);
 }
 
+// An event entry point's arguments, unpacked (and the call noted for the probe).
+struct EventCall {
+  mx::Stream s;
+  mx::Event& e;
+  std::function<void(mx::Event&)>& f;
+};
+
+EventCall event_call(uint64_t s0, uint64_t s1, void* event, void* task) {
+  reached.store(true, std::memory_order_relaxed);
+  return {unpack(s0, s1), *static_cast<mx::Event*>(event), *static_cast<std::function<void(mx::Event&)>*>(task)};
+}
+
 template <class F>
 void run_now(const mx::Stream& s, F&& f) {
   try {
@@ -175,10 +187,7 @@ void emily_sched_enqueue(void* self, uint64_t s0, uint64_t s1, void* task) {
 }
 
 void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task) {
-  reached.store(true, std::memory_order_relaxed);
-  auto s = unpack(s0, s1);
-  auto& e = *static_cast<mx::Event*>(event);
-  auto& f = *static_cast<std::function<void(mx::Event&)>*>(task);
+  auto [s, e, f] = event_call(s0, s1, event, task);
   if (runs_here(s)) {
     if (auto msg = take_error(s.index)) {
       // MLX's stream thread stores the rethrown message in its stream, then poisons and
@@ -195,10 +204,7 @@ void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event,
 }
 
 void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task) {
-  reached.store(true, std::memory_order_relaxed);
-  auto s = unpack(s0, s1);
-  auto& e = *static_cast<mx::Event*>(event);
-  auto& f = *static_cast<std::function<void(mx::Event&)>*>(task);
+  auto [s, e, f] = event_call(s0, s1, event, task);
   if (runs_here(s)) {
     run_now(s, [&] { f(e); });
     return;
