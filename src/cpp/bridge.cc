@@ -105,7 +105,8 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what) {
 // What an evaluation will cost, roughly: nodes to run and element-units they touch, where
 // an element of an input or of a plain elementwise output is one unit (0.25-1 ns here), an
 // element of a transcendental op's output 32 (exp, sin, erf, sigmoid...: 5-17 ns here), and
-// a matmul multiply-add 1/64 (256x256x256 in ~150 us, about 2^18 units); `heavy` when a
+// a matmul multiply-add 1/64 (256x256x256 in 150-190 us, 2^18 units, inputs included; a
+// 2^18-element add took 188 us); `heavy` when a
 // node's cost does not follow from its sizes (factorizations, sorts, convolutions, FFTs,
 // compiled functions). A graph within kCheapNodes and kCheapElements (some 100-250 us of
 // work) may be evaluated by a caller in a BEAM scheduler thread.
@@ -147,10 +148,12 @@ void add_cost(Cost& c, const mx::array& a) {
   std::string_view name = a.primitive().name();
   if (heavy_primitive(name)) c.heavy = true;
   double out = static_cast<double>(a.size());
-  if ((name == "Matmul" || name == "AddMM") && !a.inputs().empty() && a.inputs()[0].ndim() > 0)
-    out *= static_cast<double>(a.inputs()[0].shape(-1)) * kMatmulUnitsPerMac;
-  else if (transcendental_primitive(name))
-    out *= kTranscendentalUnits;
+  if ((name == "Matmul" || name == "AddMM") && !a.inputs().empty() && a.inputs()[0].ndim() > 0) {
+    // its multiply-adds (reading the inputs is part of them)
+    c.elements += out * static_cast<double>(a.inputs()[0].shape(-1)) * kMatmulUnitsPerMac;
+    return;
+  }
+  if (transcendental_primitive(name)) out *= kTranscendentalUnits;
   c.elements += out;
   for (const auto& in : a.inputs()) c.elements += static_cast<double>(in.size());
 }
