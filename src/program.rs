@@ -53,6 +53,7 @@ extern "C" {
     fn emily_program_n_inputs(p: *const emily_program) -> usize;
     fn emily_program_foreign_stream(p: *const emily_program, own: *const i32, n_own: usize) -> i32;
     fn emily_program_n_outputs(p: *const emily_program) -> usize;
+    /// Writes 9 counts (see program.cc).
     fn emily_program_stats(p: *const emily_program, out: *mut i64);
     fn emily_program_describe(p: *const emily_program, buf: *mut std::ffi::c_char, cap: usize) -> usize;
     fn emily_program_run(
@@ -180,6 +181,9 @@ pub struct Stats {
     /// evaluation, in nanoseconds.
     pub last_replay_ns: u64,
     pub last_eval_ns: u64,
+    /// Nodes whose cost does not follow from their sizes (factorizations, sorts, FFTs,
+    /// convolutions, compiled functions).
+    pub heavy: usize,
 }
 
 /// A captured program. Runs only on the thread owning the stream it was captured with
@@ -214,7 +218,7 @@ impl Program {
     }
 
     pub fn stats(&self) -> Stats {
-        let mut v = [0i64; 8];
+        let mut v = [0i64; 9];
         unsafe { emily_program_stats(self.0.as_ptr(), v.as_mut_ptr()) };
         Stats {
             steps: v[0] as usize,
@@ -225,6 +229,7 @@ impl Program {
             conds: v[5] as usize,
             last_replay_ns: v[6] as u64,
             last_eval_ns: v[7] as u64,
+            heavy: v[8] as usize,
         }
     }
 

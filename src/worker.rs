@@ -102,6 +102,9 @@ pub struct Worker {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Stack of a worker thread.
+const WORKER_STACK_BYTES: usize = 8 << 20;
+
 /// Released arrays at least this large are dropped promptly (see [`Worker::release`]).
 pub const URGENT_DROP_BYTES: usize = 1 << 20;
 
@@ -124,6 +127,9 @@ impl Worker {
         let ex = exec.clone();
         let handle = std::thread::Builder::new()
             .name(format!("emily-{}-{}", device.name(), id))
+            // MLX's CPU kernels (LAPACK's included) run here with direct execution: the
+            // stack MLX's own stream threads get (the usual 8 MiB main-thread default).
+            .stack_size(WORKER_STACK_BYTES)
             .spawn(move || {
                 let streams = new_stream(device).and_then(|s| match device {
                     Device::Cpu => Ok((s, s)),

@@ -240,14 +240,17 @@ const INLINE_PROGRAM_NS: u64 = 100_000;
 
 /// Whether a run of `p` may happen in the caller's thread, standing in for its worker
 /// (`Worker::try_inline`): unfused (compiled functions live in the worker thread's cache),
-/// without `while` or `cond` (their cost depends on the data), on evaluated inputs (lazy
-/// ones would add work of unknown cost), and quick the last time it ran, which was on the
+/// without `while` or `cond` (their cost depends on the data), without factorizations,
+/// sorts, FFTs or convolutions (the caller runs MLX's kernels itself, on a dirty
+/// scheduler's smaller stack, and their cost may vary), on evaluated inputs (lazy ones
+/// would add work of unknown cost), and quick the last time it ran, which was on the
 /// worker (a program's inputs have fixed shapes and types, so its cost does not change).
 fn cheap_to_run_inline(p: &Program, inputs: &[Tensor], fused: bool) -> bool {
     let st = p.stats();
     !fused
         && st.whiles == 0
         && st.conds == 0
+        && st.heavy == 0
         && st.last_eval_ns > 0
         && st.last_replay_ns + st.last_eval_ns < INLINE_PROGRAM_NS
         && inputs.iter().all(|t| t.array().is_available())
@@ -303,12 +306,13 @@ pub fn program_primitives(program: ProgramArc) -> Vec<String> {
     program.program().primitives()
 }
 
-/// `%{inputs:, outputs:, steps:, tapes:, nodes:, constants:, whiles:, conds:, worker:}`
+/// `%{inputs:, outputs:, steps:, tapes:, nodes:, constants:, whiles:, conds:, heavy:,
+/// worker:, last_replay_us:, last_eval_us:}`
 #[rustler::nif]
 pub fn program_stats(env: Env, program: ProgramArc) -> NifResult<Term> {
     let p = program.program();
     let s = p.stats();
-    let pairs: [(&str, u64); 11] = [
+    let pairs: [(&str, u64); 12] = [
         ("inputs", p.n_inputs() as u64),
         ("outputs", p.n_outputs() as u64),
         ("steps", s.steps as u64),
@@ -317,6 +321,7 @@ pub fn program_stats(env: Env, program: ProgramArc) -> NifResult<Term> {
         ("constants", s.constants as u64),
         ("whiles", s.whiles as u64),
         ("conds", s.conds as u64),
+        ("heavy", s.heavy as u64),
         ("worker", program.worker_id),
         ("last_replay_us", s.last_replay_ns / 1000),
         ("last_eval_us", s.last_eval_ns / 1000),

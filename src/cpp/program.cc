@@ -855,11 +855,16 @@ EMILY_API size_t emily_program_n_inputs(const emily_program* p) { return p->p->i
 EMILY_API size_t emily_program_n_outputs(const emily_program* p) { return p->p->outputs.size(); }
 
 // Counts over the program and its sub-programs: steps, tapes, nodes, constants, whiles, conds;
-// then the last run's replay and evaluation times (ns).
+// then the last run's replay and evaluation times (ns); then the nodes whose cost does not
+// follow from their sizes (heavy_primitive: factorizations, sorts, FFTs, ...).
 EMILY_API void emily_program_stats(const emily_program* p, int64_t* out) {
   for (int i = 0; i < 6; i++) out[i] = 0;
   out[6] = p->p->last_replay_ns;
   out[7] = p->p->last_eval_ns;
+  out[8] = 0;
+  for_each_node(*p->p, [&](const Node& n) {
+    if (heavy_primitive(n.prim->name())) out[8]++;
+  });
   for_each_step(*p->p, [&](const Step& st) {
     out[0]++;
     switch (st.kind) {

@@ -9,6 +9,7 @@
 #include <thread>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #if defined(__linux__)
 #include <sys/sysinfo.h>
 #endif
@@ -45,6 +46,10 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what);
 // (bridge.cc): on the CPU, MLX writes through the null buffer a failed malloc returns.
 void guard_memory(emily_arrays roots);
 int32_t from_dtype(mx::Dtype d);
+// Whether a primitive's cost does not follow from its sizes (bridge.cc): factorizations,
+// sorts, convolutions, FFTs, compiled functions. Graphs and programs holding one are not
+// evaluated in a caller's (BEAM scheduler) thread.
+bool heavy_primitive(std::string_view name);
 // Streams are tracked by index up to this bound (worker-stream bitmap, direct execution).
 constexpr int kTrackedStreams = 1 << 16;
 // Whether the calling thread stands for the worker owning stream `index` (core.cc).

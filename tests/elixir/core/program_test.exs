@@ -80,8 +80,17 @@ defmodule Emily.ProgramTest do
     out = Native.subtract(Native.exp(Native.add(s, c, w), w), c, w)
     program = Native.program_capture([x, y], [out, s], w)
 
-    assert %{inputs: 2, outputs: 2, tapes: 1, nodes: 4, constants: 1} =
+    assert %{inputs: 2, outputs: 2, tapes: 1, nodes: 4, constants: 1, heavy: 0} =
              Native.program_stats(program)
+
+    # a sort is heavy: its program never runs in a caller's thread
+    sorted = Native.program_capture([x], [Native.sort(Native.multiply(x, x, w), 0, w)], w)
+    assert %{nodes: 2, heavy: 1} = Native.program_stats(sorted)
+
+    for _ <- 1..3 do
+      assert [r] = run(sorted, [t([3.0, -1.0, 2.0], {3}, {:f, 32})])
+      assert read(r) == [1.0, 4.0, 9.0]
+    end
 
     for fused <- [false, true], k <- [0.0, 0.5] do
       a = t([1.0, 2.0, -1.0], {3}, {:f, 32})
