@@ -43,11 +43,20 @@ fn a_costly_graph_is_left_to_the_worker_unevaluated() {
     let e = unary::exp(&big, w.stream()).unwrap();
     let scan = eval_inline(&w, &e).unwrap().unwrap();
     assert!(scan.too_costly && !e.is_available());
-    // a matmul counts its inner dimension: [1, 2^16] x [2^16, 8] touches 2^19
-    let x = Array::from_bytes(&vec![0u8; 4 << 16], &[1, 1 << 16], Dtype::F32).unwrap();
-    let y = Array::from_bytes(&vec![0u8; 32 << 16], &[1 << 16, 8], Dtype::F32).unwrap();
+    // a transcendental result counts 32 units an element: exp of 2^14 elements is 2^19
+    let mid = Array::from_bytes(&vec![0u8; 4 << 14], &[1 << 14], Dtype::F32).unwrap();
+    let e = unary::exp(&mid, w.stream()).unwrap();
+    assert!(eval_inline(&w, &e).unwrap().unwrap().too_costly);
+    // a matmul counts its multiply-adds, 1/64 unit each: 256x256x256 is 2^18 units (cheap),
+    // 256x256x512 is 2^19 (left to the worker)
+    let x = Array::from_bytes(&vec![0u8; 4 << 16], &[256, 256], Dtype::F32).unwrap();
+    let y = Array::from_bytes(&vec![0u8; 8 << 16], &[256, 512], Dtype::F32).unwrap();
     let p = linalg::matmul(&x, &y, w.stream()).unwrap();
     assert!(eval_inline(&w, &p).unwrap().unwrap().too_costly);
+    let y = Array::from_bytes(&vec![0u8; 4 << 16], &[256, 256], Dtype::F32).unwrap();
+    let p = linalg::matmul(&x, &y, w.stream()).unwrap();
+    let scan = eval_inline(&w, &p).unwrap().unwrap();
+    assert!(!scan.too_costly && scan.evaluated && p.is_available());
 }
 
 #[test]
