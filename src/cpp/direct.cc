@@ -49,11 +49,11 @@ namespace {
 using EnqueueFn = void (*)(void*, mx::Stream, std::function<void()>);
 using EventFn = void (*)(void*, mx::Stream, mx::Event, std::function<void(mx::Event&)>);
 
+// MLX's own definition: the next one after Emily's in the search order (never
+// RTLD_DEFAULT, which may find Emily's own export first).
 template <class F>
 F mlx_symbol(const char* name) {
-  void* p = dlsym(RTLD_NEXT, name);
-  if (p == nullptr) p = dlsym(RTLD_DEFAULT, name);
-  return reinterpret_cast<F>(p);
+  return reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
 }
 
 EnqueueFn real_enqueue() {
@@ -183,7 +183,10 @@ void emily_sched_enqueue(void* self, uint64_t s0, uint64_t s1, void* task) {
     run_now(s, [&] { f(); });
     return;
   }
-  real_enqueue()(self, s, std::move(f));
+  if (auto real = real_enqueue()) return real(self, s, std::move(f));
+  // MLX's own function cannot be found (no such loader seen): run the closure here, in
+  // the order it came, rather than drop it.
+  run_now(s, [&] { f(); });
 }
 
 void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task) {
@@ -200,7 +203,8 @@ void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event,
     run_now(s, [&] { f(e); });
     return;
   }
-  real_signal_event()(self, s, e, std::move(f));
+  if (auto real = real_signal_event()) return real(self, s, e, std::move(f));
+  run_now(s, [&] { f(e); });
 }
 
 void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task) {
@@ -209,7 +213,8 @@ void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, v
     run_now(s, [&] { f(e); });
     return;
   }
-  real_wait_event()(self, s, e, std::move(f));
+  if (auto real = real_wait_event()) return real(self, s, e, std::move(f));
+  run_now(s, [&] { f(e); });
 }
 
 }  // extern "C"
