@@ -103,6 +103,20 @@ std::vector<int> vec(std::tuple<int, int, int> t) {
   return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
 }
 
+// conv_transpose2d/3d: the arguments read by `unpack` (pair_of or triple_of), MLX's node
+// from `mlx_op` (its checks and messages), then conv_transpose's form of it.
+template <class Unpack, class MlxOp>
+mx::array conv_transpose_nd(Unpack unpack, MlxOp mlx_op, const mx::array& in, const mx::array& w,
+                            emily_ints stride, emily_ints padding, emily_ints dilation,
+                            emily_ints output_padding, int64_t groups, mx::Stream s) {
+  auto st = unpack(stride, "stride");
+  auto pa = unpack(padding, "padding");
+  auto di = unpack(dilation, "dilation");
+  auto op = unpack(output_padding, "output_padding");
+  int g = positive(groups, "groups");
+  auto ref = mlx_op(in, w, st, pa, di, op, g, s);
+  return conv_transpose(in, w, vec(st), vec(pa), vec(di), vec(op), g, s, ref);
+}
 
 // conv_general's lists: empty (the default), one value for every spatial axis, or one per
 // spatial axis (MLX indexes its per-axis lists by the input's spatial axes whatever their
@@ -187,16 +201,10 @@ EMILY_API int emily_conv_transpose2d(emily_stream s, const emily_array* input,
                                      emily_ints padding, emily_ints dilation,
                                      emily_ints output_padding, int64_t groups,
                                      emily_array** out) {
-  EMILY_GUARD({
-    auto st = pair_of(stride, "stride");
-    auto pa = pair_of(padding, "padding");
-    auto di = pair_of(dilation, "dilation");
-    auto op = pair_of(output_padding, "output_padding");
-    auto ref = mx::conv_transpose2d(input->a, weight->a, st, pa, di, op,
-                                    positive(groups, "groups"), stream(s));
-    put(out, conv_transpose(input->a, weight->a, vec(st), vec(pa), vec(di), vec(op),
-                            positive(groups, "groups"), stream(s), ref));
-  })
+  EMILY_GUARD(put(out, conv_transpose_nd(
+                           pair_of, [](auto&&... a) { return mx::conv_transpose2d(a...); },
+                           input->a, weight->a, stride, padding, dilation, output_padding,
+                           groups, stream(s))))
 }
 
 EMILY_API int emily_conv_transpose3d(emily_stream s, const emily_array* input,
@@ -204,15 +212,9 @@ EMILY_API int emily_conv_transpose3d(emily_stream s, const emily_array* input,
                                      emily_ints padding, emily_ints dilation,
                                      emily_ints output_padding, int64_t groups,
                                      emily_array** out) {
-  EMILY_GUARD({
-    auto st = triple_of(stride, "stride");
-    auto pa = triple_of(padding, "padding");
-    auto di = triple_of(dilation, "dilation");
-    auto op = triple_of(output_padding, "output_padding");
-    auto ref = mx::conv_transpose3d(input->a, weight->a, st, pa, di, op,
-                                    positive(groups, "groups"), stream(s));
-    put(out, conv_transpose(input->a, weight->a, vec(st), vec(pa), vec(di), vec(op),
-                            positive(groups, "groups"), stream(s), ref));
-  })
+  EMILY_GUARD(put(out, conv_transpose_nd(
+                           triple_of, [](auto&&... a) { return mx::conv_transpose3d(a...); },
+                           input->a, weight->a, stride, padding, dilation, output_padding,
+                           groups, stream(s))))
 }
 }

@@ -67,19 +67,33 @@ int32_t from_dtype(mx::Dtype d) {
 thread_local int32_t owned[2];
 thread_local size_t owned_count = 0;
 
-// The streams made for Emily's workers (emily_stream_new), as a bitmap by index. MLX's own
-// default streams are not among them: MLX evaluates nodes on those from any thread.
-std::atomic<uint64_t> worker_streams[kTrackedStreams / 64];
+// A set of stream indices below kTrackedStreams, safe to use from any thread; indices out
+// of range are never members.
+class StreamSet {
+ public:
+  void add(int index) {
+    if (in_range(index)) words_[index / 64].fetch_or(bit(index), std::memory_order_acq_rel);
+  }
+  void remove(int index) {
+    if (in_range(index)) words_[index / 64].fetch_and(~bit(index), std::memory_order_acq_rel);
+  }
+  bool contains(int index) const {
+    return in_range(index) && (words_[index / 64].load(std::memory_order_acquire) & bit(index));
+  }
 
-void mark_worker_stream(int index) {
-  if (index >= 0 && index < kTrackedStreams)
-    worker_streams[index / 64].fetch_or(uint64_t{1} << (index % 64), std::memory_order_relaxed);
-}
+ private:
+  static bool in_range(int index) { return index >= 0 && index < kTrackedStreams; }
+  static uint64_t bit(int index) { return uint64_t{1} << (index % 64); }
+  std::atomic<uint64_t> words_[kTrackedStreams / 64] = {};
+};
 
-bool is_worker_stream(int index) {
-  return index >= 0 && index < kTrackedStreams &&
-         ((worker_streams[index / 64].load(std::memory_order_relaxed) >> (index % 64)) & 1);
-}
+// The streams made for Emily's workers (emily_stream_new). MLX's own default streams are
+// not among them: MLX evaluates nodes on those from any thread.
+StreamSet worker_streams;
+
+void mark_worker_stream(int index) { worker_streams.add(index); }
+
+bool is_worker_stream(int index) { return worker_streams.contains(index); }
 
 std::shared_mutex& stream_table_lock() {
   static std::shared_mutex mu;
@@ -109,11 +123,11 @@ bool owns_stream(int index) {
   return false;
 }
 
-// CPU streams that MLX's own stream thread may still have work queued for (by index): used
-// by a thread standing for their worker without direct execution. A stream passing to
-// direct execution waits for that thread first. Streams never used that way are never
-// waited for (and MLX never starts a thread for them).
-std::atomic<uint64_t> real_used[kTrackedStreams / 64];
+// CPU streams that MLX's own stream thread may still have work queued for: used by a
+// thread standing for their worker without direct execution. A stream passing to direct
+// execution waits for that thread first. Streams never used that way are never waited for
+// (and MLX never starts a thread for them).
+StreamSet real_used;
 
 bool begin_direct() {
   for (size_t i = 0; i < owned_count; i++)
@@ -121,8 +135,7 @@ bool begin_direct() {
   if (!probe_direct(mx::Stream(owned[0], mx::Device::cpu))) return false;
   for (size_t i = 0; i < owned_count; i++) {
     int idx = owned[i];
-    uint64_t bit = uint64_t{1} << (idx % 64);
-    if (real_used[idx / 64].load(std::memory_order_acquire) & bit) {
+    if (real_used.contains(idx)) {
       // MLX's synchronize also throws (and clears) an error its thread stored for the
       // stream that no wait has reported: it belongs to an earlier job.
       set_direct_here(false);
@@ -131,26 +144,21 @@ bool begin_direct() {
         mx::synchronize(mx::Stream(idx, mx::Device::cpu));
       } catch (const std::exception&) {
       }
-      real_used[idx / 64].fetch_and(~bit, std::memory_order_acq_rel);
+      real_used.remove(idx);
     }
     forget_error(idx);
   }
   return true;
 }
 
-void mark_real_used(int idx) {
-  if (idx >= 0 && idx < kTrackedStreams)
-    real_used[idx / 64].fetch_or(uint64_t{1} << (idx % 64), std::memory_order_acq_rel);
-}
+void mark_real_used(int idx) { real_used.add(idx); }
 
 void end_direct() {
   for (size_t i = 0; i < owned_count; i++) mark_real_used(owned[i]);
 }
 
 void check_owned(const mx::Stream& s) {
-  if (owned_count == 0 || !is_worker_stream(s.index)) return;
-  for (size_t i = 0; i < owned_count; i++)
-    if (owned[i] == s.index) return;
+  if (owned_count == 0 || !is_worker_stream(s.index) || owns_stream(s.index)) return;
   throw std::runtime_error(std::string("There is no Stream(") + (s.device == mx::Device::gpu ? "gpu" : "cpu") +
                            ", " + std::to_string(s.index) +
                            ") in current thread: it belongs to another worker");
@@ -236,7 +244,7 @@ const char* emily_device_info(int32_t device) {
   }
 }
 
-int emily_own_streams(const int32_t* streams, size_t n, int direct) {
+void emily_own_streams(const int32_t* streams, size_t n, int direct) {
   emily::owned_count = std::min<size_t>(n, 2);
   for (size_t i = 0; i < emily::owned_count; i++) emily::owned[i] = streams[i];
   bool on = false;
@@ -249,7 +257,6 @@ int emily_own_streams(const int32_t* streams, size_t n, int direct) {
   }
   if (!on) emily::end_direct();
   emily::set_direct_here(on);
-  return on ? 1 : 0;
 }
 
 int emily_direct_available(void) {

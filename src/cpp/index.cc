@@ -281,6 +281,23 @@ mx::array matrix_indices(const mx::array& idx, int64_t batch, const char* op, mx
   return mx::clip(normalized(idx, batch, s), mx::array(int64_t{0}), mx::array(batch - 1), s);
 }
 
+// take, take_axis, take_along_axis along `ax` of `a` (index dtype and axis checked):
+// indices clamped into range; an empty axis admits only empty index arrays.
+template <class Take>
+mx::array take_clamped(Take take, const mx::array& a, const mx::array& idx, int ax, const char* op,
+                       mx::Stream s) {
+  int64_t n = a.shape(ax);
+  if (n == 0) return empty_axis_only(take(a, idx, ax, s), op);
+  return take(a, clamp_single(idx, n, s), ax, s);
+}
+
+constexpr auto take_op = [](const mx::array& a, const mx::array& i, int ax, mx::Stream s) {
+  return mx::take(a, i, ax, s);
+};
+constexpr auto take_along_op = [](const mx::array& a, const mx::array& i, int ax, mx::Stream s) {
+  return mx::take_along_axis(a, i, ax, s);
+};
+
 }  // namespace emily
 
 extern "C" {
@@ -291,13 +308,7 @@ EMILY_API int emily_take(emily_stream s, const emily_array* a, const emily_array
   EMILY_GUARD({
     auto st = stream(s);
     check_index_dtype(indices->a, "take");
-    auto flat = mx::flatten(a->a, st);
-    int64_t n = flat.shape(0);
-    if (n == 0) {
-      put(out, empty_axis_only(mx::take(flat, indices->a, 0, st), "take"));
-    } else {
-      put(out, mx::take(flat, clamp_single(indices->a, n, st), 0, st));
-    }
+    put(out, take_clamped(take_op, mx::flatten(a->a, st), indices->a, 0, "take", st));
   })
 }
 
@@ -307,12 +318,7 @@ EMILY_API int emily_take_axis(emily_stream s, const emily_array* a, const emily_
     auto st = stream(s);
     check_index_dtype(indices->a, "take_axis");
     int ax = norm_axis(axis, a->a.ndim(), "take_axis");
-    int64_t n = a->a.shape(ax);
-    if (n == 0) {
-      put(out, empty_axis_only(mx::take(a->a, indices->a, ax, st), "take_axis"));
-    } else {
-      put(out, mx::take(a->a, clamp_single(indices->a, n, st), ax, st));
-    }
+    put(out, take_clamped(take_op, a->a, indices->a, ax, "take_axis", st));
   })
 }
 
@@ -323,12 +329,7 @@ EMILY_API int emily_take_along_axis(emily_stream s, const emily_array* a,
     auto st = stream(s);
     check_index_dtype(indices->a, "take_along_axis");
     int ax = norm_axis(axis, a->a.ndim(), "take_along_axis");
-    int64_t n = a->a.shape(ax);
-    if (n == 0) {
-      put(out, empty_axis_only(mx::take_along_axis(a->a, indices->a, ax, st), "take_along_axis"));
-    } else {
-      put(out, mx::take_along_axis(a->a, clamp_single(indices->a, n, st), ax, st));
-    }
+    put(out, take_clamped(take_along_op, a->a, indices->a, ax, "take_along_axis", st));
   })
 }
 
