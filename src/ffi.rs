@@ -63,7 +63,7 @@ extern "C" {
     pub fn emily_device_available(device: i32) -> c_int;
     pub fn emily_device_info(device: i32) -> *const c_char;
     pub fn emily_stream_new(device: i32, out: *mut emily_stream) -> c_int;
-    pub fn emily_own_streams(streams: *const i32, n: usize, direct: c_int) -> c_int;
+    pub fn emily_own_streams(streams: *const i32, n: usize, direct: c_int);
     pub fn emily_direct_available() -> c_int;
     pub fn emily_synchronize(s: emily_stream) -> c_int;
     pub fn emily_mlx_version() -> *const c_char;

@@ -244,9 +244,9 @@ impl Drop for Worker {
 /// worker), with direct execution of its MLX kernels for a CPU worker while
 /// [`crate::direct::set_direct`] says so (see `src/direct.rs`). Called before each job, so
 /// a change of setting applies from the next one.
-fn own_streams(streams: &[i32], device: Device) -> bool {
+fn own_streams(streams: &[i32], device: Device) {
     let direct = device == Device::Cpu && !streams.is_empty() && crate::direct::direct_wanted();
-    unsafe { ffi::emily_own_streams(streams.as_ptr(), streams.len(), direct as c_int) != 0 }
+    unsafe { ffi::emily_own_streams(streams.as_ptr(), streams.len(), direct as c_int) }
 }
 
 /// The calling thread stands for a worker while this lives (see `emily_own_streams`).
@@ -273,16 +273,20 @@ fn new_stream(device: Device) -> Result<Stream> {
 
 fn run(id: u64, device: Device, queue: &WorkQueue<Job, Array>, exec: &Mutex<()>, ctx: &Ctx) {
     let streams = [ctx.stream.index, ctx.cpu_stream.index];
+    // The streams' lock, with this thread standing for the worker under the current setting.
+    let take_streams = || {
+        let held = lock(exec);
+        own_streams(&streams, device);
+        held
+    };
     loop {
         match queue.next() {
             Next::Drops(arrays) => {
-                let _x = lock(exec);
-                own_streams(&streams, device);
+                let _x = take_streams();
                 drop(arrays)
             }
             Next::Job(job) => {
-                let _x = lock(exec);
-                own_streams(&streams, device);
+                let _x = take_streams();
                 let span = tracing::trace_span!("emily_job", worker = id);
                 let _g = span.enter();
                 if catch_unwind(AssertUnwindSafe(|| job(Ok(ctx)))).is_err() {
@@ -290,8 +294,7 @@ fn run(id: u64, device: Device, queue: &WorkQueue<Job, Array>, exec: &Mutex<()>,
                 }
             }
             Next::Closed(jobs, drops) => {
-                let _x = lock(exec);
-                own_streams(&streams, device);
+                let _x = take_streams();
                 drop(drops);
                 let n = jobs.len();
                 for job in jobs {

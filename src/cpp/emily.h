@@ -67,9 +67,9 @@ int emily_stream_new(int32_t device, emily_stream* out);
 // for none). Programs and evaluations on such a thread refuse nodes of other streams.
 // `direct` (CPU workers only): the thread runs the MLX kernels of those streams itself
 // (direct.cc); when a stream passes from MLX's stream thread to direct execution, work
-// still queued for that thread is waited for first. Returns whether direct execution is
-// on (off when asked for none, or when this process's libmlx calls do not reach Emily).
-int emily_own_streams(const int32_t* streams, size_t n, int direct);
+// still queued for that thread is waited for first. Direct execution stays off when asked
+// for none, or when this process's libmlx calls do not reach Emily.
+void emily_own_streams(const int32_t* streams, size_t n, int direct);
 // Whether direct execution works in this process: 1 yes, 0 no, -1 not known yet (no CPU
 // worker has asked for it).
 int emily_direct_available(void);
