@@ -11,6 +11,8 @@ import Config
 #     memory_limit: nil,          # MLX's memory limit in bytes (nil: MLX's, 80% of RAM)
 #     cache_limit: nil,           # MLX's buffer cache limit in bytes (nil: MLX's, at
 #                                 # least gc_threshold: see Emily.Memory)
+#     malloc_mmap_threshold: 33_554_432, # glibc: blocks from this size get their own
+#                                 # mapping (false: as the BEAM set it; Emily.Memory)
 #     lane: :native,              # Emily.Compiler's default lane: :native, :fused, :evaluator
 #     inline_eval: true,          # cheap graphs evaluated in the caller's thread (Emily.Worker);
 #                                 # env EMILY_INLINE_EVAL=0 turns it off

@@ -173,6 +173,8 @@ defmodule Emily do
     * `:external_arrays`, `:external_bytes` - MLX arrays aliasing BEAM binaries or file
       mappings now, and their bytes (not in `:active`: MLX did not allocate them);
       `:external_made` - such arrays made since start
+    * `:malloc_mmap_threshold` - the C library's mmap threshold Emily set (glibc; see
+      `Emily.Memory`), `nil` when it set none
   """
   @spec memory_stats() :: map()
   def memory_stats do

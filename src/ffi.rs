@@ -109,6 +109,8 @@ extern "C" {
     pub fn emily_set_memory_limit(limit: usize) -> usize;
     pub fn emily_set_cache_limit(limit: usize) -> usize;
     pub fn emily_get_memory_limit() -> usize;
+    pub fn emily_malloc_tune(mmap_threshold: usize) -> c_int;
+    pub fn emily_malloc_trim();
 }
 
 // MLX's scheduler entry points, run by src/cpp/direct.cc (see src/direct.rs). They may

@@ -1,5 +1,14 @@
-//! MLX's allocator figures and controls.
+//! MLX's allocator figures and controls, and the C library's malloc thresholds.
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::ffi;
+
+/// The mmap threshold [`tune_malloc`] set last; 0 when never.
+static MALLOC_MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(0);
+
+/// glibc's own ceiling for the mmap threshold it raises by itself (and the most `mallopt`
+/// takes on 64-bit): 32 MiB.
+pub const MALLOC_MMAP_THRESHOLD_MAX: usize = 32 << 20;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MemoryStats {
@@ -26,8 +35,13 @@ pub fn active() -> usize {
 pub fn reset_peak() {
     unsafe { ffi::emily_reset_peak_memory() }
 }
+/// Frees MLX's cached buffers, then hands free heap pages back to the OS (glibc's
+/// `malloc_trim`: buffers below the mmap threshold were freed into the heap).
 pub fn clear_cache() {
-    unsafe { ffi::emily_clear_cache() }
+    unsafe {
+        ffi::emily_clear_cache();
+        ffi::emily_malloc_trim();
+    }
 }
 /// Sets MLX's memory limit; returns the previous one.
 pub fn set_memory_limit(bytes: usize) -> usize {
@@ -36,4 +50,27 @@ pub fn set_memory_limit(bytes: usize) -> usize {
 /// Sets MLX's cache limit; returns the previous one.
 pub fn set_cache_limit(bytes: usize) -> usize {
     unsafe { ffi::emily_set_cache_limit(bytes) }
+}
+
+/// Fixes glibc's malloc mmap threshold at `mmap_threshold` bytes and its trim threshold at
+/// twice that: the values glibc reaches by itself in a process where nobody called `mallopt`
+/// (see `emily_malloc_tune` in core.cc for why a BEAM needs it). `false` where the C library
+/// is not glibc, or for 0 or more than [`MALLOC_MMAP_THRESHOLD_MAX`]. Process-wide.
+pub fn tune_malloc(mmap_threshold: usize) -> bool {
+    if mmap_threshold == 0 || mmap_threshold > MALLOC_MMAP_THRESHOLD_MAX {
+        return false;
+    }
+    let ok = unsafe { ffi::emily_malloc_tune(mmap_threshold) } == 1;
+    if ok {
+        MALLOC_MMAP_THRESHOLD.store(mmap_threshold, Ordering::Relaxed);
+    }
+    ok
+}
+
+/// The mmap threshold [`tune_malloc`] set last, if it did.
+pub fn malloc_mmap_threshold() -> Option<usize> {
+    match MALLOC_MMAP_THRESHOLD.load(Ordering::Relaxed) {
+        0 => None,
+        t => Some(t),
+    }
 }

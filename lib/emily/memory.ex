@@ -28,15 +28,37 @@ defmodule Emily.Memory do
       at once; MLX's CPU default (32 MiB) would return most of such a batch to the OS and
       fault fresh pages in for the next results, where Python's prompt frees reuse one
       cached buffer (f32 matmul at 1024: ~1,400 page faults per call without, ~0 with)
+    * `:malloc_mmap_threshold` - glibc only: the size from which malloc maps fresh memory
+      for each block instead of reusing the heap, in bytes (default 32 MiB; `false` leaves
+      the C library as the BEAM set it; environment: `EMILY_MALLOC_MMAP_THRESHOLD`, a byte
+      count or `false`). See `set_malloc_mmap_threshold/1`.
+
+  ## The C library's malloc in a BEAM
+
+  glibc raises its mmap threshold by itself as large blocks are freed (up to 32 MiB, the
+  trim threshold following at twice it), so a block allocated and freed over and over comes
+  back from the heap. The BEAM sets malloc's trim threshold and top pad at start (`+MYtt`,
+  `+MYtp`), and any such setting switches that adjustment off: in a BEAM every block of
+  128 KiB or more is a fresh mapping, zero-filled by the kernel on first touch and unmapped
+  on free. OpenBLAS allocates about 0.5 MiB of bookkeeping in each multithreaded matrix
+  product, so every one paid an mmap, page faults and an munmap (measured: 25-30 µs, a
+  sixth of a 256x256 f32 matmul on two cores). At start Emily sets the thresholds to the
+  values glibc would have reached on its own. Free heap memory below the threshold stays
+  with the process until `clear_cache/0`, which also hands free heap pages back to the OS.
   """
 
   alias Emily.Native
+
+  @malloc_mmap_threshold_max 32 * 1024 * 1024
 
   @doc "Resets MLX's peak memory figure (`:peak` in `Emily.memory_stats/0`)."
   @spec reset_peak() :: :ok
   def reset_peak, do: Native.reset_peak_memory()
 
-  @doc "Frees the buffers MLX keeps cached for reuse (`:cache` in `Emily.memory_stats/0`)."
+  @doc """
+  Frees the buffers MLX keeps cached for reuse (`:cache` in `Emily.memory_stats/0`), then
+  hands the C library's free heap pages back to the OS (glibc's `malloc_trim`).
+  """
   @spec clear_cache() :: :ok
   def clear_cache, do: Native.clear_cache()
 
@@ -62,6 +84,27 @@ defmodule Emily.Memory do
 
   def set_cache_limit(other),
     do: raise(ArgumentError, "set_cache_limit: expected a byte count, got: #{inspect(other)}")
+
+  @doc """
+  glibc only: fixes malloc's mmap threshold at `bytes` and its trim threshold at twice that
+  (see "The C library's malloc in a BEAM" above). Process-wide, and there is no undoing it:
+  the C library has no way back to its adjusting thresholds. Returns `true` when set,
+  `false` where the C library is not glibc; raises for a size outside 1..32 MiB (glibc's
+  own ceiling). `:malloc_mmap_threshold` in `Emily.memory_stats/0` shows the value set.
+  """
+  @spec set_malloc_mmap_threshold(pos_integer()) :: boolean()
+  def set_malloc_mmap_threshold(bytes)
+      when is_integer(bytes) and bytes > 0 and bytes <= @malloc_mmap_threshold_max do
+    Native.malloc_tune(bytes)
+  end
+
+  def set_malloc_mmap_threshold(other),
+    do:
+      raise(
+        ArgumentError,
+        "set_malloc_mmap_threshold: expected a byte count from 1 to " <>
+          "#{@malloc_mmap_threshold_max} (32 MiB), got: #{inspect(other)}"
+      )
 
   @doc """
   Sets the GC threshold (bytes of tensor-handle growth that trigger a collection request);
@@ -125,6 +168,11 @@ defmodule Emily.Memory do
 
     Native.pressure_configure(threshold, on)
 
+    case malloc_mmap_threshold_setting() do
+      false -> :ok
+      bytes -> set_malloc_mmap_threshold(bytes)
+    end
+
     if limit = Application.get_env(:emily, :memory_limit), do: set_memory_limit(limit)
 
     case Application.get_env(:emily, :cache_limit) do
@@ -137,5 +185,37 @@ defmodule Emily.Memory do
     end
 
     :ok
+  end
+
+  # `EMILY_MALLOC_MMAP_THRESHOLD` (a byte count, or 0 / false), else the application
+  # environment, else 32 MiB.
+  defp malloc_mmap_threshold_setting do
+    setting =
+      case System.get_env("EMILY_MALLOC_MMAP_THRESHOLD") do
+        v when v in [nil, ""] ->
+          Application.get_env(:emily, :malloc_mmap_threshold, @malloc_mmap_threshold_max)
+
+        v when v in ["0", "false"] ->
+          false
+
+        v ->
+          case Integer.parse(v) do
+            {n, ""} -> n
+            _ -> v
+          end
+      end
+
+    case setting do
+      false ->
+        false
+
+      n when is_integer(n) and n > 0 and n <= @malloc_mmap_threshold_max ->
+        n
+
+      other ->
+        raise ArgumentError,
+              "config :emily: malloc_mmap_threshold must be a byte count from 1 to " <>
+                "#{@malloc_mmap_threshold_max} (32 MiB) or false, got: #{inspect(other)}"
+    end
   end
 end

@@ -246,6 +246,7 @@ defmodule Emily.Native do
           clear_cache: 0,
           set_memory_limit: 1,
           set_cache_limit: 1,
+          malloc_tune: 1,
           # programs (Emily.Compiler's native and fused lanes)
           program_placeholder: 3,
           program_builder: 0,

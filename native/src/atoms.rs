@@ -16,6 +16,7 @@ rustler::atoms! {
     emily_memory_pressure,
     gc_pressure,
     external_aliasing,
+    malloc_mmap_threshold,
     // dtypes
     bool_ = "bool", u8, u16, u32, u64, s8, s16, s32, s64, f16, bf16, f32, f64, c64,
 }

@@ -415,6 +415,8 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
     let mut map = atoms::atom_map(env, pairs)?;
     map = map.map_put(atoms::gc_pressure(), p.enabled)?;
     map = map.map_put(atoms::external_aliasing(), emily::external_aliasing())?;
+    let mmap_threshold = emily::memory::malloc_mmap_threshold().map(|t| t as u64);
+    map = map.map_put(atoms::malloc_mmap_threshold(), mmap_threshold)?;
     Ok(map)
 }
 
@@ -434,6 +436,13 @@ pub fn clear_cache() -> Atom {
 #[rustler::nif]
 pub fn set_memory_limit(bytes: u64) -> u64 {
     emily::memory::set_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX)) as u64
+}
+
+/// Fixes glibc's malloc mmap threshold at `bytes` (trim threshold at twice that); `false`
+/// where the C library is not glibc or `bytes` is out of range (1..=32 MiB).
+#[rustler::nif]
+pub fn malloc_tune(bytes: u64) -> bool {
+    emily::memory::tune_malloc(usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
 /// Sets MLX's cache limit in bytes; returns the previous limit.

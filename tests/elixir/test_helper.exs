@@ -5,6 +5,10 @@ exclude = if nx?, do: [], else: [:nx]
 telemetry? = Code.ensure_loaded?(:telemetry)
 exclude = if telemetry?, do: exclude, else: [:telemetry | exclude]
 
+# glibc's malloc settings (Emily.Memory): Linux with the GNU C library only.
+glibc? = String.ends_with?(to_string(:erlang.system_info(:system_architecture)), "linux-gnu")
+exclude = if glibc?, do: exclude, else: [:glibc | exclude]
+
 IO.puts(
   "Emily test tiers: ExUnit core: on; ExUnit Nx: " <>
     if(nx?, do: "on", else: "skipped (Nx is not available: no Hex and no EMILY_NX_PATH)")

@@ -29,6 +29,7 @@ defmodule Mix.Tasks.Emily.Doctor do
 
     info("BLAS", blas())
     info("Kernels", direct_execution())
+    info("malloc", malloc())
 
     info(
       "Nx",
@@ -85,6 +86,13 @@ defmodule Mix.Tasks.Emily.Doctor do
       if libs == [], do: "none mapped", else: Enum.join(libs, ", ")
     else
       "unknown (no /proc)"
+    end
+  end
+
+  defp malloc do
+    case Emily.memory_stats().malloc_mmap_threshold do
+      nil -> "as the BEAM set it (no glibc, or config :emily, malloc_mmap_threshold: false)"
+      t -> "mmap threshold #{div(t, 1024)} KiB (Emily.Memory; the BEAM fixes 128 KiB)"
     end
   end
 

@@ -445,6 +445,21 @@ defmodule Emily.BridgeTest do
       assert_raise ArgumentError, ~r/set_cache_limit/, fn -> Emily.Memory.set_cache_limit(:x) end
       assert_raise ArgumentError, ~r/set_gc_threshold/, fn -> Emily.Memory.set_gc_threshold(0) end
       assert_raise ArgumentError, ~r/set_gc_pressure/, fn -> Emily.Memory.set_gc_pressure(1) end
+
+      for bad <- [0, 32 * @mib + 1, :x] do
+        assert_raise ArgumentError, ~r/set_malloc_mmap_threshold/, fn ->
+          Emily.Memory.set_malloc_mmap_threshold(bad)
+        end
+      end
+    end
+
+    # The application's default: glibc's own ceiling, in place of the 128 KiB the BEAM fixes
+    # (tests/memory.rs checks what glibc then does with large blocks).
+    @tag :glibc
+    test "malloc's mmap threshold is set at start" do
+      assert stats().malloc_mmap_threshold == 32 * @mib
+      assert Emily.Memory.set_malloc_mmap_threshold(32 * @mib)
+      assert stats().malloc_mmap_threshold == 32 * @mib
     end
   end
 end
