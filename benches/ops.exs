@@ -217,7 +217,9 @@ results =
 
 IO.puts("""
 
-Best of #{rounds} interleaved rounds (#{System.schedulers_online()} schedulers).
+Best of #{rounds} interleaved rounds (#{System.schedulers_online()} schedulers; OpenBLAS \
+kernels: #{Emily.Native.blas_core() || "not OpenBLAS"}, OPENBLAS_CORETYPE=\
+#{System.get_env("OPENBLAS_CORETYPE", "(unset)")}, which numpy's OpenBLAS follows too).
 
 | measure | Emily | Python MLX | Emily / MLX | numpy | Emily / numpy |
 |---|---|---|---|---|---|\

@@ -111,6 +111,7 @@ extern "C" {
     pub fn emily_get_memory_limit() -> usize;
     pub fn emily_malloc_tune(mmap_threshold: usize) -> c_int;
     pub fn emily_malloc_trim();
+    pub fn emily_blas_core(out: *mut c_char, cap: usize) -> c_int;
 }
 
 // MLX's scheduler entry points, run by src/cpp/direct.cc (see src/direct.rs). They may

@@ -2,6 +2,7 @@
 //! buffer alias ledger, and one function per MLX op (in `ops`). No BEAM here: the NIF crate
 //! (`native/`) is a thin layer over this one.
 pub mod array;
+pub mod blas;
 pub mod direct;
 pub mod dtype;
 pub mod error;

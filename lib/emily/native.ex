@@ -247,6 +247,7 @@ defmodule Emily.Native do
           set_memory_limit: 1,
           set_cache_limit: 1,
           malloc_tune: 1,
+          blas_core: 0,
           # programs (Emily.Compiler's native and fused lanes)
           program_placeholder: 3,
           program_builder: 0,

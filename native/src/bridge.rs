@@ -445,6 +445,12 @@ pub fn malloc_tune(bytes: u64) -> bool {
     emily::memory::tune_malloc(usize::try_from(bytes).unwrap_or(usize::MAX))
 }
 
+/// OpenBLAS's kernel family, `nil` when the BLAS is not a DYNAMIC_ARCH OpenBLAS.
+#[rustler::nif]
+pub fn blas_core() -> Option<String> {
+    emily::blas::core()
+}
+
 /// Sets MLX's cache limit in bytes; returns the previous limit.
 #[rustler::nif]
 pub fn set_cache_limit(bytes: u64) -> u64 {

@@ -109,6 +109,10 @@ int emily_malloc_tune(size_t mmap_threshold);
 // glibc only: returns free heap pages to the OS (malloc_trim).
 void emily_malloc_trim(void);
 
+// ---- BLAS (blas.cc) ----
+// OpenBLAS's kernel family into out; 0 when the BLAS is not a DYNAMIC_ARCH OpenBLAS.
+int emily_blas_core(char* out, size_t cap);
+
 // ---- the bridge (bridge.cc) ----
 // 1 when foreign memory can be wrapped without a copy (the CPU allocator's layout checked).
 int emily_external_mode(void);

@@ -83,7 +83,13 @@ defmodule Mix.Tasks.Emily.Doctor do
         |> Enum.filter(&(is_binary(&1) and &1 =~ ~r/(blas|lapack|accelerate)/i))
         |> Enum.uniq()
 
-      if libs == [], do: "none mapped", else: Enum.join(libs, ", ")
+      core =
+        case Emily.Native.blas_core() do
+          nil -> ""
+          name -> " (OpenBLAS kernels: #{name}#{coretype()})"
+        end
+
+      if libs == [], do: "none mapped", else: Enum.join(libs, ", ") <> core
     else
       "unknown (no /proc)"
     end
@@ -93,6 +99,13 @@ defmodule Mix.Tasks.Emily.Doctor do
     case Emily.memory_stats().malloc_mmap_threshold do
       nil -> "as the BEAM set it (no glibc, or config :emily, malloc_mmap_threshold: false)"
       t -> "mmap threshold #{div(t, 1024)} KiB (Emily.Memory; the BEAM fixes 128 KiB)"
+    end
+  end
+
+  defp coretype do
+    case System.get_env("OPENBLAS_CORETYPE") do
+      nil -> ", chosen for this CPU"
+      v -> ", as OPENBLAS_CORETYPE=#{v} says"
     end
   end
 
