@@ -51,6 +51,9 @@ defmodule Emily.Memory do
 
   @malloc_mmap_threshold_max 32 * 1024 * 1024
 
+  defguardp is_mmap_threshold(n)
+            when is_integer(n) and n > 0 and n <= @malloc_mmap_threshold_max
+
   @doc "Resets MLX's peak memory figure (`:peak` in `Emily.memory_stats/0`)."
   @spec reset_peak() :: :ok
   def reset_peak, do: Native.reset_peak_memory()
@@ -86,15 +89,15 @@ defmodule Emily.Memory do
     do: raise(ArgumentError, "set_cache_limit: expected a byte count, got: #{inspect(other)}")
 
   @doc """
-  glibc only: fixes malloc's mmap threshold at `bytes` and its trim threshold at twice that
-  (see "The C library's malloc in a BEAM" above). Process-wide, and there is no undoing it:
+  glibc only: fixes malloc's mmap threshold at `bytes`, its trim threshold at twice that
+  and its top pad at glibc's default, 128 KiB (see "The C library's malloc in a BEAM"
+  above). Process-wide, and there is no undoing it:
   the C library has no way back to its adjusting thresholds. Returns `true` when set,
   `false` where the C library is not glibc; raises for a size outside 1..32 MiB (glibc's
   own ceiling). `:malloc_mmap_threshold` in `Emily.memory_stats/0` shows the value set.
   """
   @spec set_malloc_mmap_threshold(pos_integer()) :: boolean()
-  def set_malloc_mmap_threshold(bytes)
-      when is_integer(bytes) and bytes > 0 and bytes <= @malloc_mmap_threshold_max do
+  def set_malloc_mmap_threshold(bytes) when is_mmap_threshold(bytes) do
     Native.malloc_tune(bytes)
   end
 
@@ -209,7 +212,7 @@ defmodule Emily.Memory do
       false ->
         false
 
-      n when is_integer(n) and n > 0 and n <= @malloc_mmap_threshold_max ->
+      n when is_mmap_threshold(n) ->
         n
 
       other ->

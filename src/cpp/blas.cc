@@ -6,26 +6,25 @@
 
 #include <cstring>
 
-#include "shim.hpp"
+#include "emily.h"
 
 extern "C" void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const float*,
                             int, float, float*, int);
 
 namespace {
 
-struct OpenBlas {
-  char* (*corename)() = nullptr;
-};
+using CoreNameFn = char* (*)();
 
-// The DYNAMIC_ARCH OpenBLAS that serves cblas_sgemm here, if that is what serves it.
-bool find_openblas(OpenBlas& ob) {
+// gotoblas_corename of the DYNAMIC_ARCH OpenBLAS that serves cblas_sgemm here; null when
+// something else serves it.
+CoreNameFn openblas_corename() {
   Dl_info info;
-  if (!dladdr(reinterpret_cast<void*>(&cblas_sgemm), &info) || !info.dli_fname) return false;
+  if (!dladdr(reinterpret_cast<void*>(&cblas_sgemm), &info) || !info.dli_fname) return nullptr;
   void* h = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
-  if (!h) return false;
-  ob.corename = reinterpret_cast<char* (*)()>(dlsym(h, "gotoblas_corename"));
+  if (!h) return nullptr;
+  auto f = reinterpret_cast<CoreNameFn>(dlsym(h, "gotoblas_corename"));
   dlclose(h);  // RTLD_NOLOAD: only drops the reference just taken
-  return ob.corename != nullptr;
+  return f;
 }
 
 }  // namespace
@@ -35,9 +34,9 @@ extern "C" {
 // Writes OpenBLAS's kernel family ("Haswell", "SkylakeX", ...) into out (NUL-terminated);
 // 0 when the BLAS in use is not a DYNAMIC_ARCH OpenBLAS.
 int emily_blas_core(char* out, size_t cap) {
-  OpenBlas ob;
-  if (cap == 0 || !find_openblas(ob)) return 0;
-  const char* name = ob.corename();
+  CoreNameFn corename = openblas_corename();
+  if (cap == 0 || !corename) return 0;
+  const char* name = corename();
   if (!name) return 0;
   std::strncpy(out, name, cap - 1);
   out[cap - 1] = '\0';

@@ -103,8 +103,9 @@ void emily_clear_cache(void);
 size_t emily_set_memory_limit(size_t limit);
 size_t emily_set_cache_limit(size_t limit);
 size_t emily_get_memory_limit(void);
-// glibc only: fixes malloc's mmap threshold at `mmap_threshold` bytes and its trim threshold
-// at twice that (see core.cc); 1 when set, 0 where unsupported or refused.
+// glibc only: fixes malloc's mmap threshold at `mmap_threshold` bytes, its trim threshold
+// at twice that and its top pad at glibc's default (see core.cc); 1 when set, 0 where
+// unsupported or refused.
 int emily_malloc_tune(size_t mmap_threshold);
 // glibc only: returns free heap pages to the OS (malloc_trim).
 void emily_malloc_trim(void);
