@@ -218,7 +218,8 @@ results =
 IO.puts("""
 
 Best of #{rounds} interleaved rounds (#{System.schedulers_online()} schedulers; OpenBLAS \
-kernels: #{Emily.Native.blas_core() || "not OpenBLAS"}, OPENBLAS_CORETYPE=\
+kernels: #{Emily.Native.blas_core() || "not OpenBLAS"}, #{Emily.Native.blas_threads()} threads, \
+OPENBLAS_CORETYPE=\
 #{System.get_env("OPENBLAS_CORETYPE", "(unset)")}, which numpy's OpenBLAS follows too).
 
 | measure | Emily | Python MLX | Emily / MLX | numpy | Emily / numpy |

@@ -68,6 +68,16 @@ mod entry {
         unsafe { ffi::emily_sched_signal_event(this, s0, s1, event, task) }
     }
 
+    /// `Scheduler::check_error(Stream)`: MLX's synchronize calls it after every wait, and
+    /// would start a stream thread for a stream that never had one.
+    ///
+    /// # Safety
+    /// Called by libmlx only, with MLX's arguments.
+    #[export_name = "_ZN3mlx4core9scheduler9Scheduler11check_errorENS0_6StreamE"]
+    pub unsafe extern "C-unwind" fn check_error(this: *mut c_void, s0: u64, s1: u64) {
+        unsafe { ffi::emily_sched_check_error(this, s0, s1) }
+    }
+
     /// `Scheduler::wait_event(Stream, Event, std::function<void(Event&)>)`.
     ///
     /// # Safety

@@ -112,6 +112,10 @@ extern "C" {
     pub fn emily_malloc_tune(mmap_threshold: usize) -> c_int;
     pub fn emily_malloc_trim();
     pub fn emily_blas_core(out: *mut c_char, cap: usize) -> c_int;
+    pub fn emily_blas_threads() -> c_int;
+    pub fn emily_blas_fit_threads() -> c_int;
+    pub fn emily_thread_use_process_cpus() -> c_int;
+    pub fn emily_process_cpu_count() -> c_int;
 }
 
 // MLX's scheduler entry points, run by src/cpp/direct.cc (see src/direct.rs). They may
@@ -119,5 +123,6 @@ extern "C" {
 extern "C-unwind" {
     pub fn emily_sched_enqueue(this: *mut c_void, s0: u64, s1: u64, task: *mut c_void);
     pub fn emily_sched_signal_event(this: *mut c_void, s0: u64, s1: u64, event: *mut c_void, task: *mut c_void);
+    pub fn emily_sched_check_error(this: *mut c_void, s0: u64, s1: u64);
     pub fn emily_sched_wait_event(this: *mut c_void, s0: u64, s1: u64, event: *mut c_void, task: *mut c_void);
 }

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod program;
 pub mod queue;
 pub mod sync;
+pub mod threads;
 pub mod worker;
 
 pub use array::{async_eval, eval, eval_if_cheap, external_aliasing, scan_and_eval, Array, Scan};

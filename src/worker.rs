@@ -131,6 +131,8 @@ impl Worker {
             // stack MLX's own stream threads get (the usual 8 MiB main-thread default).
             .stack_size(WORKER_STACK_BYTES)
             .spawn(move || {
+                // not the one CPU of a bound BEAM scheduler that may have started it
+                crate::threads::use_process_cpus();
                 let streams = new_stream(device).and_then(|s| match device {
                     Device::Cpu => Ok((s, s)),
                     Device::Gpu => new_stream(Device::Cpu).map(|c| (s, c)),

@@ -248,6 +248,7 @@ defmodule Emily.Native do
           set_cache_limit: 1,
           malloc_tune: 1,
           blas_core: 0,
+          blas_threads: 0,
           # programs (Emily.Compiler's native and fused lanes)
           program_placeholder: 3,
           program_builder: 0,

@@ -47,10 +47,18 @@ defmodule Emily.Worker do
   (10-40 µs on small graphs, most of their round trip). With direct execution (the
   default), the thread evaluating on a CPU worker's stream (the worker's, or a caller's
   evaluating inline) runs MLX's CPU kernels itself, in the order MLX produces them. Emily
-  defines MLX's three scheduler entry points in its NIF library, which the dynamic linker
+  defines four of MLX's scheduler entry points in its NIF library, which the dynamic linker
   binds libmlx's calls to; `direct_execution_available?/0` says whether that works in this
   process (it is probed with the first CPU worker; where it does not, MLX's threads run
   everything, as with the setting off). GPU workers are not affected.
+
+  ## Bound schedulers
+
+  Worker threads, the threads MLX starts for streams and OpenBLAS's threads run on any CPU
+  of the process, also when the BEAM binds its schedulers (`+sbt`) and the thread that
+  starts them is a scheduler bound to one CPU. OpenBLAS's thread count is fitted to the
+  process's CPUs when the NIF library loads (`OPENBLAS_NUM_THREADS` still caps it);
+  `mix emily.doctor` prints it.
   """
 
   @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."

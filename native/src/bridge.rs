@@ -452,6 +452,12 @@ pub fn blas_core() -> Option<String> {
     emily::blas::core()
 }
 
+/// OpenBLAS's thread count, `nil` when the BLAS is not OpenBLAS.
+#[rustler::nif]
+pub fn blas_threads() -> Option<usize> {
+    emily::blas::threads()
+}
+
 /// Sets MLX's cache limit in bytes; returns the previous limit.
 #[rustler::nif]
 pub fn set_cache_limit(bytes: u64) -> u64 {

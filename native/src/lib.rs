@@ -16,6 +16,9 @@ mod worker;
 pub use resources::{AliasRes, TensorRes, WorkerRes};
 
 fn load(env: rustler::Env, _info: rustler::Term) -> bool {
+    // OpenBLAS started its pool as this library loaded, sized for the loading thread's CPU set:
+    // one CPU on a bound scheduler (`+sbt`).
+    emily::blas::fit_threads();
     env.register::<TensorRes>().is_ok()
         && env.register::<WorkerRes>().is_ok()
         && env.register::<AliasRes>().is_ok()

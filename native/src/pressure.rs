@@ -203,7 +203,11 @@ pub fn pressure_register(env: Env) -> NifResult<Atom> {
     if first && !STARTED.swap(true, Ordering::SeqCst) {
         std::thread::Builder::new()
             .name("emily-pressure".into())
-            .spawn(move || notifier_loop(n))
+            .spawn(move || {
+                // not the one CPU of a bound scheduler that registered
+                emily::threads::use_process_cpus();
+                notifier_loop(n)
+            })
             .map_err(|e| crate::error::emily_error(format!("pressure_register: cannot start thread: {e}")))?;
     }
     Ok(atoms::ok())

@@ -99,6 +99,19 @@ void mark_worker_stream(int index) { worker_streams.add(index); }
 
 bool is_worker_stream(int index) { return worker_streams.contains(index); }
 
+// CPU streams made for workers and not yet handed to one (take_cpu_stream).
+StreamSet pooled;
+
+bool pooled_stream(int index) { return pooled.contains(index); }
+
+// Streams that MLX's scheduler has been handed work for (direct.cc): MLX starts a
+// stream's thread then. Untracked indices are always pending.
+StreamSet real_started;
+
+bool real_start_pending(int index) { return !real_started.contains(index); }
+
+void mark_real_started(int index) { real_started.add(index); }
+
 std::shared_mutex& stream_table_lock() {
   static std::shared_mutex mu;
   return mu;
@@ -271,7 +284,9 @@ namespace {
 // CPU streams are made in batches, each under the exclusive table lock, and handed out
 // from this pool: starting a worker then rarely waits for running evaluations to finish
 // (and never while the pool has streams). MLX starts a stream's thread on first use, so
-// pooled streams cost no threads.
+// pooled streams cost no threads: MLX's sweeps over every CPU stream (its set_cache_limit
+// and set_memory_limit synchronize them all) run their closures for pooled streams in the
+// calling thread (direct.cc).
 constexpr int kStreamBatch = 32;
 std::mutex pool_mu;
 std::vector<mx::Stream> cpu_pool;
@@ -283,12 +298,14 @@ mx::Stream take_cpu_stream() {
     for (int i = 0; i < kStreamBatch; i++) {
       auto s = mx::new_thread_unsafe_stream(mx::Device::cpu);
       mark_worker_stream(s.index);
+      pooled.add(s.index);
       cpu_pool.push_back(s);
     }
     std::reverse(cpu_pool.begin(), cpu_pool.end());
   }
   auto s = cpu_pool.back();
   cpu_pool.pop_back();
+  pooled.remove(s.index);
   return s;
 }
 

@@ -7,14 +7,20 @@
 // 2-vCPU machines here a 1k-element add round trip took 12-46 us that way and 1.4 us with
 // the closures run in place).
 //
-// libmlx calls Scheduler::enqueue, ::signal_event and ::wait_event through its PLT, so a
-// definition earlier in the library search order is the one it gets. src/direct.rs exports
-// three functions under MLX's mangled names from Emily's library (which is loaded before
-// libmlx); they call the functions below. A closure for a CPU stream of the worker the
+// libmlx calls Scheduler::enqueue, ::signal_event, ::wait_event and ::check_error through
+// its PLT, so a definition earlier in the library search order is the one it gets.
+// src/direct.rs exports four functions under MLX's mangled names from Emily's library (which
+// is loaded before libmlx); they call the functions below. A closure for a CPU stream of the worker the
 // calling thread stands for, with direct execution on for that thread, runs at once, in
 // the order libmlx produces them (its eval walks the graph in dependency order, so every
 // input is ready). Anything else goes on to MLX's own function (dlsym RTLD_NEXT): GPU
 // streams, MLX's default streams, threads that do not stand for a worker.
+//
+// MLX starts a stream's thread the first time it is handed work, in the thread handing it
+// over: that first call runs with the process's CPU set (threads.cc). Streams MLX has never
+// been handed work for get no thread: check_error has nothing to read for them, and MLX's
+// sweeps over all CPU streams (set_cache_limit, set_memory_limit) reach pooled streams that
+// no worker uses yet, whose closures run in place.
 //
 // Errors keep MLX's semantics: a closure that throws does not stop the ones after it (as
 // on MLX's stream thread), and the wait that follows throws its message. The message is
@@ -42,6 +48,7 @@
 #include "mlx/event.h"
 #include "mlx/scheduler.h"
 #include "shim.hpp"
+#include "threads.hpp"
 
 namespace emily {
 namespace {
@@ -68,6 +75,12 @@ EventFn real_signal_event() {
 EventFn real_wait_event() {
   static EventFn f =
       mlx_symbol<EventFn>("_ZN3mlx4core9scheduler9Scheduler10wait_eventENS0_6StreamENS0_5EventESt8functionIFvRS4_EE");
+  return f;
+}
+
+using CheckErrorFn = void (*)(void*, mx::Stream);
+CheckErrorFn real_check_error() {
+  static CheckErrorFn f = mlx_symbol<CheckErrorFn>("_ZN3mlx4core9scheduler9Scheduler11check_errorENS0_6StreamE");
   return f;
 }
 
@@ -134,6 +147,17 @@ void run_now(const mx::Stream& s, F&& f) {
   }
 }
 
+// Passes a call on to MLX's scheduler. The first call for a stream starts its thread there,
+// so that call runs with the process's CPU set (threads.cc); the caller may be a BEAM
+// scheduler bound to one CPU.
+template <class F>
+void to_mlx(const mx::Stream& s, F&& call) {
+  if (!real_start_pending(s.index)) return call();
+  ProcessCpus cpus;
+  call();
+  mark_real_started(s.index);
+}
+
 }  // namespace
 
 int direct_state() { return available.load(std::memory_order_acquire); }
@@ -179,11 +203,13 @@ void emily_sched_enqueue(void* self, uint64_t s0, uint64_t s1, void* task) {
   reached.store(true, std::memory_order_relaxed);
   auto s = unpack(s0, s1);
   auto& f = *static_cast<std::function<void()>*>(task);
-  if (runs_here(s)) {
+  // Nothing was ever queued on a pooled stream and no graph uses it: what MLX sends it
+  // (a sweep's synchronize) runs here rather than in a thread started for it.
+  if (runs_here(s) || pooled_stream(s.index)) {
     run_now(s, [&] { f(); });
     return;
   }
-  if (auto real = real_enqueue()) return real(self, s, std::move(f));
+  if (auto real = real_enqueue()) return to_mlx(s, [&] { real(self, s, std::move(f)); });
   // MLX's own function cannot be found (no such loader seen): run the closure here, in
   // the order it came, rather than drop it.
   run_now(s, [&] { f(); });
@@ -196,15 +222,24 @@ void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event,
       // MLX's stream thread stores the rethrown message in its stream, then poisons and
       // signals the event: the waiter gets the error as MLX gives it.
       mark_real_used(s.index);
-      real_enqueue()(self, s, [m = std::move(*msg)]() { throw std::runtime_error(m); });
+      to_mlx(s, [&] { real_enqueue()(self, s, [m = std::move(*msg)]() { throw std::runtime_error(m); }); });
       real_signal_event()(self, s, e, std::move(f));
       return;
     }
     run_now(s, [&] { f(e); });
     return;
   }
-  if (auto real = real_signal_event()) return real(self, s, e, std::move(f));
+  if (auto real = real_signal_event()) return to_mlx(s, [&] { real(self, s, e, std::move(f)); });
   run_now(s, [&] { f(e); });
+}
+
+// MLX's check_error looks up (and so starts) the stream's thread to read the error stored
+// there. A tracked stream that MLX's scheduler was never handed work for has no thread and
+// no error: nothing to check.
+void emily_sched_check_error(void* self, uint64_t s0, uint64_t s1) {
+  auto s = unpack(s0, s1);
+  if (s.index >= 0 && s.index < kTrackedStreams && real_start_pending(s.index)) return;
+  if (auto real = real_check_error()) to_mlx(s, [&] { real(self, s); });
 }
 
 void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task) {
@@ -213,7 +248,7 @@ void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, v
     run_now(s, [&] { f(e); });
     return;
   }
-  if (auto real = real_wait_event()) return real(self, s, e, std::move(f));
+  if (auto real = real_wait_event()) return to_mlx(s, [&] { real(self, s, e, std::move(f)); });
   run_now(s, [&] { f(e); });
 }
 

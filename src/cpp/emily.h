@@ -73,11 +73,12 @@ void emily_own_streams(const int32_t* streams, size_t n, int direct);
 // Whether direct execution works in this process: 1 yes, 0 no, -1 not known yet (no CPU
 // worker has asked for it).
 int emily_direct_available(void);
-// Entry points for MLX's Scheduler::enqueue, ::signal_event and ::wait_event (src/direct.rs
-// exports them under MLX's names): a Stream in two words, the rest by address.
+// Entry points for MLX's Scheduler::enqueue, ::signal_event, ::wait_event and ::check_error
+// (src/direct.rs exports them under MLX's names): a Stream in two words, the rest by address.
 void emily_sched_enqueue(void* self, uint64_t s0, uint64_t s1, void* task);
 void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task);
 void emily_sched_wait_event(void* self, uint64_t s0, uint64_t s1, void* event, void* task);
+void emily_sched_check_error(void* self, uint64_t s0, uint64_t s1);
 int emily_synchronize(emily_stream s);
 const char* emily_mlx_version(void);
 
@@ -113,6 +114,19 @@ void emily_malloc_trim(void);
 // ---- BLAS (blas.cc) ----
 // OpenBLAS's kernel family into out; 0 when the BLAS is not a DYNAMIC_ARCH OpenBLAS.
 int emily_blas_core(char* out, size_t cap);
+// OpenBLAS's thread count; 0 when the BLAS is not OpenBLAS.
+int emily_blas_threads(void);
+// Gives OpenBLAS as many threads as the process has CPUs (capped as OPENBLAS_NUM_THREADS,
+// GOTO_NUM_THREADS or OMP_NUM_THREADS cap them), started with the process's CPU set, where it
+// has fewer (threads.cc says why). Returns the thread count after; 0 when not OpenBLAS.
+int emily_blas_fit_threads(void);
+
+// ---- threads (threads.cc) ----
+// Gives the calling thread the process's CPU set (the main thread's); 1 when set, 0 where
+// CPU sets do not exist, -1 on failure.
+int emily_thread_use_process_cpus(void);
+// CPUs in the process's CPU set; 0 where unknown.
+int emily_process_cpu_count(void);
 
 // ---- the bridge (bridge.cc) ----
 // 1 when foreign memory can be wrapped without a copy (the CPU allocator's layout checked).

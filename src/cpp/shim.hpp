@@ -66,6 +66,12 @@ void end_direct();
 void set_direct_here(bool on);
 void forget_error(int index);
 void mark_real_used(int index);
+// Whether `index` is a worker's CPU stream still in the pool of unused ones (core.cc).
+bool pooled_stream(int index);
+// Whether MLX's scheduler may not have started a thread for stream `index` yet, and the
+// note that it has (core.cc; direct.cc starts them with the process's CPU set).
+bool real_start_pending(int index);
+void mark_real_started(int index);
 // Throws when the calling thread stands for a worker (emily_own_streams) and `s` is not one
 // of that worker's streams (core.cc): MLX's CPU streams may be used from any thread, so
 // this is what keeps a worker's nodes from running on another worker's thread.

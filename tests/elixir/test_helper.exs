@@ -8,6 +8,8 @@ exclude = if telemetry?, do: exclude, else: [:telemetry | exclude]
 # glibc's malloc settings (Emily.Memory): Linux with the GNU C library only.
 glibc? = String.ends_with?(to_string(:erlang.system_info(:system_architecture)), "linux-gnu")
 exclude = if glibc?, do: exclude, else: [:glibc | exclude]
+# Thread placement under bound schedulers (/proc, CPU sets): Linux only.
+exclude = if :os.type() == {:unix, :linux}, do: exclude, else: [:linux | exclude]
 
 IO.puts(
   "Emily test tiers: ExUnit core: on; ExUnit Nx: " <>

@@ -86,7 +86,7 @@ defmodule Mix.Tasks.Emily.Doctor do
       core =
         case Emily.Native.blas_core() do
           nil -> ""
-          name -> " (OpenBLAS kernels: #{name}#{coretype()})"
+          name -> " (OpenBLAS kernels: #{name}#{coretype()}; #{blas_threads()})"
         end
 
       if libs == [], do: "none mapped", else: Enum.join(libs, ", ") <> core
@@ -99,6 +99,14 @@ defmodule Mix.Tasks.Emily.Doctor do
     case Emily.memory_stats().malloc_mmap_threshold do
       nil -> "as the BEAM set it (no glibc, or config :emily, malloc_mmap_threshold: false)"
       t -> "mmap threshold #{div(t, 1024)} KiB (Emily.Memory; the BEAM fixes 128 KiB)"
+    end
+  end
+
+  # Fitted to the process's CPUs when the NIF loads (Emily.Native's load; src/cpp/threads.cc).
+  defp blas_threads do
+    case Emily.Native.blas_threads() do
+      1 -> "1 thread"
+      n -> "#{n} threads"
     end
   end
 

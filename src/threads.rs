@@ -1,0 +1,19 @@
+//! Where the threads Emily brings about may run (see `src/cpp/threads.cc`).
+//!
+//! A thread starts with the CPU set of the thread that starts it, and a BEAM run with bound
+//! schedulers (`erl +sbt ...`) calls NIFs from threads bound to one CPU each. Emily's
+//! workers and the GC pressure thread therefore take the process's CPU set when they start,
+//! MLX's stream threads are started with it (`src/cpp/direct.cc`), and OpenBLAS's pool is
+//! refitted when the NIF library loads ([`crate::blas::fit_threads`]).
+use crate::ffi;
+
+/// Gives the calling thread the process's CPU set (the main thread's, which the BEAM never
+/// binds); `false` where CPU sets do not exist or the call failed.
+pub fn use_process_cpus() -> bool {
+    unsafe { ffi::emily_thread_use_process_cpus() == 1 }
+}
+
+/// CPUs in the process's CPU set; `None` where unknown.
+pub fn process_cpu_count() -> Option<usize> {
+    usize::try_from(unsafe { ffi::emily_process_cpu_count() }).ok().filter(|&n| n > 0)
+}
