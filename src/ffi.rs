@@ -116,6 +116,7 @@ extern "C" {
     pub fn emily_blas_fit_threads() -> c_int;
     pub fn emily_thread_use_process_cpus() -> c_int;
     pub fn emily_process_cpu_count() -> c_int;
+    pub fn emily_gpu_start() -> c_int;
 }
 
 // MLX's scheduler entry points, run by src/cpp/direct.cc (see src/direct.rs). They may

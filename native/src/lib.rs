@@ -19,6 +19,8 @@ fn load(env: rustler::Env, _info: rustler::Term) -> bool {
     // OpenBLAS started its pool as this library loaded, sized for the loading thread's CPU set:
     // one CPU on a bound scheduler (`+sbt`).
     emily::blas::fit_threads();
+    // MLX's GPU context, and the driver threads it brings, likewise (no-op without a GPU).
+    emily::threads::start_gpu();
     env.register::<TensorRes>().is_ok()
         && env.register::<WorkerRes>().is_ok()
         && env.register::<AliasRes>().is_ok()

@@ -9,6 +9,7 @@
 #endif
 
 #include "shim.hpp"
+#include "threads.hpp"
 
 namespace {
 thread_local std::string last_error;
@@ -227,6 +228,21 @@ int emily_is_donatable(const emily_array* a) { return a->a.is_donatable() ? 1 : 
 int emily_device_available(int32_t device) {
   try {
     return mx::is_available(device == 1 ? mx::Device::gpu : mx::Device::cpu) ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+int emily_gpu_start(void) {
+  // The driver starts threads of its own when its context is made (on an H100: a
+  // "cuda0000..." thread); made from a bound scheduler, they would share its one CPU. MLX
+  // makes the context on its first allocation, whichever thread that is: here, once, with
+  // the process's CPU set (threads.cc).
+  emily::ProcessCpus cpus;
+  try {
+    if (!mx::is_available(mx::Device::gpu)) return 0;
+    auto probe = mx::allocator::malloc(16);  // freed as it goes out of scope
+    return 1;
   } catch (...) {
     return 0;
   }

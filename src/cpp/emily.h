@@ -127,6 +127,10 @@ int emily_blas_fit_threads(void);
 int emily_thread_use_process_cpus(void);
 // CPUs in the process's CPU set; 0 where unknown.
 int emily_process_cpu_count(void);
+// Makes MLX's GPU context (its first allocation) with the process's CPU set, so that the
+// driver's own threads do not inherit a bound scheduler's one CPU (core.cc); 1 when there is
+// a GPU, 0 otherwise.
+int emily_gpu_start(void);
 
 // ---- the bridge (bridge.cc) ----
 // 1 when foreign memory can be wrapped without a copy (the CPU allocator's layout checked).

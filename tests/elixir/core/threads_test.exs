@@ -53,7 +53,7 @@ defmodule Emily.ThreadsTest do
     bound = Enum.reject(r.threads, fn {_, cpus} -> cpus == r.process end)
     # the normal schedulers, each on its CPU, and nothing else: OpenBLAS's and MLX's threads
     # are started from a bound scheduler too, but with the process's set
-    assert length(bound) == r.schedulers, inspect(r.threads)
+    assert length(bound) == r.schedulers, inspect(bound, limit: :infinity)
     assert Enum.all?(bound, fn {name, _} -> name =~ ~r/^\d+_scheduler$/ end), inspect(bound)
 
     cap =
