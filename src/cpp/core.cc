@@ -141,10 +141,10 @@ bool owns_stream(int index) {
   return false;
 }
 
-// CPU streams that MLX's own stream thread may still have work queued for: used by a
-// thread standing for their worker without direct execution. A stream passing to direct
-// execution waits for that thread first. Streams never used that way are never waited for
-// (and MLX never starts a thread for them).
+// Streams that MLX's own stream thread may still have work queued for: every stream MLX's
+// scheduler was handed work for (direct.cc marks it as it hands the work over) since the
+// stream last passed to direct execution, which waits for that thread first. Streams MLX
+// was never handed work for are never waited for (and MLX never starts a thread for them).
 StreamSet real_used;
 
 bool begin_direct() {
@@ -169,10 +169,8 @@ bool begin_direct() {
   return true;
 }
 
-void mark_real_used(int idx) { real_used.add(idx); }
-
-void end_direct() {
-  for (size_t i = 0; i < owned_count; i++) mark_real_used(owned[i]);
+void mark_real_used(int idx) {
+  if (!real_used.contains(idx)) real_used.add(idx);
 }
 
 void check_owned(const mx::Stream& s) {
@@ -288,7 +286,6 @@ void emily_own_streams(const int32_t* streams, size_t n, int direct) {
       on = false;
     }
   }
-  if (!on) emily::end_direct();
   emily::set_direct_here(on);
 }
 

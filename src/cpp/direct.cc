@@ -147,11 +147,13 @@ void run_now(const mx::Stream& s, F&& f) {
   }
 }
 
-// Passes a call on to MLX's scheduler. The first call for a stream starts its thread there,
-// so that call runs with the process's CPU set (threads.cc); the caller may be a BEAM
-// scheduler bound to one CPU.
+// Passes a call on to MLX's scheduler, noting that its stream thread has work for the stream
+// (a later switch to direct execution waits for it). The first call for a stream starts its
+// thread there, so that call runs with the process's CPU set (threads.cc); the caller may
+// be a BEAM scheduler bound to one CPU.
 template <class F>
 void to_mlx(const mx::Stream& s, F&& call) {
+  mark_real_used(s.index);
   if (!real_start_pending(s.index)) return call();
   ProcessCpus cpus;
   call();
@@ -221,7 +223,6 @@ void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event,
     if (auto msg = take_error(s.index)) {
       // MLX's stream thread stores the rethrown message in its stream, then poisons and
       // signals the event: the waiter gets the error as MLX gives it.
-      mark_real_used(s.index);
       to_mlx(s, [&] { real_enqueue()(self, s, [m = std::move(*msg)]() { throw std::runtime_error(m); }); });
       real_signal_event()(self, s, e, std::move(f));
       return;

@@ -58,11 +58,11 @@ bool owns_stream(int index);
 // it stands for itself, in place of MLX's stream thread. probe_direct checks once, on `s`,
 // that libmlx's scheduler calls reach Emily; set_direct_here turns it on or off for the
 // calling thread; forget_error drops a stream's kernel error not yet reported;
-// mark_real_used (core.cc) notes that MLX's stream thread has work for a stream.
+// mark_real_used (core.cc) notes that MLX's stream thread has work for a stream (direct.cc
+// calls it for every call it passes on to MLX's scheduler).
 bool probe_direct(const mx::Stream& s);
 int direct_state();  // 1 works, 0 does not, -1 not probed yet
 bool begin_direct();  // core.cc: for the owned streams; false: stay on MLX's threads
-void end_direct();
 void set_direct_here(bool on);
 void forget_error(int index);
 void mark_real_used(int index);
