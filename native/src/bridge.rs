@@ -439,8 +439,8 @@ pub fn set_memory_limit(bytes: u64) -> u64 {
 }
 
 /// Fixes glibc's malloc mmap threshold at `bytes` (trim threshold at twice that, top pad at
-/// glibc's default); `false`
-/// where the C library is not glibc or `bytes` is out of range (1..=32 MiB).
+/// glibc's default); `false` where the C library is not glibc or `bytes` is out of range
+/// (1..=32 MiB).
 #[rustler::nif]
 pub fn malloc_tune(bytes: u64) -> bool {
     emily::memory::tune_malloc(usize::try_from(bytes).unwrap_or(usize::MAX))

@@ -77,17 +77,16 @@ thread_local size_t owned_count = 0;
 class StreamSet {
  public:
   void add(int index) {
-    if (in_range(index)) words_[index / 64].fetch_or(bit(index), std::memory_order_acq_rel);
+    if (tracked_stream(index)) words_[index / 64].fetch_or(bit(index), std::memory_order_acq_rel);
   }
   void remove(int index) {
-    if (in_range(index)) words_[index / 64].fetch_and(~bit(index), std::memory_order_acq_rel);
+    if (tracked_stream(index)) words_[index / 64].fetch_and(~bit(index), std::memory_order_acq_rel);
   }
   bool contains(int index) const {
-    return in_range(index) && (words_[index / 64].load(std::memory_order_acquire) & bit(index));
+    return tracked_stream(index) && (words_[index / 64].load(std::memory_order_acquire) & bit(index));
   }
 
  private:
-  static bool in_range(int index) { return index >= 0 && index < kTrackedStreams; }
   static uint64_t bit(int index) { return uint64_t{1} << (index % 64); }
   std::atomic<uint64_t> words_[kTrackedStreams / 64] = {};
 };
@@ -149,7 +148,7 @@ StreamSet real_used;
 
 bool begin_direct() {
   for (size_t i = 0; i < owned_count; i++)
-    if (owned[i] < 0 || owned[i] >= kTrackedStreams) return false;
+    if (!tracked_stream(owned[i])) return false;
   if (!probe_direct(mx::Stream(owned[0], mx::Device::cpu))) return false;
   for (size_t i = 0; i < owned_count; i++) {
     int idx = owned[i];

@@ -121,7 +121,7 @@ mx::Stream unpack(uint64_t w0, uint64_t w1) {
 }
 
 bool runs_here(const mx::Stream& s) {
-  return direct_here && s.device == mx::Device::cpu && s.index >= 0 && s.index < kTrackedStreams && owns_stream(s.index);
+  return direct_here && s.device == mx::Device::cpu && tracked_stream(s.index) && owns_stream(s.index);
 }
 
 // An event entry point's arguments, unpacked (and the call noted for the probe).
@@ -239,7 +239,7 @@ void emily_sched_signal_event(void* self, uint64_t s0, uint64_t s1, void* event,
 // no error: nothing to check.
 void emily_sched_check_error(void* self, uint64_t s0, uint64_t s1) {
   auto s = unpack(s0, s1);
-  if (s.index >= 0 && s.index < kTrackedStreams && real_start_pending(s.index)) return;
+  if (tracked_stream(s.index) && real_start_pending(s.index)) return;
   if (auto real = real_check_error()) to_mlx(s, [&] { real(self, s); });
 }
 

@@ -52,6 +52,7 @@ int32_t from_dtype(mx::Dtype d);
 bool heavy_primitive(std::string_view name);
 // Streams are tracked by index up to this bound (worker-stream bitmap, direct execution).
 constexpr int kTrackedStreams = 1 << 16;
+inline bool tracked_stream(int index) { return index >= 0 && index < kTrackedStreams; }
 // Whether the calling thread stands for the worker owning stream `index` (core.cc).
 bool owns_stream(int index);
 // Direct execution (direct.cc): the calling thread runs the MLX kernels of the CPU streams
