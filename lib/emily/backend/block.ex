@@ -135,16 +135,16 @@ if Code.ensure_loaded?(Nx) do
     ## Linear algebra (MLX runs it on the CPU, in f32 or f64)
 
     defp native(%L.Cholesky{}, %T{type: type} = out, [t]) do
-      with_real([t], type, fn w, cw, ct ->
-        l = MX.cholesky(ref(t, ct, w), false, cw)
+      with_real([t], type, fn w, ct ->
+        l = MX.cholesky(ref(t, ct, w), false, w)
         wrap(Core.cast(l, type, w), out, device_of([t]))
       end)
     end
 
     defp native(%L.QR{}, {%T{type: type} = qo, %T{} = ro}, [t]) do
-      with_real([t], type, fn w, cw, ct ->
-        [q, r] = MX.qr(ref(t, ct, w), cw)
-        {q, r} = {plus_zero(q, cw), plus_zero(r, cw)}
+      with_real([t], type, fn w, ct ->
+        [q, r] = MX.qr(ref(t, ct, w), w)
+        {q, r} = {plus_zero(q, w), plus_zero(r, w)}
 
         if MX.shape(q) == Tuple.to_list(qo.shape) and MX.shape(r) == Tuple.to_list(ro.shape) do
           d = device_of([t])
@@ -156,21 +156,21 @@ if Code.ensure_loaded?(Nx) do
     end
 
     defp native(%L.Eigh{}, {%T{type: type} = vo, %T{} = eo}, [t]) do
-      with_real([t], type, fn w, cw, ct ->
-        [vals, vecs] = MX.eigh(ref(t, ct, w), cw)
+      with_real([t], type, fn w, ct ->
+        [vals, vecs] = MX.eigh(ref(t, ct, w), w)
         # Nx orders eigenvalues from the largest down; MLX from the smallest up.
         rank = tuple_size(t.shape)
-        vals = MX.flip(vals, rank - 2, cw)
-        vecs = MX.flip(vecs, rank - 1, cw)
-        vecs = normalize_columns(vecs, cw) |> plus_zero(cw)
+        vals = MX.flip(vals, rank - 2, w)
+        vecs = MX.flip(vecs, rank - 1, w)
+        vecs = normalize_columns(vecs, w) |> plus_zero(w)
         d = device_of([t])
         {wrap(Core.cast(vals, type, w), vo, d), wrap(Core.cast(vecs, eo.type, w), eo, d)}
       end)
     end
 
     defp native(%L.SVD{full_matrices?: full?}, {%T{type: type} = uo, %T{} = so, %T{} = vo}, [t]) do
-      with_real([t], type, fn w, cw, ct ->
-        [u, s, vt] = MX.svd(ref(t, ct, w), cw)
+      with_real([t], type, fn w, ct ->
+        [u, s, vt] = MX.svd(ref(t, ct, w), w)
         dims = Tuple.to_list(t.shape)
         rank = length(dims)
         [m, n] = Enum.take(dims, -2)
@@ -183,16 +183,16 @@ if Code.ensure_loaded?(Nx) do
             ones = List.duplicate(1, rank)
             zeros = List.duplicate(0, rank)
 
-            {MX.slice(u, zeros, List.replace_at(MX.shape(u), rank - 1, k), ones, cw),
-             MX.slice(vt, zeros, List.replace_at(MX.shape(vt), rank - 2, k), ones, cw)}
+            {MX.slice(u, zeros, List.replace_at(MX.shape(u), rank - 1, k), ones, w),
+             MX.slice(vt, zeros, List.replace_at(MX.shape(vt), rank - 2, k), ones, w)}
           end
 
         if MX.shape(u) == Tuple.to_list(uo.shape) and MX.shape(vt) == Tuple.to_list(vo.shape) do
           d = device_of([t])
 
-          {wrap(Core.cast(plus_zero(u, cw), type, w), uo, d),
+          {wrap(Core.cast(plus_zero(u, w), type, w), uo, d),
            wrap(Core.cast(s, so.type, w), so, d),
-           wrap(Core.cast(plus_zero(vt, cw), vo.type, w), vo, d)}
+           wrap(Core.cast(plus_zero(vt, w), vo.type, w), vo, d)}
         else
           :default
         end
@@ -200,29 +200,29 @@ if Code.ensure_loaded?(Nx) do
     end
 
     defp native(%L.LU{}, {%T{type: ptype} = po, %T{type: type} = lo, %T{} = uo}, [t]) do
-      with_real([t], type, fn w, cw, ct ->
-        [piv, l, u] = MX.lu(ref(t, ct, w), cw)
+      with_real([t], type, fn w, ct ->
+        [piv, l, u] = MX.lu(ref(t, ct, w), w)
         # A = L[piv] U, so P is the identity's rows gathered by piv: P[i, piv[i]] = 1.
         m = List.last(MX.shape(l))
-        rows = MX.arange(0.0, m * 1.0, 1.0, :s64, cw)
-        p = MX.equal(MX.expand_dims(MX.astype(piv, :s64, cw), [-1], cw), rows, cw)
+        rows = MX.arange(0.0, m * 1.0, 1.0, :s64, w)
+        p = MX.equal(MX.expand_dims(MX.astype(piv, :s64, w), [-1], w), rows, w)
         d = device_of([t])
 
-        {wrap(Core.convert(MX.astype(p, :u8, cw), {:u, 8}, ptype, w), po, d),
+        {wrap(Core.convert(MX.astype(p, :u8, w), {:u, 8}, ptype, w), po, d),
          wrap(Core.cast(l, type, w), lo, d), wrap(Core.cast(u, uo.type, w), uo, d)}
       end)
     end
 
     defp native(%L.Solve{}, %T{type: type} = out, [a, b]) do
-      with_real([a, b], type, fn w, cw, ct ->
+      with_real([a, b], type, fn w, ct ->
         am = ref(a, ct, w)
         bm = ref(b, ct, w)
 
         x =
           if tuple_size(b.shape) == tuple_size(a.shape) - 1 do
-            MX.squeeze(MX.solve(am, MX.expand_dims(bm, [-1], cw), cw), [-1], cw)
+            MX.squeeze(MX.solve(am, MX.expand_dims(bm, [-1], w), w), [-1], w)
           else
-            MX.solve(am, bm, cw)
+            MX.solve(am, bm, w)
           end
 
         wrap(Core.cast(x, type, w), out, device_of([a, b]))
@@ -236,8 +236,8 @@ if Code.ensure_loaded?(Nx) do
       if n <= 3 do
         :default
       else
-        with_real([t], type, fn w, cw, ct ->
-          det = plus_zero(determinant(ref(t, ct, w), cw), cw)
+        with_real([t], type, fn w, ct ->
+          det = plus_zero(determinant(ref(t, ct, w), w), w)
           wrap(Core.cast(det, type, w), out, device_of([t]))
         end)
       end
@@ -263,16 +263,15 @@ if Code.ensure_loaded?(Nx) do
       {device, worker(device)}
     end
 
-    # Runs `fun.(worker, factor_worker, compute_type)` for real inputs; complex inputs or
-    # outputs take the default path. The factorizations run on the CPU, but through the
-    # device's own worker (its linalg NIFs build on the worker's CPU stream): a graph, or a
-    # compiled program, then never mixes nodes of two workers.
+    # Runs `fun.(worker, compute_type)` for real inputs; complex inputs or outputs take the
+    # default path. The factorizations run on the CPU, but through the device's own worker
+    # (its linalg NIFs build on the worker's CPU stream): a graph, or a compiled program,
+    # then never mixes nodes of two workers.
     defp with_real(tensors, type, fun) do
       if Core.complex?(type) or Enum.any?(tensors, &Core.complex?(&1.type)) do
         :default
       else
-        w = worker(device_of(tensors))
-        fun.(w, w, LinAlg.compute_type(type))
+        fun.(worker(device_of(tensors)), LinAlg.compute_type(type))
       end
     end
 

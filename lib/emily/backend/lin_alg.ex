@@ -243,9 +243,8 @@ if Code.ensure_loaded?(Nx) do
         complex_triangular_solve(out, a, b, opts)
       else
         device = device_of([a, b])
+        # (the triangular solve NIFs build on the worker's CPU stream)
         w = worker(device)
-        # (the factorization NIFs build on the worker's CPU stream)
-        cw = w
         ct = compute_type(type)
         am = ref(a, ct, w)
         bm = ref(b, ct, w)
@@ -256,31 +255,31 @@ if Code.ensure_loaded?(Nx) do
         # solves with a's transpose.
         {am, lower} =
           case opts[:transform_a] do
-            :transpose -> {swap_last(am, cw), not lower}
+            :transpose -> {swap_last(am, w), not lower}
             _ -> {am, lower}
           end
 
-        check_nonsingular!(am, cw)
+        check_nonsingular!(am, w)
 
         vector? = tuple_size(b.shape) == tuple_size(a.shape) - 1
 
         x =
           cond do
             left and vector? ->
-              bcol = MX.expand_dims(bm, [-1], cw)
-              MX.squeeze(solve_tri(am, bcol, lower, cw), [-1], cw)
+              bcol = MX.expand_dims(bm, [-1], w)
+              MX.squeeze(solve_tri(am, bcol, lower, w), [-1], w)
 
             left ->
-              solve_tri(am, bm, lower, cw)
+              solve_tri(am, bm, lower, w)
 
             vector? ->
               # x a = b  <=>  a^T x^T = b^T
-              bcol = MX.expand_dims(bm, [-1], cw)
-              MX.squeeze(solve_tri(swap_last(am, cw), bcol, not lower, cw), [-1], cw)
+              bcol = MX.expand_dims(bm, [-1], w)
+              MX.squeeze(solve_tri(swap_last(am, w), bcol, not lower, w), [-1], w)
 
             true ->
-              xt = solve_tri(swap_last(am, cw), swap_last(bm, cw), not lower, cw)
-              swap_last(xt, cw)
+              xt = solve_tri(swap_last(am, w), swap_last(bm, w), not lower, w)
+              swap_last(xt, w)
           end
 
         wrap(Core.cast(x, type, w), out, device)
