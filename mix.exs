@@ -108,29 +108,47 @@ defmodule Emily.MixProject do
   defp elixirc_paths(:test), do: ["lib", "tests/elixir/support"]
   defp elixirc_paths(_), do: ["lib"]
 
-  # Users get Nx and :telemetry from Hex. For development without Hex, point
-  # EMILY_NX_PATH (and EMILY_COMPLEX_PATH, EMILY_TELEMETRY_PATH) at local checkouts of
-  # those packages whose own dependencies are path dependencies too. Without Hex and
-  # without those variables, Emily builds with no dependencies: the core API and the op
-  # layer work, the Nx tier is skipped.
+  # Users get Nx and :telemetry from Hex, and Bumblebee when they use it (an optional
+  # dependency: Emily.Bumblebee is compiled with it). Without Hex, the same packages come
+  # as path dependencies from a folder of source checkouts whose own mix.exs files name
+  # each other by relative path: the folder in EMILY_DEPS_PATH, else `../shared/deps`
+  # beside the project when it exists. Without Hex and without such a folder, Emily builds
+  # with no dependencies: the core API and the op layer work, the Nx and model tiers are
+  # skipped.
   defp deps do
-    cond do
-      nx = System.get_env("EMILY_NX_PATH") ->
-        [{:nx, path: nx}] ++
-          local(:complex, "EMILY_COMPLEX_PATH") ++ local(:telemetry, "EMILY_TELEMETRY_PATH")
+    case local_deps_path() do
+      nil ->
+        if hex_available?(),
+          do: [
+            {:nx, "~> 0.13"},
+            {:telemetry, "~> 1.0", optional: true},
+            {:bumblebee, "~> 0.7", optional: true},
+            {:safetensors, "~> 0.1", only: :test}
+          ],
+          else: []
 
-      hex_available?() ->
-        [{:nx, "~> 0.13"}, {:telemetry, "~> 1.0", optional: true}]
+      dir ->
+        # Bumblebee 0.7 asks for nx ~> 0.12 and older jason, complex and telemetry; its
+        # tokenizers need rustler to build from source. The overrides make the
+        # checkouts' versions win, as `override: true` would with Hex.
+        local = fn app, opts ->
+          {app, [path: Path.join(dir, "#{app}"), override: true] ++ opts}
+        end
 
-      true ->
-        []
+        Enum.map([:nx, :complex, :telemetry, :axon, :jason, :rustler], &local.(&1, [])) ++
+          [local.(:bumblebee, optional: true), local.(:safetensors, only: :test)]
     end
   end
 
-  defp local(app, var) do
-    case System.get_env(var) do
-      nil -> []
-      path -> [{app, path: path, override: true}]
+  @doc false
+  def local_deps_path do
+    sibling = Path.expand("../shared/deps", __DIR__)
+
+    cond do
+      dir = System.get_env("EMILY_DEPS_PATH") -> Path.expand(dir)
+      hex_available?() -> nil
+      File.exists?(Path.join(sibling, "nx/mix.exs")) -> sibling
+      true -> nil
     end
   end
 

@@ -19,6 +19,15 @@ import Config
 #     default_device: :cpu,       # :cpu | :gpu; env EMILY_DEFAULT_DEVICE overrides
 #     tf32: false                 # let MLX run f32 matmuls in TF32 on NVIDIA GPUs
 
+# Bumblebee's tokenizers (the only rustler_precompiled package Emily's dependencies have)
+# are built from source (their Rust crate, from crates.io) rather than downloaded, into a
+# cargo target directory outside the repository that fresh clones share.
+config :rustler_precompiled, force_build_all: true
+
+config :tokenizers, Tokenizers.Native,
+  target_dir:
+    Path.join(System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily"), "cargo-tokenizers")
+
 if File.exists?(Path.join(__DIR__, "#{config_env()}.exs")) do
   import_config "#{config_env()}.exs"
 end
