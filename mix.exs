@@ -109,12 +109,14 @@ defmodule Emily.MixProject do
   defp elixirc_paths(_), do: ["lib"]
 
   # Users get Nx and :telemetry from Hex, and Bumblebee when they use it (an optional
-  # dependency: Emily.Bumblebee is compiled with it). Without Hex, the same packages come
-  # as path dependencies from a folder of source checkouts whose own mix.exs files name
-  # each other by relative path: the folder in EMILY_DEPS_PATH, else `../shared/deps`
-  # beside the project when it exists. Without Hex and without such a folder, Emily builds
-  # with no dependencies: the core API and the op layer work, the Nx and model tiers are
-  # skipped.
+  # dependency: Emily.Bumblebee is compiled with it). Safetensors is Bumblebee's own
+  # dependency, declared here (optional) because the model tier reads its reference
+  # fixtures with it; it must not be test-only, or Bumblebee cannot start in dev.
+  # Without Hex, the same packages come as path dependencies from a folder of source
+  # checkouts whose own mix.exs files name each other by relative path: the folder in
+  # EMILY_DEPS_PATH, else `../shared/deps` beside the project when it exists. Without Hex
+  # and without such a folder, Emily builds with no dependencies: the core API and the op
+  # layer work, the Nx and model tiers are skipped.
   defp deps do
     case local_deps_path() do
       nil ->
@@ -123,7 +125,7 @@ defmodule Emily.MixProject do
             {:nx, "~> 0.13"},
             {:telemetry, "~> 1.0", optional: true},
             {:bumblebee, "~> 0.7", optional: true},
-            {:safetensors, "~> 0.1", only: :test}
+            {:safetensors, "~> 0.1", optional: true}
           ],
           else: []
 
@@ -136,7 +138,7 @@ defmodule Emily.MixProject do
         end
 
         Enum.map([:nx, :complex, :telemetry, :axon, :jason, :rustler], &local.(&1, [])) ++
-          [local.(:bumblebee, optional: true), local.(:safetensors, only: :test)]
+          [local.(:bumblebee, optional: true), local.(:safetensors, optional: true)]
     end
   end
 

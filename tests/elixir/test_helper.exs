@@ -1,6 +1,23 @@
-# Tiers: `core` (no Nx needed; always runs) and `nx` (needs Nx; skipped without it).
+# Tiers: `core` (no Nx needed; always runs), `nx` (needs Nx) and `models` (needs Bumblebee
+# and the real models scripts/models.sh downloads). A tier that cannot run is excluded,
+# and the reason printed.
 nx? = Code.ensure_loaded?(Nx)
+models_dir = Emily.ModelCase.models_dir()
+
+models_missing =
+  cond do
+    not Code.ensure_loaded?(Bumblebee) ->
+      "Bumblebee is not available"
+
+    (missing = Emily.ModelCase.missing_models()) != [] ->
+      "missing #{Enum.join(missing, ", ")} under #{models_dir}: run scripts/models.sh"
+
+    true ->
+      nil
+  end
+
 exclude = if nx?, do: [], else: [:nx]
+exclude = if models_missing, do: [:models | exclude], else: exclude
 # Telemetry span tests need :telemetry (an optional dependency; present with the Nx tier).
 telemetry? = Code.ensure_loaded?(:telemetry)
 exclude = if telemetry?, do: exclude, else: [:telemetry | exclude]
@@ -13,7 +30,10 @@ exclude = if :os.type() == {:unix, :linux}, do: exclude, else: [:linux | exclude
 
 IO.puts(
   "Emily test tiers: ExUnit core: on; ExUnit Nx: " <>
-    if(nx?, do: "on", else: "skipped (Nx is not available: no Hex and no EMILY_NX_PATH)")
+    if(nx?,
+      do: "on",
+      else: "skipped (Nx is not available: no Hex and no ../shared/deps or EMILY_DEPS_PATH)"
+    ) <> "; models: " <> if(models_missing, do: "skipped (#{models_missing})", else: "on")
 )
 
 IO.puts(

@@ -1,0 +1,60 @@
+defmodule Emily.ModelCase do
+  @moduledoc false
+  # The model tier: real models downloaded by scripts/models.sh and reference outputs made
+  # by tests/models/make_references.py (PyTorch + transformers), committed under
+  # tests/models/fixtures.
+
+  @models %{
+    minilm: "all-minilm-l6-v2/model.safetensors",
+    smollm2: "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
+  }
+
+  @doc "Where scripts/models.sh puts the models ($EMILY_CACHE/models)."
+  def models_dir do
+    cache = System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily")
+    Path.join(cache, "models")
+  end
+
+  @doc "The file of a model under `models_dir/0`."
+  def model_path(name), do: Path.join(models_dir(), Map.fetch!(@models, name))
+
+  @doc "The directory of a model under `models_dir/0`."
+  def model_dir(name), do: Path.dirname(model_path(name))
+
+  @doc "The models' files that are not there."
+  def missing_models do
+    for {_, file} <- @models, not File.exists?(Path.join(models_dir(), file)), do: file
+  end
+
+  @doc "The committed reference fixtures' directory."
+  def fixtures_dir, do: Path.expand("../../models/fixtures", __DIR__)
+end
+
+if Code.ensure_loaded?(Bumblebee) do
+  defmodule Emily.ModelCase.Fixtures do
+    @moduledoc false
+    import Emily.ModelCase, only: [fixtures_dir: 0]
+
+    @doc "A fixture's JSON, decoded."
+    def json!(rel), do: fixtures_dir() |> Path.join(rel) |> File.read!() |> Jason.decode!()
+
+    @doc "A fixture's safetensors tensors (a map of name => tensor on Emily.Backend)."
+    def tensors!(rel) do
+      fixtures_dir()
+      |> Path.join(rel)
+      |> Safetensors.read!()
+      |> Map.new(fn {k, v} -> {k, Nx.backend_copy(v, Emily.Backend)} end)
+    end
+
+    @doc "Max |a - b| over all elements, as a float (both widened to f32)."
+    def max_abs_diff(a, b) do
+      Nx.subtract(Nx.as_type(a, :f32), Nx.as_type(b, :f32))
+      |> Nx.abs()
+      |> Nx.reduce_max()
+      |> Nx.to_number()
+    end
+
+    @doc "The Emily.Compiler lanes every model runs through."
+    def lanes, do: [:native, :fused]
+  end
+end
