@@ -4,11 +4,18 @@ if Code.ensure_loaded?(Nx) do
     # The native and fused lanes: a program captured once (Emily.Compiler.Lower), replayed
     # in one worker job per call (Emily.Native.program_run).
     #
-    # A compiled function holds an *entry*: the expression and its parameters (to lower
-    # again for another worker), the output templates, the hooks, and a program set (a NIF
-    # resource mapping worker id -> program, freed with the function). `Nx.Defn.jit/2`
-    # calls come through `__jit__` every time, so their entries are cached in
-    # :persistent_term by {function, argument templates, device, hook names}.
+    # A compiled function holds an *entry*: the traced function and its argument
+    # templates (to trace and lower again for another worker), the output templates, the
+    # hooks, and a program set (a NIF resource mapping worker id -> program, freed with
+    # the function). `Nx.Defn.jit/2` calls come through `__jit__` every time, so their
+    # entries are cached in :persistent_term by {function, argument templates, device,
+    # hook names}.
+    #
+    # The entry holds no expression. An expression is a DAG whose nodes are shared
+    # (a transformer's residual stream is read by every layer), and copying a term to
+    # another process (a message, a spawn, Nx.Serving running a batch in a task) expands
+    # that sharing: for a 6-layer encoder the copy does not finish. The function and the
+    # templates copy in the size they have.
 
     require Logger
 
@@ -59,9 +66,8 @@ if Code.ensure_loaded?(Nx) do
 
     defp new_entry(vars, fun, o) do
       {expr, out_struct} = precompile(fun, vars)
-      params = Composite.flatten_list(vars)
       w = Emily.Compiler.worker(o)
-      {time, result} = :timer.tc(fn -> try_lower(expr, params, o, w) end)
+      {time, result} = :timer.tc(fn -> try_lower(expr, Composite.flatten_list(vars), o, w) end)
 
       case result do
         {:ok, lowered} ->
@@ -71,8 +77,8 @@ if Code.ensure_loaded?(Nx) do
 
           %{
             kind: :native,
-            expr: expr,
-            params: params,
+            fun: fun,
+            vars: vars,
             out: out_struct,
             n_outputs: lowered.n_outputs,
             hooks: lowered.hooks,
@@ -199,8 +205,14 @@ if Code.ensure_loaded?(Nx) do
     defp program_for(entry, w, o) do
       case Emily.Native.program_set_get(entry.set, w) do
         nil ->
-          # First call on this worker: lower again (primitives carry their stream).
-          {time, lowered} = :timer.tc(fn -> Lower.lower(entry.expr, entry.params, o, w) end)
+          # First call on this worker: trace and lower again (primitives carry their
+          # stream).
+          {time, lowered} =
+            :timer.tc(fn ->
+              {expr, _} = precompile(entry.fun, entry.vars)
+              Lower.lower(expr, Composite.flatten_list(entry.vars), o, w)
+            end)
+
           debug(o, lowered, time)
           :ok = Emily.Native.program_set_put(entry.set, lowered.program)
           lowered.program

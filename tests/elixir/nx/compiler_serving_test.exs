@@ -72,6 +72,43 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
+    # Twelve residual layers, each reading its input three times: the expression is a DAG
+    # whose tree form has 3^12 copies of the first layer.
+    defp residual_stack(x) do
+      Enum.reduce(1..12, x, fn _, x -> Nx.add(Nx.multiply(Nx.tanh(x), x), x) end)
+    end
+
+    for lane <- [:native, :fused, :evaluator] do
+      test "a compiled function of a deep residual stack copies to another process in its " <>
+             "own size on the #{lane} lane, and a batched serving runs it" do
+        opts = [compiler: Emily.Compiler, lane: unquote(lane), native_fallback: :raise]
+        f = Nx.Defn.compile(&residual_stack/1, [Nx.template({4, 6}, :f32)], opts)
+
+        # What a message, a spawn or Nx.Serving's batch task copies.
+        assert :erts_debug.flat_size(f) <= 4 * :erts_debug.size(f)
+
+        x = rand({4, 6}, {:f, 32}, 31)
+        want = x |> Nx.backend_copy(Nx.BinaryBackend) |> residual_stack()
+        got = Task.async(fn -> to_binary_backend(f.(x)) end) |> Task.await(60_000)
+        assert_close(got, want, 1.0e-5, 1.0e-4, "compiled in another process")
+
+        name = :"serving_stack_#{unquote(lane)}_#{System.unique_integer([:positive])}"
+
+        serving =
+          Nx.Serving.new(fn _opts -> f end)
+          |> Nx.Serving.client_preprocessing(fn x -> {Nx.Batch.concatenate([x]), :ok} end)
+          |> Nx.Serving.client_postprocessing(fn {out, _}, :ok -> out end)
+
+        start_supervised!(
+          {Nx.Serving, serving: serving, name: name, batch_size: 4, batch_timeout: 20},
+          id: name
+        )
+
+        got = Nx.Serving.batched_run(name, x) |> to_binary_backend()
+        assert_close(got, want, 1.0e-5, 1.0e-4, "served")
+      end
+    end
+
     test "partitions: one worker per partition, requests spread over them" do
       name = :"serving_parts_#{System.unique_integer([:positive])}"
       start(name, [lane: :native, max_concurrency: 3, debug_options: [stats: self()]], true)
