@@ -214,7 +214,17 @@ defmodule Emily do
   rescue
     e in ArgumentError ->
       if e.message == "argument error",
-        do: raise(ArgumentError, "#{op}: expected a tensor, got: #{inspect(tensor, limit: 5)}"),
+        do: raise(ArgumentError, not_a_tensor(op, tensor)),
         else: reraise(e, __STACKTRACE__)
   end
+
+  @doc false
+  # The message for a term that is not a tensor of this VM.
+  def not_a_tensor(op, ref) when is_reference(ref) and node(ref) != node() do
+    "#{op}: #{inspect(ref)} is a tensor of node #{node(ref)}; tensors live in their own " <>
+      "VM's MLX memory and do not cross nodes: send Nx.backend_copy(tensor, Nx.BinaryBackend) " <>
+      "instead"
+  end
+
+  def not_a_tensor(op, other), do: "#{op}: expected a tensor, got: #{inspect(other, limit: 5)}"
 end

@@ -54,6 +54,20 @@ if Code.ensure_loaded?(Nx) do
     default function), linear-algebra blocks with complex inputs and QR in `:complete`
     mode with more rows than columns run the default function too.
 
+    ## Tensors and other nodes
+
+    A tensor's data lives in its VM's MLX memory, so an `Emily.Backend` tensor sent to
+    another node is not usable there: every op on it raises an `ArgumentError` naming the
+    node it belongs to. Send `Nx.backend_copy(tensor, Nx.BinaryBackend)` instead. An
+    `Nx.Serving` answering `{:distributed, name}` requests from other nodes does that
+    copy in `Nx.Serving.distributed_postprocessing/2`:
+
+        serving
+        |> Nx.Serving.distributed_postprocessing(&Nx.backend_copy(&1, Nx.BinaryBackend))
+
+    (`Nx.backend_copy/2` copies every tensor of a container). Tensors arriving from another
+    node as `Nx.BinaryBackend` tensors are copied in by the first op that uses them.
+
     ## Known divergences from Nx.BinaryBackend
 
       * Floating-point results may differ in the last bits: MLX computes f32 (and f16,

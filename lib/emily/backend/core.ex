@@ -119,7 +119,16 @@ if Code.ensure_loaded?(Nx) do
     The MLX handle of `t` (a tensor of any backend), in the storage dtype of `t.type`.
     Tensors of other backends are copied in.
     """
-    def ref(%T{data: %{__struct__: Emily.Backend, ref: r}}, _w), do: r
+    def ref(%T{data: %{__struct__: Emily.Backend, ref: r}}, _w) when node(r) == node(), do: r
+
+    def ref(%T{data: %{__struct__: Emily.Backend, ref: r}} = t, _w) do
+      raise ArgumentError,
+            Emily.not_a_tensor(
+              "Emily.Backend (a tensor #{Nx.Type.to_string(t.type)}#{inspect(Tuple.to_list(t.shape))})",
+              r
+            )
+    end
+
     def ref(%T{} = t, w), do: upload(t.type, t.shape, Nx.to_binary(t), w)
 
     @doc "A handle of `t` converted to Nx `type` with Nx's conversion rules."
