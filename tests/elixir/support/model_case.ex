@@ -58,3 +58,72 @@ if Code.ensure_loaded?(Bumblebee) do
     def lanes, do: [:native, :fused]
   end
 end
+
+if Code.ensure_loaded?(Bumblebee) do
+  defmodule Emily.ModelCase.Serving do
+    @moduledoc false
+    # MiniLM's embedding serving, the way a user starts one; also run on a peer node
+    # (`:erpc`), so it lives in a compiled module rather than a test file.
+
+    @doc "Bumblebee's text embedding serving of all-MiniLM-L6-v2 on Emily.Compiler."
+    def minilm(opts \\ []) do
+      dir = Emily.ModelCase.model_dir(:minilm)
+      {:ok, model} = Bumblebee.load_model({:local, dir}, backend: Emily.Backend)
+      {:ok, tokenizer} = Bumblebee.load_tokenizer({:local, dir})
+
+      Bumblebee.Text.text_embedding(
+        model,
+        tokenizer,
+        [
+          output_attribute: :hidden_state,
+          output_pool: :mean_pooling,
+          embedding_processor: :l2_norm,
+          defn_options: [compiler: Emily.Compiler, native_fallback: :raise]
+        ] ++ opts
+      )
+    end
+
+    defp to_binary_backend(%Nx.Tensor{} = t), do: Nx.backend_copy(t, Nx.BinaryBackend)
+    defp to_binary_backend(list) when is_list(list), do: Enum.map(list, &to_binary_backend/1)
+
+    defp to_binary_backend(%{} = map),
+      do: Map.new(map, fn {k, v} -> {k, to_binary_backend(v)} end)
+
+    @doc "`apply(m, f, args)`, or the exception it raised (run on a peer node)."
+    def try_op(m, f, args) do
+      {:ok, apply(m, f, args)}
+    rescue
+      e -> {:error, e}
+    end
+
+    @doc """
+    Starts `serving` as `name` under a process of its own that outlives the caller (an
+    `:erpc` call returns before the serving is used) and returns that process.
+    """
+    def start(name, serving_opts, start_opts) do
+      caller = self()
+
+      pid =
+        spawn(fn ->
+          Process.flag(:trap_exit, true)
+          serving = minilm(serving_opts)
+          # Tensors do not cross nodes (Emily.Backend): results go back as Nx.BinaryBackend
+          serving =
+            Nx.Serving.distributed_postprocessing(serving, &Nx.backend_copy(&1, Nx.BinaryBackend))
+
+          {:ok, sup} = Nx.Serving.start_link([serving: serving, name: name] ++ start_opts)
+          send(caller, {:started, self()})
+
+          receive do
+            :stop -> Supervisor.stop(sup)
+          end
+        end)
+
+      receive do
+        {:started, ^pid} -> pid
+      after
+        120_000 -> raise "serving #{inspect(name)} did not start"
+      end
+    end
+  end
+end
