@@ -1,6 +1,6 @@
 # Emily.Compiler lanes against Python MLX on the same graphs, in one run.
 #
-#   eval "$(scripts/setup.sh --env)" && source /work/beside/env.sh   # Nx (see README)
+#   eval "$(scripts/setup.sh --env)"   # Nx from Hex or ../shared/deps (see README)
 #   MIX_ENV=test mix run benches/compiler.exs [--quick]
 #
 # Graphs (f32):

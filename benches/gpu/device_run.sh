@@ -14,7 +14,7 @@ B="$(pwd)/.device"
 OUT="${OUT:-/tmp/emily-out}"
 mkdir -p "$OUT"
 # shellcheck disable=SC1091
-source "$B/p2/env.sh" # root, cache, cuda_mlx, elixir_dir, EMILY_NX_PATH...
+source "$B/p2/env.sh" # root, cache, cuda_mlx, elixir_dir, EMILY_DEPS_PATH
 log() { echo "[device $(date +%T)] $*"; }
 step() { log "== $*"; }
 

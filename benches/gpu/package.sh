@@ -6,8 +6,9 @@
 #     dpkg -x into a folder of their own, never into /;
 #   * Elixir, built here by scripts/setup.sh;
 #   * this project, compiled here (MIX_ENV=test), with priv/emily_nif.so built against the
-#     CUDA wheel's libmlx (CARGO_TARGET_DIR=target/cuda), and, when EMILY_NX_PATH etc. are
-#     set, the Nx checkouts it was compiled with (for the Nx tier).
+#     CUDA wheel's libmlx (CARGO_TARGET_DIR=target/cuda), and the path dependencies it was
+#     compiled with when Hex is absent (EMILY_DEPS_PATH or ../shared/deps; the Nx and
+#     model tiers).
 # The NVIDIA libraries libmlx needs (cuBLAS, cuDNN, cuFFT, cuSOLVER, NCCL, NVRTC) are not
 # packaged: the target machine has them (PyTorch cu130's site-packages/nvidia), and the
 # driver's libcuda.so.1.
@@ -103,15 +104,16 @@ rm -rf "$app$root/_build/dev"
 mkdir -p "$app$root/priv"
 cp "$root/target/cuda/release/libemily_nif.so" "$app$root/priv/emily_nif.so"
 touch "$app$root/priv/emily_nif.so"
-for var in EMILY_NX_PATH EMILY_COMPLEX_PATH EMILY_TELEMETRY_PATH; do
-  d="${!var:-}"
-  [ -n "$d" ] || continue
-  mkdir -p "$app$d"
-  (cd "$d/" && tar --exclude=.git --exclude=_build --exclude=deps -cf - .) | tar -C "$app$d" -xf -
-  echo "export $var=$d" >>"$DEST/p2/env.sh"
-done
-tar -C "$app" -cJf "$DEST/p2/app.tar.xz" "${root#/}" ${EMILY_NX_PATH:+"${EMILY_NX_PATH#/}"} \
-  ${EMILY_COMPLEX_PATH:+"${EMILY_COMPLEX_PATH#/}"} ${EMILY_TELEMETRY_PATH:+"${EMILY_TELEMETRY_PATH#/}"}
+# The path dependencies the project was compiled with (mix.exs: EMILY_DEPS_PATH, else
+# ../shared/deps beside it), at the same absolute path, for the Nx and model tiers.
+deps_dir="$(cd "$root" && elixir -e 'Code.require_file("mix.exs"); IO.write(Emily.MixProject.local_deps_path() || "")' 2>/dev/null || true)"
+if [ -n "$deps_dir" ]; then
+  mkdir -p "$app$deps_dir"
+  (cd "$deps_dir/" && tar --exclude=.git --exclude=_build --exclude=deps --exclude=target -cf - .) |
+    tar -C "$app$deps_dir" -xf -
+  echo "export EMILY_DEPS_PATH=$deps_dir" >>"$DEST/p2/env.sh"
+fi
+tar -C "$app" -cJf "$DEST/p2/app.tar.xz" "${root#/}" ${deps_dir:+"${deps_dir#/}"}
 cp "$here/device_run.sh" "$DEST/p2/"
 echo "root=$root" >>"$DEST/p2/env.sh"
 echo "cache=$CACHE" >>"$DEST/p2/env.sh"
