@@ -84,8 +84,9 @@ defmodule Emily do
       `:live_aliases` do.)
     * The buffer stays allocated while any such binary or the tensor lives, and is released
       once both are collected (`memory_stats/0`'s `:aliased_buffers` falls back).
-    * A tensor handle counts as a few words of the process heap, however large its array.
-      Emily counts the handles' bytes per process that made them (`memory_stats/0`'s
+    * A tensor handle is charged to its process as a few words (the term, and its NIF
+      resource's own struct in the binary virtual heap), however large its array. Emily
+      counts the handles' bytes per process that made them (`memory_stats/0`'s
       `:handles` and `:handle_bytes`, `Emily.Memory.handle_bytes/1`), and when they grow by
       the GC threshold `Emily.Memory.Pressure` asks the largest holders to collect (see
       `Emily.Memory`).
