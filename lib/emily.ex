@@ -98,8 +98,8 @@ defmodule Emily do
 
   ## Debug flags
 
-  Two compile-time settings add checks that MLX leaves out (it reads and writes whatever an
-  index addresses, and does not look for NaN):
+  Two compile-time settings add checks that MLX leaves out (it checks no index values and
+  looks for no NaN):
 
       # config/config.exs of the application using Emily
       import Config
@@ -110,16 +110,19 @@ defmodule Emily do
       for a negative or out-of-range index (naming the op and the axis size), as
       Nx.BinaryBackend does. Off, reads clamp such indices into range and writes drop their
       updates (see `Emily.Backend`).
-    * `:debug_detect_nan_inf` - `Nx.dot/2` (MLX's matmul) and `Emily.Fast`'s fused RMS norm,
-      layer norm and scaled dot-product attention (with or without a mask) raise
-      `ArgumentError` when their float result holds NaN or Inf, naming the op: a numerical
-      failure shows at the op that made it.
+    * `:debug_detect_nan_inf` - `Nx.dot/2` in all its forms (MLX's matmul) and
+      `Emily.Fast`'s fused RMS norm, layer norm and scaled dot-product attention (with or
+      without a mask) on `Emily.Backend` raise `ArgumentError` when their float result holds
+      NaN or Inf, naming the op: a numerical failure shows at the op that made it.
 
   A check evaluates the tensors it looks at (a reduction and a one-byte read), so it costs
-  a synchronisation per op. Both default to `false`, and then the checks are not compiled
-  in: the modules carry no test of the setting at run time (a test reads their BEAM code to
-  show it). They are read with `Application.compile_env/3`: a change takes effect when Emily
-  is compiled again.
+  a synchronisation per op. `Emily.Compiler`'s native lanes trace a function without data,
+  so a function that meets a check runs on the evaluator lane instead (with an
+  `[:emily, :compiler, :fallback]` event), where the check runs.
+
+  Both default to `false`, and then the checks are not compiled in: the modules carry no
+  test of the setting at run time (a test reads their BEAM code to show it). They are read
+  with `Application.compile_env/3`: a change takes effect when Emily is compiled again.
   """
 
   alias Emily.{Dtype, Native, Telemetry, Worker}
