@@ -74,7 +74,7 @@ BridgeBench.row(List.duplicate("---", 7))
 
 for m <- sizes do
   n = div(m * mib, 4)
-  t = N.negative(Emily.from_binary(:binary.copy(<<1.0::float-32-native>>, n), {n}, {:f, 32}), w)
+  t = N.negative(Emily.from_binary(:binary.copy(<<1.0::float-32-native>>, n), [n], {:f, 32}), w)
   :ok = Emily.eval(t)
   runs = BridgeBench.runs(m)
   zc = BridgeBench.median_us(fn -> Emily.to_binary(t) end, runs)
@@ -106,7 +106,7 @@ for m <- Enum.filter([16, 256], &(&1 <= max_mib)) do
 
   x =
     N.negative(
-      Emily.from_binary(:binary.copy(<<1.0::float-32-native>>, n), {side, side}, {:f, 32}),
+      Emily.from_binary(:binary.copy(<<1.0::float-32-native>>, n), [side, side], {:f, 32}),
       w
     )
 
@@ -140,13 +140,13 @@ for m <- sizes do
   bin = :binary.copy(<<2.0::float-32-native>>, n)
   odd = binary_part(<<0>> <> bin, 1, byte_size(bin))
   runs = BridgeBench.runs(m)
-  zc = BridgeBench.median_us(fn -> Emily.from_binary(bin, {n}, {:f, 32}) end, runs)
-  zc_copied = BridgeBench.copied(fn -> Emily.from_binary(bin, {n}, {:f, 32}) end)
-  same = N.data_ptr(Emily.from_binary(bin, {n}, {:f, 32})) == N.binary_ptr(bin)
+  zc = BridgeBench.median_us(fn -> Emily.from_binary(bin, [n], {:f, 32}) end, runs)
+  zc_copied = BridgeBench.copied(fn -> Emily.from_binary(bin, [n], {:f, 32}) end)
+  same = N.data_ptr(Emily.from_binary(bin, [n], {:f, 32})) == N.binary_ptr(bin)
   BridgeBench.gc_and_settle()
-  cp = BridgeBench.median_us(fn -> Emily.from_binary(odd, {n}, {:f, 32}) end, runs)
+  cp = BridgeBench.median_us(fn -> Emily.from_binary(odd, [n], {:f, 32}) end, runs)
   BridgeBench.gc_and_settle()
-  cp_copied = BridgeBench.copied(fn -> Emily.from_binary(odd, {n}, {:f, 32}) end)
+  cp_copied = BridgeBench.copied(fn -> Emily.from_binary(odd, [n], {:f, 32}) end)
 
   BridgeBench.row([
     "#{m} MiB",
@@ -175,9 +175,9 @@ sum_us = fn t ->
   us
 end
 
-mm = BridgeBench.median_us(fn -> Emily.mmap(path, 0, {n}, {:f, 32}) end, 3)
-mm_copied = BridgeBench.copied(fn -> Emily.mmap(path, 0, {n}, {:f, 32}) end)
-t = Emily.mmap(path, 0, {n}, {:f, 32})
+mm = BridgeBench.median_us(fn -> Emily.mmap(path, 0, [n], {:f, 32}) end, 3)
+mm_copied = BridgeBench.copied(fn -> Emily.mmap(path, 0, [n], {:f, 32}) end)
+t = Emily.mmap(path, 0, [n], {:f, 32})
 mm_sum = sum_us.(t)
 
 BridgeBench.row([
@@ -191,11 +191,11 @@ BridgeBench.gc_and_settle()
 
 rd = BridgeBench.median_us(fn -> File.read!(path) end, 3)
 BridgeBench.gc_and_settle()
-rdz = BridgeBench.median_us(fn -> Emily.from_binary(File.read!(path), {n}, {:f, 32}) end, 3)
+rdz = BridgeBench.median_us(fn -> Emily.from_binary(File.read!(path), [n], {:f, 32}) end, 3)
 BridgeBench.gc_and_settle()
 bin = File.read!(path)
-copied = BridgeBench.copied(fn -> Emily.from_binary(bin, {n}, {:f, 32}) end)
-t = Emily.from_binary(bin, {n}, {:f, 32})
+copied = BridgeBench.copied(fn -> Emily.from_binary(bin, [n], {:f, 32}) end)
+t = Emily.from_binary(bin, [n], {:f, 32})
 
 BridgeBench.row([
   "File.read! + from_binary (aliased)",

@@ -39,7 +39,7 @@ defmodule GpuBench do
 
   # ||a - b|| / ||b|| computed on the worker of both (f32).
   def rel_err(a, b, w) do
-    flat = fn t -> N.reshape(N.astype(t, :f32, w), [Emily.shape(t) |> Tuple.product()], w) end
+    flat = fn t -> N.reshape(N.astype(t, :f32, w), [Enum.product(Emily.shape(t))], w) end
     a = flat.(a)
     b = flat.(b)
     d = N.subtract(a, b, w)
@@ -77,7 +77,7 @@ defmodule GpuBench do
       to_cpu = fn t ->
         N.from_binary(
           Emily.to_binary(N.astype(t, :f32, w)),
-          Emily.shape(t) |> Tuple.to_list(),
+          Emily.shape(t),
           :f32,
           cpu
         )

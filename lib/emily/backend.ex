@@ -117,7 +117,7 @@ if Code.ensure_loaded?(Nx) do
         `ArgumentError` when their result holds NaN or Inf.
 
     Both default to false and are compiled out then; either check evaluates the tensors
-    it looks at.
+    it looks at. See "Debug flags" in `Emily`.
     """
 
     @behaviour Nx.Backend

@@ -5,7 +5,7 @@ defmodule Emily.Stream do
   instead of queueing behind the default worker.
 
       Emily.Stream.with_worker(fn ->
-        t = Emily.from_binary(data, {1024, 1024}, {:f, 32})
+        t = Emily.from_binary(data, [1024, 1024], {:f, 32})
         Emily.to_binary(Emily.Native.exp(t, Emily.Worker.current()))
       end)
 

@@ -1,12 +1,22 @@
 defmodule Emily.Telemetry do
   @moduledoc """
-  Telemetry spans, emitted when `:telemetry` is available (it is an optional dependency):
+  Telemetry spans, emitted when `:telemetry` is available (it is an optional dependency).
+  Shapes in metadata are lists, types Nx type tuples (or `:bool`), as `Emily.shape/1` and
+  `Emily.dtype/1` give them:
 
-    * `[:emily, :to_binary, :start | :stop | :exception]` - metadata `%{shape:, dtype:}`
-    * `[:emily, :from_binary, :start | :stop | :exception]` - metadata
-      `%{shape:, dtype:, byte_size:}`
-    * `[:emily, :mmap, :start | :stop | :exception]` - metadata `%{shape:, dtype:, path:}`
-    * `[:emily, :eval, :start | :stop | :exception]` - metadata `%{count:}`
+    * `[:emily, :to_binary, :start | :stop | :exception]` - `Emily.to_binary/1`, and so
+      `Nx.to_binary/1` on `Emily.Backend`; metadata `%{shape:, dtype:, byte_size:}`
+    * `[:emily, :from_binary, :start | :stop | :exception]` - `Emily.from_binary/3`;
+      metadata `%{shape:, dtype:, byte_size:}`
+    * `[:emily, :mmap, :start | :stop | :exception]` - `Emily.mmap/4`; metadata
+      `%{shape:, dtype:, path:, offset:}`
+    * `[:emily, :eval, :start | :stop | :exception]` - `Emily.eval/1`; metadata `%{count:}`
+    * `[:emily, :async_eval, :start | :stop | :exception]` - `Emily.async_eval/1`;
+      metadata `%{count:}`
+    * `[:emily, :fallback, :start | :stop | :exception]` - an `Emily.Backend` callback run on
+      `Nx.BinaryBackend`; metadata `%{op:}` (see `Emily.Backend`, "Fallbacks")
+
+  `:stop` carries `:duration` (native time units), as with any `:telemetry.span/3`.
   """
 
   @doc false

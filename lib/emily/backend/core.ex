@@ -66,7 +66,7 @@ if Code.ensure_loaded?(Nx) do
               "use {:c, 64}"
     end
 
-    def dtype(type), do: Emily.native_type!(type, "Emily.Backend")
+    def dtype(type), do: Emily.Dtype.native_type!(type, "Emily.Backend")
 
     @doc "The Nx type MLX stores a narrow Nx type in (the type itself otherwise)."
     def storage_type({:u, b}) when b in [2, 4], do: {:u, 8}
@@ -195,7 +195,7 @@ if Code.ensure_loaded?(Nx) do
     def scalar(number, type, w), do: upload(type, {}, number_binary(number, type), w)
 
     @doc "A scalar MLX array of the given MLX dtype (for internal arithmetic)."
-    def mx_scalar(number, dtype, w), do: scalar(number, Emily.nx_type(dtype), w)
+    def mx_scalar(number, dtype, w), do: scalar(number, Emily.Dtype.nx_type(dtype), w)
 
     ## Conversions (Nx.as_type semantics)
 
@@ -304,7 +304,7 @@ if Code.ensure_loaded?(Nx) do
       # Rare: through Nx's own encoder (evaluates), from the values in their own float
       # type (integers as f64).
       ref = if MX.dtype(ref) in [:f16, :bf16, :f32, :f64], do: ref, else: MX.astype(ref, :f64, w)
-      from = Emily.nx_type(MX.dtype(ref))
+      from = Emily.Dtype.nx_type(MX.dtype(ref))
       shape = List.to_tuple(MX.shape(ref))
       bin = Emily.to_binary(ref)
       names = List.duplicate(nil, tuple_size(shape))

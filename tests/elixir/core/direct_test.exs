@@ -46,7 +46,7 @@ defmodule Emily.DirectTest do
   end
 
   test "libmlx's scheduler calls reach Emily on Linux" do
-    _ = evaluate(fn w -> [N.add(f([1, 2], {2}), f([3, 4], {2}), w)] end)
+    _ = evaluate(fn w -> [N.add(f([1, 2], [2]), f([3, 4], [2]), w)] end)
 
     if :os.type() == {:unix, :linux} do
       assert Worker.direct_execution_available?() == true
@@ -61,7 +61,7 @@ defmodule Emily.DirectTest do
     w = Worker.current()
 
     small = fn ->
-      Emily.to_binary(N.sin(N.multiply(f([1, 2, 3], {3}), f([4, 5, 6], {3}), w), w))
+      Emily.to_binary(N.sin(N.multiply(f([1, 2, 3], [3]), f([4, 5, 6], [3]), w), w))
     end
 
     assert with_direct(true, small) == with_direct(false, small)
@@ -71,10 +71,10 @@ defmodule Emily.DirectTest do
     for direct <- [true, false, true] do
       with_direct(direct, fn ->
         w = Worker.current()
-        e = assert_raise Emily.Error, fn -> Emily.eval(N.inv(f([1, 2, 2, 4], {2, 2}), w)) end
+        e = assert_raise Emily.Error, fn -> Emily.eval(N.inv(f([1, 2, 2, 4], [2, 2]), w)) end
         assert e.kind == :runtime
         assert e.message =~ "LU factorization failed with error code"
-        assert_close(read(N.inv(f([4, 7, 2, 6], {2, 2}), w)), [0.6, -0.7, -0.2, 0.4])
+        assert_close(read(N.inv(f([4, 7, 2, 6], [2, 2]), w)), [0.6, -0.7, -0.2, 0.4])
       end)
     end
   end

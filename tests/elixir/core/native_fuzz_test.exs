@@ -92,7 +92,7 @@ defmodule Emily.NativeFuzzTest do
   end
 
   # Well-formed arguments per kind (a starting point; some ops reject some of them).
-  defp base(:A), do: t([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], {2, 3}, {:f, 32})
+  defp base(:A), do: t([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3], {:f, 32})
   defp base(:AS), do: [base(:A), base(:A)]
   defp base(:I), do: [0]
   defp base(:F), do: 1.0
@@ -123,23 +123,23 @@ defmodule Emily.NativeFuzzTest do
       N.scalar(2.0, :f32, w()),
       N.zeros([0], :f32, w()),
       N.zeros([0, 3], :s32, w()),
-      t([1, 0, 1, 1, 0, 1], {3, 1, 2}, :bool),
-      t([{1.0, 2.0}, {3.0, 4.0}], {2}, {:c, 64}),
-      t([18_446_744_073_709_551_615], {1}, {:u, 64}),
-      t([-128, 127, 0, 1, 2, 3], {2, 3}, {:s, 8}),
-      t([:nan, :infinity, :neg_infinity, 0.0], {4}, {:f, 16}),
-      t([1.0, 2.0], {2}, {:f, 64}),
+      t([1, 0, 1, 1, 0, 1], [3, 1, 2], :bool),
+      t([{1.0, 2.0}, {3.0, 4.0}], [2], {:c, 64}),
+      t([18_446_744_073_709_551_615], [1], {:u, 64}),
+      t([-128, 127, 0, 1, 2, 3], [2, 3], {:s, 8}),
+      t([:nan, :infinity, :neg_infinity, 0.0], [4], {:f, 16}),
+      t([1.0, 2.0], [2], {:f, 64}),
       N.transpose(base(:A), [1, 0], w()),
       N.broadcast_to(N.scalar(1.0, :bf16, w()), [4, 5, 6], w()),
-      N.slice(t(Enum.to_list(0..9), {10}, {:s, 64}), [9], [-11], [-3], w()),
+      N.slice(t(Enum.to_list(0..9), [10], {:s, 64}), [9], [-11], [-3], w()),
       # empty and non-finite matrices (LAPACK's corner cases)
       N.zeros([0, 0], :f32, w()),
-      t([:nan, 1.0, 1.0, :nan], {2, 2}, {:f, 32}),
-      t([:infinity, 0.0, 0.0, :neg_infinity], {1, 2, 2}, {:f, 32}),
+      t([:nan, 1.0, 1.0, :nan], [2, 2], {:f, 32}),
+      t([:infinity, 0.0, 0.0, :neg_infinity], [1, 2, 2], {:f, 32}),
       # index-like values far out of range, both signs
-      t([7, -9, 2_147_483_647, -2_147_483_648], {4}, {:s, 32}),
-      t([-1, 0, 1, 5, -6, 9], {3, 2}, {:s, 64}),
-      t([300, 0, 65_535], {3, 1}, {:u, 16}),
+      t([7, -9, 2_147_483_647, -2_147_483_648], [4], {:s, 32}),
+      t([-1, 0, 1, 5, -6, 9], [3, 2], {:s, 64}),
+      t([300, 0, 65_535], [3, 1], {:u, 16}),
       foreign
     ]
   end
@@ -148,11 +148,11 @@ defmodule Emily.NativeFuzzTest do
     [
       [],
       [N.scalar(1.0, :f32, w())],
-      [base(:A), t([1], {1}, {:u, 8})],
-      List.duplicate(t([1, 2], {2}, {:s, 16}), 40),
-      [t([5, -3], {2}, {:s, 32}), t([-1, 1], {2}, {:s, 32})],
-      [t([2_147_483_647], {1}, {:s, 32}), t([4_294_967_295], {1}, {:u, 32})],
-      [t([-2, 9, 0], {3, 1}, {:s, 64})]
+      [base(:A), t([1], [1], {:u, 8})],
+      List.duplicate(t([1, 2], [2], {:s, 16}), 40),
+      [t([5, -3], [2], {:s, 32}), t([-1, 1], [2], {:s, 32})],
+      [t([2_147_483_647], [1], {:s, 32}), t([4_294_967_295], [1], {:u, 32})],
+      [t([-2, 9, 0], [3, 1], {:s, 64})]
     ]
   end
 
@@ -289,7 +289,7 @@ defmodule Emily.NativeFuzzTest do
   end
 
   defp assert_alive do
-    x = t([1.0, 2.0], {2}, {:f, 32})
+    x = t([1.0, 2.0], [2], {:f, 32})
     assert Emily.Case.read(N.add(x, x, w())) == [2.0, 4.0]
   end
 end

@@ -5,12 +5,12 @@ defmodule Emily.OpsBoundsTest do
   import Emily.OpsCase
   alias Emily.Native, as: N
 
-  defp s32(list), do: tensor(list, {length(list)}, {:s, 32})
+  defp s32(list), do: tensor(list, [length(list)], {:s, 32})
 
   test "take clamps indices into the array (negative ones count from the end)" do
     x = s32([0, 10, 20, 30, 40, 50])
 
-    assert_tensor(N.take(x, s32([5, -1, -6, 6, 7, -7, 1_000_000]), w()), {7}, {:s, 32}, [
+    assert_tensor(N.take(x, s32([5, -1, -6, 6, 7, -7, 1_000_000]), w()), [7], {:s, 32}, [
       50,
       50,
       0,
@@ -20,22 +20,22 @@ defmodule Emily.OpsBoundsTest do
       50
     ])
 
-    m = tensor(Enum.to_list(0..5), {2, 3}, {:s, 32})
-    assert_tensor(N.take_axis(m, s32([-1, 3, 9]), 1, w()), {2, 3}, {:s, 32}, [2, 2, 2, 5, 5, 5])
-    idx = tensor([9, -9], {2, 1}, {:s, 64})
-    assert_tensor(N.take_along_axis(m, idx, 1, w()), {2, 1}, {:s, 32}, [2, 3])
+    m = tensor(Enum.to_list(0..5), [2, 3], {:s, 32})
+    assert_tensor(N.take_axis(m, s32([-1, 3, 9]), 1, w()), [2, 3], {:s, 32}, [2, 2, 2, 5, 5, 5])
+    idx = tensor([9, -9], [2, 1], {:s, 64})
+    assert_tensor(N.take_along_axis(m, idx, 1, w()), [2, 1], {:s, 32}, [2, 3])
   end
 
   test "gather clamps each start so the slice fits; empty gathers are empty" do
-    m = tensor(Enum.to_list(0..5), {2, 3}, {:s, 32})
+    m = tensor(Enum.to_list(0..5), [2, 3], {:s, 32})
     # rows 5 (-> 1) and -1 (-> 1), slices of 1 x 2 starting at column 9 (-> 1)
     g = N.gather(m, [s32([5, -1]), s32([9, 9])], [0, 1], [1, 2], w())
-    assert_tensor(g, {2, 1, 2}, {:s, 32}, [4, 5, 4, 5])
-    assert_tensor(N.gather(m, [s32([0])], [0], [0, 3], w()), {1, 0, 3}, {:s, 32}, [])
+    assert_tensor(g, [2, 1, 2], {:s, 32}, [4, 5, 4, 5])
+    assert_tensor(N.gather(m, [s32([0])], [0], [0, 3], w()), [1, 0, 3], {:s, 32}, [])
 
     assert_tensor(
-      N.gather(m, [tensor([], {0}, {:s, 32})], [0], [1, 3], w()),
-      {0, 1, 3},
+      N.gather(m, [tensor([], [0], {:s, 32})], [0], [1, 3], w()),
+      [0, 1, 3],
       {:s, 32},
       []
     )
@@ -43,26 +43,26 @@ defmodule Emily.OpsBoundsTest do
 
   test "scatters drop out-of-range updates; empty updates leave the array as it is" do
     z = N.zeros([4], :f32, w())
-    upd = tensor([1.0, 2.0], {2, 1}, {:f, 32})
+    upd = tensor([1.0, 2.0], [2, 1], {:f, 32})
 
     # 7 is past the end: dropped. -1 counts from the end.
-    assert_tensor(N.scatter_add(z, [s32([7, -1])], upd, [0], w()), {4}, {:f, 32}, [
+    assert_tensor(N.scatter_add(z, [s32([7, -1])], upd, [0], w()), [4], {:f, 32}, [
       0.0,
       0.0,
       0.0,
       2.0
     ])
 
-    assert_tensor(N.scatter_add(z, [s32([-9, 4])], upd, [0], w()), {4}, {:f, 32}, [
+    assert_tensor(N.scatter_add(z, [s32([-9, 4])], upd, [0], w()), [4], {:f, 32}, [
       0.0,
       0.0,
       0.0,
       0.0
     ])
 
-    x = tensor([1.0, 2.0], {2}, {:f, 64})
+    x = tensor([1.0, 2.0], [2], {:f, 64})
 
-    assert_tensor(N.scatter_prod(x, [], N.zeros([0], :f64, w()), [], w()), {2}, {:f, 64}, [
+    assert_tensor(N.scatter_prod(x, [], N.zeros([0], :f64, w()), [], w()), [2], {:f, 64}, [
       1.0,
       2.0
     ])
@@ -79,7 +79,7 @@ defmodule Emily.OpsBoundsTest do
   test "conv strides, dilations and groups must be positive" do
     input = N.ones([1, 4, 1], :f32, w())
     weight = N.ones([1, 2, 1], :f32, w())
-    assert_tensor(N.conv1d(input, weight, 1, 0, 1, 1, w()), {1, 3, 1}, {:f, 32}, [2.0, 2.0, 2.0])
+    assert_tensor(N.conv1d(input, weight, 1, 0, 1, 1, w()), [1, 3, 1], {:f, 32}, [2.0, 2.0, 2.0])
 
     assert_raise ArgumentError, ~r/groups must be at least 1/, fn ->
       N.conv1d(input, weight, 1, 0, 1, 0, w())
@@ -109,8 +109,8 @@ defmodule Emily.OpsBoundsTest do
   end
 
   test "as_strided refuses views whose reach overflows" do
-    x = tensor(Enum.to_list(0..5), {6}, {:s, 32})
-    assert_tensor(N.as_strided(x, [2, 2], [2, 1], 1, w()), {2, 2}, {:s, 32}, [1, 2, 3, 4])
+    x = tensor(Enum.to_list(0..5), [6], {:s, 32})
+    assert_tensor(N.as_strided(x, [2, 2], [2, 1], 1, w()), [2, 2], {:s, 32}, [1, 2, 3, 4])
 
     assert_raise ArgumentError, ~r/reaches past/, fn ->
       N.as_strided(x, [3, 3], [2 ** 62, 2 ** 62], 0, w())

@@ -16,7 +16,7 @@ defmodule Emily.OpsConcurrencyTest do
     # process (cheap graphs: evaluated in the callers' scheduler threads when the worker is
     # free, queued when not), with inline evaluation on and off, and direct execution off.
     w = Emily.Worker.current()
-    base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], {4}, {:f, 32})
+    base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], [4], {:f, 32})
     Emily.eval(base)
 
     for {inline, direct} <- [{true, true}, {false, true}, {true, false}] do
@@ -52,7 +52,7 @@ defmodule Emily.OpsConcurrencyTest do
     # MLX registers a new CPU stream in a table it updates without a lock: evaluations
     # running meanwhile missed their own stream before Emily serialised the two.
     w = Emily.Worker.current()
-    base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], {4}, {:f, 32})
+    base = Emily.Case.t([1.0, 2.0, 3.0, 4.0], [4], {:f, 32})
     Emily.eval(base)
 
     creators =
@@ -81,7 +81,7 @@ defmodule Emily.OpsConcurrencyTest do
 
   test "32 processes x 200 mixed ops, own and shared workers, every value checked" do
     # An evaluated tensor shared by all processes (evaluated data is readable anywhere).
-    shared = Emily.Case.t([10, 20, 30], {3}, {:s, 32})
+    shared = Emily.Case.t([10, 20, 30], [3], {:s, 32})
     Emily.eval(shared)
 
     tasks =

@@ -13,10 +13,10 @@ defmodule Emily.OpsQuantizeTest do
 
   test "affine quantize: codes, scales and biases reproduce w exactly", %{w: w} do
     values = for i <- 0..31, do: rem(i, 16)
-    [wq, scales, biases] = N.quantize(f(values, {1, 32}), 32, 4, 0, w)
+    [wq, scales, biases] = N.quantize(f(values, [1, 32]), 32, 4, 0, w)
     assert Emily.dtype(wq) == {:u, 32}
-    assert Emily.shape(wq) == {1, 4}
-    assert Emily.shape(scales) == {1, 1}
+    assert Emily.shape(wq) == [1, 4]
+    assert Emily.shape(scales) == [1, 1]
     [s] = read(scales)
     [b] = read(biases)
     # 16 levels spanning 0..15: |scale| = 1
@@ -28,7 +28,7 @@ defmodule Emily.OpsQuantizeTest do
 
   test "affine quantization is lossy in a bounded way", %{w: w} do
     values = for i <- 0..63, do: i / 10
-    [wq, scales, biases] = N.quantize(f(values, {1, 64}), 64, 4, 0, w)
+    [wq, scales, biases] = N.quantize(f(values, [1, 64]), 64, 4, 0, w)
     back = read(N.dequantize(wq, scales, [biases], 64, 4, 0, w))
     # step = 6.3 / 15: error at most half a step
     for {a, e} <- Enum.zip(back, values), do: assert(abs(a - e) <= 6.3 / 30 + 1.0e-5)
@@ -37,20 +37,20 @@ defmodule Emily.OpsQuantizeTest do
   test "quantized_matmul with and without transpose", %{w: w} do
     row0 = for i <- 0..31, do: rem(i, 16)
     row1 = for i <- 0..31, do: 15 - rem(i, 16)
-    [wq, scales, biases] = N.quantize(f(row0 ++ row1, {2, 32}), 32, 4, 0, w)
-    x = f(Enum.to_list(0..31), {1, 32})
+    [wq, scales, biases] = N.quantize(f(row0 ++ row1, [2, 32]), 32, 4, 0, w)
+    x = f(Enum.to_list(0..31), [1, 32])
     # x . row0 = sum j * (j mod 16) = 4400; x . row1 = 15 * 496 - 4400 = 3040
     r = N.quantized_matmul(x, wq, scales, [biases], true, 32, 4, 0, w)
-    assert Emily.shape(r) == {1, 2}
+    assert Emily.shape(r) == [1, 2]
     assert read(r) == [4400.0, 3040.0]
 
     # w [32, 32] with w[k][n] = n mod 16: (ones @ w)[n] = 32 * (n mod 16)
     wm = for _k <- 0..31, n <- 0..31, do: rem(n, 16)
-    [wq, scales, biases] = N.quantize(f(wm, {32, 32}), 32, 4, 0, w)
+    [wq, scales, biases] = N.quantize(f(wm, [32, 32]), 32, 4, 0, w)
 
     r =
       N.quantized_matmul(
-        f(List.duplicate(1, 32), {1, 32}),
+        f(List.duplicate(1, 32), [1, 32]),
         wq,
         scales,
         [biases],
@@ -66,14 +66,14 @@ defmodule Emily.OpsQuantizeTest do
 
   test "mxfp4 has no biases and represents e2m1 values exactly", %{w: w} do
     values = List.duplicate([0, 0.5, 1, 1.5, 2, 3, 4, 6], 4) |> List.flatten()
-    outs = N.quantize(f(values, {1, 32}), 32, 4, 1, w)
+    outs = N.quantize(f(values, [1, 32]), 32, 4, 1, w)
     assert length(outs) == 2
     [wq, scales] = outs
     assert read(N.dequantize(wq, scales, [], 32, 4, 1, w)) == Enum.map(values, &(&1 * 1.0))
   end
 
   test "bad arguments raise ArgumentError", %{w: w} do
-    x = f(Enum.to_list(0..31), {1, 32})
+    x = f(Enum.to_list(0..31), [1, 32])
     [wq, scales, _biases] = N.quantize(x, 32, 4, 0, w)
 
     assert_raise ArgumentError, ~r/dequantize/, fn ->
@@ -83,7 +83,7 @@ defmodule Emily.OpsQuantizeTest do
     assert_raise ArgumentError, ~r/mode/, fn -> N.quantize(x, 32, 4, 9, w) end
     # the last axis must be a multiple of the group size
     assert_raise ArgumentError, ~r/quantize/, fn ->
-      N.quantize(f([1, 2, 3], {1, 3}), 32, 4, 0, w)
+      N.quantize(f([1, 2, 3], [1, 3]), 32, 4, 0, w)
     end
 
     # group sizes and bits the mode does not support (MLX would divide by them first)
@@ -146,21 +146,21 @@ defmodule Emily.OpsQuantizeTest do
     end
 
     defp quantized(w) do
-      N.quantize(f(List.flatten(rows()), {2, 2, 32}), 32, 4, 0, w)
+      N.quantize(f(List.flatten(rows()), [2, 2, 32]), 32, 4, 0, w)
     end
 
-    defp idx(values, type \\ {:s, 32}), do: t(values, {length(values)}, type)
+    defp idx(values, type \\ {:s, 32}), do: t(values, [length(values)], type)
 
     test "quantized_matmul per index pair", %{w: w} do
       [wq, scales, biases] = quantized(w)
       gq = gather_qmm_with(wq, scales, biases, w)
-      assert Emily.shape(wq) == {2, 2, 4}
-      x = f(List.flatten(xs()), {3, 1, 32})
+      assert Emily.shape(wq) == [2, 2, 4]
+      x = f(List.flatten(xs()), [3, 1, 32])
 
       r =
         gq.(x, [idx([2, 0, 1])], [idx([1, 0, 1])])
 
-      assert Emily.shape(r) == {3, 1, 2}
+      assert Emily.shape(r) == [3, 1, 2]
       assert read(r) == expect(2, 1) ++ expect(0, 0) ++ expect(1, 1)
 
       # rhs only: lhs is every x matrix in order
@@ -169,7 +169,7 @@ defmodule Emily.OpsQuantizeTest do
 
       # f16 and bf16 x (values and sums exact in both)
       for type <- [{:f, 16}, {:bf, 16}] do
-        x1 = t(Enum.at(xs(), 1), {1, 1, 32}, type)
+        x1 = t(Enum.at(xs(), 1), [1, 1, 32], type)
 
         r =
           N.gather_qmm(x1, wq, scales, [biases], [idx([0])], [idx([1])], true, 32, 4, 0, false, w)
@@ -181,7 +181,7 @@ defmodule Emily.OpsQuantizeTest do
     test "out-of-range indices are clamped, negatives count from the end", %{w: w} do
       [wq, scales, biases] = quantized(w)
       gq = gather_qmm_with(wq, scales, biases, w)
-      x = f(List.flatten(xs()), {3, 1, 32})
+      x = f(List.flatten(xs()), [3, 1, 32])
       lhs = idx([-1, 10, -2_147_483_648])
       rhs = idx([-3, 1, 2_147_483_647])
       r = gq.(x, [lhs], [rhs])
@@ -192,7 +192,7 @@ defmodule Emily.OpsQuantizeTest do
     test "bad inputs raise ArgumentError naming the op, shapes and dtypes", %{w: w} do
       [wq, scales, biases] = quantized(w)
       gq = gather_qmm_with(wq, scales, biases, w)
-      x = f(List.flatten(xs()), {3, 1, 32})
+      x = f(List.flatten(xs()), [3, 1, 32])
       i = idx([0])
 
       e =
@@ -233,11 +233,11 @@ defmodule Emily.OpsQuantizeTest do
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*at least 2 dimensions/, fn ->
-        gq.(f(Enum.at(xs(), 0), {32}), [i], [i])
+        gq.(f(Enum.at(xs(), 0), [32]), [i], [i])
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*does not match/, fn ->
-        gq.(f(List.duplicate(1, 16), {1, 16}), [i], [i])
+        gq.(f(List.duplicate(1, 16), [1, 16]), [i], [i])
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*empty batch/, fn ->

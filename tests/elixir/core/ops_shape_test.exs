@@ -9,22 +9,22 @@ defmodule Emily.OpsShapeTest do
   defp ex(ints, _), do: ints
 
   # [[0, 1, 2], [3, 4, 5]]
-  defp x(type), do: mk([0, 1, 2, 3, 4, 5], {2, 3}, type)
+  defp x(type), do: mk([0, 1, 2, 3, 4, 5], [2, 3], type)
 
   defp check(t, shape, type, ints), do: assert_tensor(t, shape, type, ex(ints, type))
 
   describe "reshape, transpose, squeeze, expand_dims, broadcast_to, flatten, unflatten" do
     test "in every type" do
       for type <- types() do
-        check(N.reshape(x(type), [3, 2], w()), {3, 2}, type, [0, 1, 2, 3, 4, 5])
-        check(N.reshape(x(type), [-1], w()), {6}, type, [0, 1, 2, 3, 4, 5])
-        check(N.transpose(x(type), [1, 0], w()), {3, 2}, type, [0, 3, 1, 4, 2, 5])
+        check(N.reshape(x(type), [3, 2], w()), [3, 2], type, [0, 1, 2, 3, 4, 5])
+        check(N.reshape(x(type), [-1], w()), [6], type, [0, 1, 2, 3, 4, 5])
+        check(N.transpose(x(type), [1, 0], w()), [3, 2], type, [0, 3, 1, 4, 2, 5])
         e = N.expand_dims(x(type), [0, 2], w())
-        check(e, {1, 2, 1, 3}, type, [0, 1, 2, 3, 4, 5])
-        check(N.squeeze(e, [0, 2], w()), {2, 3}, type, [0, 1, 2, 3, 4, 5])
-        check(N.squeeze(e, [], w()), {1, 2, 1, 3}, type, [0, 1, 2, 3, 4, 5])
+        check(e, [1, 2, 1, 3], type, [0, 1, 2, 3, 4, 5])
+        check(N.squeeze(e, [0, 2], w()), [2, 3], type, [0, 1, 2, 3, 4, 5])
+        check(N.squeeze(e, [], w()), [1, 2, 1, 3], type, [0, 1, 2, 3, 4, 5])
 
-        check(N.broadcast_to(mk([0, 1, 2], {3}, type), [2, 3], w()), {2, 3}, type, [
+        check(N.broadcast_to(mk([0, 1, 2], [3], type), [2, 3], w()), [2, 3], type, [
           0,
           1,
           2,
@@ -33,7 +33,7 @@ defmodule Emily.OpsShapeTest do
           2
         ])
 
-        check(N.broadcast_to(mk([0, 1], {2, 1}, type), [2, 2, 3], w()), {2, 2, 3}, type, [
+        check(N.broadcast_to(mk([0, 1], [2, 1], type), [2, 2, 3], w()), [2, 2, 3], type, [
           0,
           0,
           0,
@@ -49,31 +49,31 @@ defmodule Emily.OpsShapeTest do
         ])
 
         x3 = N.reshape(x(type), [1, 2, 3], w())
-        check(N.flatten(x3, 1, 2, w()), {1, 6}, type, [0, 1, 2, 3, 4, 5])
-        check(N.flatten(x3, 0, -1, w()), {6}, type, [0, 1, 2, 3, 4, 5])
-        check(N.unflatten(x(type), 1, [3, 1], w()), {2, 3, 1}, type, [0, 1, 2, 3, 4, 5])
-        check(N.unflatten(x(type), 0, [-1, 1], w()), {2, 1, 3}, type, [0, 1, 2, 3, 4, 5])
+        check(N.flatten(x3, 1, 2, w()), [1, 6], type, [0, 1, 2, 3, 4, 5])
+        check(N.flatten(x3, 0, -1, w()), [6], type, [0, 1, 2, 3, 4, 5])
+        check(N.unflatten(x(type), 1, [3, 1], w()), [2, 3, 1], type, [0, 1, 2, 3, 4, 5])
+        check(N.unflatten(x(type), 0, [-1, 1], w()), [2, 1, 3], type, [0, 1, 2, 3, 4, 5])
       end
     end
 
     test "transposes of 3-d arrays" do
-      t = mk(Enum.to_list(0..23), {2, 3, 4}, {:s, 32})
+      t = mk(Enum.to_list(0..23), [2, 3, 4], {:s, 32})
       tt = N.transpose(t, [2, 0, 1], w())
-      assert Emily.shape(tt) == {4, 2, 3}
+      assert Emily.shape(tt) == [4, 2, 3]
       # element [k][i][j] = t[i][j][k] = 12i + 4j + k
       expected = for k <- 0..3, i <- 0..1, j <- 0..2, do: 12 * i + 4 * j + k
-      check(tt, {4, 2, 3}, {:s, 32}, expected)
+      check(tt, [4, 2, 3], {:s, 32}, expected)
 
       check(
         N.swapaxes(t, 0, 2, w()),
-        {4, 3, 2},
+        [4, 3, 2],
         {:s, 32},
         for(k <- 0..3, j <- 0..2, i <- 0..1, do: 12 * i + 4 * j + k)
       )
 
       check(
         N.moveaxis(t, 0, 2, w()),
-        {3, 4, 2},
+        [3, 4, 2],
         {:s, 32},
         for(j <- 0..2, k <- 0..3, i <- 0..1, do: 12 * i + 4 * j + k)
       )
@@ -122,7 +122,7 @@ defmodule Emily.OpsShapeTest do
       for type <- types() do
         nine = N.astype(N.scalar(9.0, :f32, w()), nat(type), w())
 
-        check(N.pad(x(type), [0, 1], [1, 0], [0, 1], nine, 0, w()), {3, 4}, type, [
+        check(N.pad(x(type), [0, 1], [1, 0], [0, 1], nine, 0, w()), [3, 4], type, [
           9,
           9,
           9,
@@ -137,7 +137,7 @@ defmodule Emily.OpsShapeTest do
           9
         ])
 
-        check(N.pad(x(type), [1], [1], [2], nine, 1, w()), {2, 6}, type, [
+        check(N.pad(x(type), [1], [1], [2], nine, 1, w()), [2, 6], type, [
           0,
           0,
           1,
@@ -188,7 +188,7 @@ defmodule Emily.OpsShapeTest do
   describe "concatenate, stack" do
     test "along each axis in every type" do
       for type <- types() do
-        check(N.concatenate([x(type), x(type)], 1, w()), {2, 6}, type, [
+        check(N.concatenate([x(type), x(type)], 1, w()), [2, 6], type, [
           0,
           1,
           2,
@@ -204,13 +204,13 @@ defmodule Emily.OpsShapeTest do
         ])
 
         check(
-          N.concatenate([x(type), mk([6, 7, 8], {1, 3}, type)], 0, w()),
-          {3, 3},
+          N.concatenate([x(type), mk([6, 7, 8], [1, 3], type)], 0, w()),
+          [3, 3],
           type,
           Enum.to_list(0..8)
         )
 
-        check(N.stack([x(type), x(type)], 0, w()), {2, 2, 3}, type, [
+        check(N.stack([x(type), x(type)], 0, w()), [2, 2, 3], type, [
           0,
           1,
           2,
@@ -225,7 +225,7 @@ defmodule Emily.OpsShapeTest do
           5
         ])
 
-        check(N.stack([x(type), x(type)], 2, w()), {2, 3, 2}, type, [
+        check(N.stack([x(type), x(type)], 2, w()), [2, 3, 2], type, [
           0,
           0,
           1,
@@ -243,19 +243,19 @@ defmodule Emily.OpsShapeTest do
     end
 
     test "mixed types promote" do
-      t = N.concatenate([tensor([1], {1}, {:s, 32}), tensor([2.5], {1}, {:f, 32})], 0, w())
-      assert_tensor(t, {2}, {:f, 32}, [1.0, 2.5])
+      t = N.concatenate([tensor([1], [1], {:s, 32}), tensor([2.5], [1], {:f, 32})], 0, w())
+      assert_tensor(t, [2], {:f, 32}, [1.0, 2.5])
     end
 
     test "mismatched or missing inputs raise" do
       assert_raise ArgumentError, ~r/No arrays/, fn -> N.concatenate([], 0, w()) end
 
       assert_raise ArgumentError, ~r/same number of dimensions/, fn ->
-        N.concatenate([x({:f, 32}), mk([1], {1}, {:f, 32})], 0, w())
+        N.concatenate([x({:f, 32}), mk([1], [1], {:f, 32})], 0, w())
       end
 
       assert_raise ArgumentError, ~r/same shape/, fn ->
-        N.stack([x({:f, 32}), mk([1], {1}, {:f, 32})], 0, w())
+        N.stack([x({:f, 32}), mk([1], [1], {:f, 32})], 0, w())
       end
     end
   end
@@ -263,17 +263,17 @@ defmodule Emily.OpsShapeTest do
   describe "slices" do
     test "static slices with strides, negative strides and clamping, in every type" do
       for type <- types() do
-        check(N.slice(x(type), [0, 1], [2, 3], [1, 1], w()), {2, 2}, type, [1, 2, 4, 5])
-        check(N.slice(x(type), [0, 0], [2, 3], [1, 2], w()), {2, 2}, type, [0, 2, 3, 5])
-        check(N.slice(x(type), [1, 2], [-3, -4], [-1, -1], w()), {2, 3}, type, [5, 4, 3, 2, 1, 0])
-        check(N.slice(x(type), [-1, 0], [100, 100], [1, 1], w()), {1, 3}, type, [3, 4, 5])
-        check(N.slice(x(type), [5, 0], [9, 3], [1, 1], w()), {0, 3}, type, [])
+        check(N.slice(x(type), [0, 1], [2, 3], [1, 1], w()), [2, 2], type, [1, 2, 4, 5])
+        check(N.slice(x(type), [0, 0], [2, 3], [1, 2], w()), [2, 2], type, [0, 2, 3, 5])
+        check(N.slice(x(type), [1, 2], [-3, -4], [-1, -1], w()), [2, 3], type, [5, 4, 3, 2, 1, 0])
+        check(N.slice(x(type), [-1, 0], [100, 100], [1, 1], w()), [1, 3], type, [3, 4, 5])
+        check(N.slice(x(type), [5, 0], [9, 3], [1, 1], w()), [0, 3], type, [])
       end
     end
 
     test "huge strides and bounds are clamped, not overflowed" do
       t = x({:s, 32})
-      check(N.slice(t, [0, 0], [2, 3], [1, 2_147_483_647], w()), {2, 1}, {:s, 32}, [0, 3])
+      check(N.slice(t, [0, 0], [2, 3], [1, 2_147_483_647], w()), [2, 1], {:s, 32}, [0, 3])
 
       check(
         N.slice(
@@ -283,7 +283,7 @@ defmodule Emily.OpsShapeTest do
           [-2_147_483_648, -1],
           w()
         ),
-        {1, 3},
+        [1, 3],
         {:s, 32},
         [5, 4, 3]
       )
@@ -291,23 +291,23 @@ defmodule Emily.OpsShapeTest do
 
     test "dynamic slices clamp their start so the window fits" do
       for type <- types() do
-        start = fn list -> tensor(list, {length(list)}, {:s, 32}) end
-        check(N.slice_dynamic(x(type), start.([1, 1]), [0, 1], [1, 2], w()), {1, 2}, type, [4, 5])
-        check(N.slice_dynamic(x(type), start.([5, 5]), [0, 1], [1, 2], w()), {1, 2}, type, [4, 5])
+        start = fn list -> tensor(list, [length(list)], {:s, 32}) end
+        check(N.slice_dynamic(x(type), start.([1, 1]), [0, 1], [1, 2], w()), [1, 2], type, [4, 5])
+        check(N.slice_dynamic(x(type), start.([5, 5]), [0, 1], [1, 2], w()), [1, 2], type, [4, 5])
 
-        check(N.slice_dynamic(x(type), start.([-3, -3]), [0, 1], [1, 2], w()), {1, 2}, type, [
+        check(N.slice_dynamic(x(type), start.([-3, -3]), [0, 1], [1, 2], w()), [1, 2], type, [
           0,
           1
         ])
 
-        check(N.slice_dynamic(x(type), start.([1]), [-1], [2, 2], w()), {2, 2}, type, [1, 2, 4, 5])
+        check(N.slice_dynamic(x(type), start.([1]), [-1], [2, 2], w()), [2, 2], type, [1, 2, 4, 5])
       end
 
       # start indices of other integer types
       for itype <- [{:u, 8}, {:s, 64}, {:u, 64}] do
         check(
-          N.slice_dynamic(x({:s, 32}), tensor([1], {1}, itype), [1], [2, 2], w()),
-          {2, 2},
+          N.slice_dynamic(x({:s, 32}), tensor([1], [1], itype), [1], [2, 2], w()),
+          [2, 2],
           {:s, 32},
           [1, 2, 4, 5]
         )
@@ -316,9 +316,9 @@ defmodule Emily.OpsShapeTest do
 
     test "slice_update replaces a (strided) window, in every type" do
       for type <- types() do
-        upd = mk([7, 8], {1, 2}, type)
+        upd = mk([7, 8], [1, 2], type)
 
-        check(N.slice_update(x(type), upd, [1, 1], [2, 3], [1, 1], w()), {2, 3}, type, [
+        check(N.slice_update(x(type), upd, [1, 1], [2, 3], [1, 1], w()), [2, 3], type, [
           0,
           1,
           2,
@@ -327,9 +327,9 @@ defmodule Emily.OpsShapeTest do
           8
         ])
 
-        upd4 = mk([7, 8, 9, 10], {2, 2}, type)
+        upd4 = mk([7, 8, 9, 10], [2, 2], type)
 
-        check(N.slice_update(x(type), upd4, [0, 0], [2, 3], [1, 2], w()), {2, 3}, type, [
+        check(N.slice_update(x(type), upd4, [0, 0], [2, 3], [1, 2], w()), [2, 3], type, [
           7,
           1,
           8,
@@ -343,29 +343,29 @@ defmodule Emily.OpsShapeTest do
     test "slice_update_add, _prod, _max, _min combine with the window" do
       for type <- real_types() do
         check(
-          N.slice_update_add(x(type), mk([10, 20], {1, 2}, type), [1, 1], [2, 3], [1, 1], w()),
-          {2, 3},
+          N.slice_update_add(x(type), mk([10, 20], [1, 2], type), [1, 1], [2, 3], [1, 1], w()),
+          [2, 3],
           type,
           [0, 1, 2, 3, 14, 25]
         )
 
         check(
-          N.slice_update_prod(x(type), mk([10, 20], {1, 2}, type), [1, 1], [2, 3], [1, 1], w()),
-          {2, 3},
+          N.slice_update_prod(x(type), mk([10, 20], [1, 2], type), [1, 1], [2, 3], [1, 1], w()),
+          [2, 3],
           type,
           [0, 1, 2, 3, 40, 100]
         )
 
         check(
-          N.slice_update_max(x(type), mk([9, 1], {1, 2}, type), [1, 1], [2, 3], [1, 1], w()),
-          {2, 3},
+          N.slice_update_max(x(type), mk([9, 1], [1, 2], type), [1, 1], [2, 3], [1, 1], w()),
+          [2, 3],
           type,
           [0, 1, 2, 3, 9, 5]
         )
 
         check(
-          N.slice_update_min(x(type), mk([9, 1], {1, 2}, type), [1, 1], [2, 3], [1, 1], w()),
-          {2, 3},
+          N.slice_update_min(x(type), mk([9, 1], [1, 2], type), [1, 1], [2, 3], [1, 1], w()),
+          [2, 3],
           type,
           [0, 1, 2, 3, 4, 1]
         )
@@ -374,10 +374,10 @@ defmodule Emily.OpsShapeTest do
 
     test "dynamic slice_update clamps its start so the update fits" do
       for type <- types() do
-        upd = mk([7, 8], {1, 2}, type)
-        start = fn list -> tensor(list, {length(list)}, {:s, 64}) end
+        upd = mk([7, 8], [1, 2], type)
+        start = fn list -> tensor(list, [length(list)], {:s, 64}) end
 
-        check(N.slice_update_dynamic(x(type), upd, start.([1, 1]), [0, 1], w()), {2, 3}, type, [
+        check(N.slice_update_dynamic(x(type), upd, start.([1, 1]), [0, 1], w()), [2, 3], type, [
           0,
           1,
           2,
@@ -386,7 +386,7 @@ defmodule Emily.OpsShapeTest do
           8
         ])
 
-        check(N.slice_update_dynamic(x(type), upd, start.([1, 2]), [0, 1], w()), {2, 3}, type, [
+        check(N.slice_update_dynamic(x(type), upd, start.([1, 2]), [0, 1], w()), [2, 3], type, [
           0,
           1,
           2,
@@ -395,7 +395,7 @@ defmodule Emily.OpsShapeTest do
           8
         ])
 
-        check(N.slice_update_dynamic(x(type), upd, start.([-1, 0]), [0, 1], w()), {2, 3}, type, [
+        check(N.slice_update_dynamic(x(type), upd, start.([-1, 0]), [0, 1], w()), [2, 3], type, [
           7,
           8,
           2,
@@ -406,7 +406,7 @@ defmodule Emily.OpsShapeTest do
 
         check(
           N.slice_update_dynamic(x(type), upd, start.([99, -99]), [0, 1], w()),
-          {2, 3},
+          [2, 3],
           type,
           [0, 1, 2, 7, 8, 5]
         )
@@ -415,7 +415,7 @@ defmodule Emily.OpsShapeTest do
 
     test "bad slices raise" do
       t = x({:f, 32})
-      i = fn list -> tensor(list, {length(list)}, {:s, 32}) end
+      i = fn list -> tensor(list, [length(list)], {:s, 32}) end
 
       assert_raise ArgumentError, ~r/must not be zero/, fn ->
         N.slice(t, [0, 0], [2, 3], [0, 1], w())
@@ -434,7 +434,7 @@ defmodule Emily.OpsShapeTest do
       end
 
       assert_raise ArgumentError, ~r/must be integers/, fn ->
-        N.slice_dynamic(t, tensor([0.0], {1}, {:f, 32}), [0], [1, 1], w())
+        N.slice_dynamic(t, tensor([0.0], [1], {:f, 32}), [0], [1, 1], w())
       end
 
       assert_raise ArgumentError, ~r/one start index per axis/, fn ->
@@ -466,14 +466,14 @@ defmodule Emily.OpsShapeTest do
   describe "flip, tile, repeat" do
     test "in every type" do
       for type <- types() do
-        check(N.flip(x(type), [0], w()), {2, 3}, type, [3, 4, 5, 0, 1, 2])
-        check(N.flip(x(type), [1], w()), {2, 3}, type, [2, 1, 0, 5, 4, 3])
-        check(N.flip(x(type), [0, 1], w()), {2, 3}, type, [5, 4, 3, 2, 1, 0])
-        check(N.tile(x(type), [1, 2], w()), {2, 6}, type, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])
-        check(N.tile(x(type), [2, 1], w()), {4, 3}, type, [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5])
-        check(N.tile(mk([0, 1], {2}, type), [2, 2], w()), {2, 4}, type, [0, 1, 0, 1, 0, 1, 0, 1])
-        check(N.repeat(x(type), 2, 1, w()), {2, 6}, type, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
-        check(N.repeat(x(type), 2, 0, w()), {4, 3}, type, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])
+        check(N.flip(x(type), [0], w()), [2, 3], type, [3, 4, 5, 0, 1, 2])
+        check(N.flip(x(type), [1], w()), [2, 3], type, [2, 1, 0, 5, 4, 3])
+        check(N.flip(x(type), [0, 1], w()), [2, 3], type, [5, 4, 3, 2, 1, 0])
+        check(N.tile(x(type), [1, 2], w()), [2, 6], type, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])
+        check(N.tile(x(type), [2, 1], w()), [4, 3], type, [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 5])
+        check(N.tile(mk([0, 1], [2], type), [2, 2], w()), [2, 4], type, [0, 1, 0, 1, 0, 1, 0, 1])
+        check(N.repeat(x(type), 2, 1, w()), [2, 6], type, [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5])
+        check(N.repeat(x(type), 2, 0, w()), [4, 3], type, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5])
       end
     end
 
@@ -490,31 +490,31 @@ defmodule Emily.OpsShapeTest do
 
   describe "select, clip" do
     test "select broadcasts and promotes" do
-      cond = tensor([1, 0, 1, 0, 1, 0], {2, 3}, :bool)
+      cond = tensor([1, 0, 1, 0, 1, 0], [2, 3], :bool)
 
       for type <- types() do
         y = N.astype(N.scalar(9.0, :f32, w()), nat(type), w())
-        check(N.select(cond, x(type), y, w()), {2, 3}, type, [0, 9, 2, 9, 4, 9])
+        check(N.select(cond, x(type), y, w()), [2, 3], type, [0, 9, 2, 9, 4, 9])
       end
 
       t =
         N.select(
-          tensor([1, 0], {2}, :bool),
-          tensor([1, 2], {2}, {:s, 32}),
-          tensor([9.5], {1}, {:f, 32}),
+          tensor([1, 0], [2], :bool),
+          tensor([1, 2], [2], {:s, 32}),
+          tensor([9.5], [1], {:f, 32}),
           w()
         )
 
-      assert_tensor(t, {2}, {:f, 32}, [1.0, 9.5])
+      assert_tensor(t, [2], {:f, 32}, [1.0, 9.5])
     end
 
     test "clip with a lower bound, an upper bound, or both" do
       for type <- real_types() do
         lo = N.astype(N.scalar(1.0, :f32, w()), nat(type), w())
         hi = N.astype(N.scalar(4.0, :f32, w()), nat(type), w())
-        check(N.clip(x(type), [lo], [], w()), {2, 3}, type, [1, 1, 2, 3, 4, 5])
-        check(N.clip(x(type), [], [hi], w()), {2, 3}, type, [0, 1, 2, 3, 4, 4])
-        check(N.clip(x(type), [lo], [hi], w()), {2, 3}, type, [1, 1, 2, 3, 4, 4])
+        check(N.clip(x(type), [lo], [], w()), [2, 3], type, [1, 1, 2, 3, 4, 5])
+        check(N.clip(x(type), [], [hi], w()), [2, 3], type, [0, 1, 2, 3, 4, 4])
+        check(N.clip(x(type), [lo], [hi], w()), [2, 3], type, [1, 1, 2, 3, 4, 4])
       end
 
       assert_raise ArgumentError, ~r/a_min and a_max/, fn -> N.clip(x({:f, 32}), [], [], w()) end
@@ -529,34 +529,34 @@ defmodule Emily.OpsShapeTest do
     test "in every type" do
       for type <- types() do
         [a, b, c] = N.split(x(type), 3, 1, w())
-        check(a, {2, 1}, type, [0, 3])
-        check(b, {2, 1}, type, [1, 4])
-        check(c, {2, 1}, type, [2, 5])
+        check(a, [2, 1], type, [0, 3])
+        check(b, [2, 1], type, [1, 4])
+        check(c, [2, 1], type, [2, 5])
         [top, bottom] = N.split(x(type), 2, -2, w())
-        check(top, {1, 3}, type, [0, 1, 2])
-        check(bottom, {1, 3}, type, [3, 4, 5])
+        check(top, [1, 3], type, [0, 1, 2])
+        check(bottom, [1, 3], type, [3, 4, 5])
 
         [a, b] = N.split_indices(x(type), [1], 1, w())
-        check(a, {2, 1}, type, [0, 3])
-        check(b, {2, 2}, type, [1, 2, 4, 5])
+        check(a, [2, 1], type, [0, 3])
+        check(b, [2, 2], type, [1, 2, 4, 5])
 
         [a, b] = N.unstack(x(type), 0, w())
-        check(a, {3}, type, [0, 1, 2])
-        check(b, {3}, type, [3, 4, 5])
+        check(a, [3], type, [0, 1, 2])
+        check(b, [3], type, [3, 4, 5])
         [a, b, c] = N.unstack(x(type), 1, w())
-        check(a, {2}, type, [0, 3])
-        check(b, {2}, type, [1, 4])
-        check(c, {2}, type, [2, 5])
+        check(a, [2], type, [0, 3])
+        check(b, [2], type, [1, 4])
+        check(c, [2], type, [2, 5])
       end
     end
 
     test "many more outputs than the old limit of 4" do
-      v = mk(Enum.to_list(0..99), {100}, {:s, 32})
+      v = mk(Enum.to_list(0..99), [100], {:s, 32})
       parts = N.split(v, 100, 0, w())
       assert length(parts) == 100
 
       for {p, i} <- Enum.with_index(parts) do
-        assert Emily.shape(p) == {1}
+        assert Emily.shape(p) == [1]
         assert Emily.Case.read(p) == [i]
       end
 
@@ -574,7 +574,7 @@ defmodule Emily.OpsShapeTest do
     end
 
     test "split_indices: negative, out-of-range and decreasing boundaries (numpy's)" do
-      v = mk([0, 1, 2, 3, 4, 5], {6}, {:s, 64})
+      v = mk([0, 1, 2, 3, 4, 5], [6], {:s, 64})
       parts = fn idx -> Enum.map(N.split_indices(v, idx, 0, w()), &Emily.Case.read/1) end
       assert parts.([2, 4]) == [[0, 1], [2, 3], [4, 5]]
       assert parts.([-2]) == [[0, 1, 2, 3], [4, 5]]
@@ -588,7 +588,7 @@ defmodule Emily.OpsShapeTest do
       e = N.zeros([0, 3], :f32, w())
       parts = N.split(e, 5, 0, w())
       assert length(parts) == 5
-      assert Enum.all?(parts, &(Emily.shape(&1) == {0, 3}))
+      assert Enum.all?(parts, &(Emily.shape(&1) == [0, 3]))
       assert N.unstack(e, 0, w()) == []
       assert length(N.unstack(e, 1, w())) == 3
     end

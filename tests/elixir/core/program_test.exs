@@ -35,8 +35,8 @@ defmodule Emily.ProgramTest do
 
       try do
         for i <- 1..20 do
-          a = t([i * 1.0, 2.0, -1.0], {3}, {:f, 32})
-          lazy = Native.add(a, t([0.0, 0.0, 0.0], {3}, {:f, 32}), w)
+          a = t([i * 1.0, 2.0, -1.0], [3], {:f, 32})
+          lazy = Native.add(a, t([0.0, 0.0, 0.0], [3], {:f, 32}), w)
           expected = [i * i + i * 1.0, 6.0, 0.0]
           assert [r] = run(p, [a])
           assert read(r) == expected
@@ -55,14 +55,14 @@ defmodule Emily.ProgramTest do
     w = Worker.current()
     x = ph([2])
     p = Native.program_capture([x], [Native.multiply(x, x, w)], w)
-    assert [_] = run(p, [t([1.0, 1.0], {2}, {:f, 32})])
+    assert [_] = run(p, [t([1.0, 1.0], [2], {:f, 32})])
 
     1..16
     |> Task.async_stream(
       fn k ->
         for i <- 1..50 do
           v = (k * 100 + i) * 1.0
-          assert [r] = run(p, [t([v, -v], {2}, {:f, 32})])
+          assert [r] = run(p, [t([v, -v], [2], {:f, 32})])
           assert read(r) == [v * v, v * v]
         end
       end,
@@ -75,7 +75,7 @@ defmodule Emily.ProgramTest do
   test "a graph captured on placeholders replays on new inputs, native and fused" do
     w = Worker.current()
     [x, y] = [ph([3]), ph([3])]
-    c = t([10.0, 20.0, 30.0], {3}, {:f, 32})
+    c = t([10.0, 20.0, 30.0], [3], {:f, 32})
     s = Native.multiply(x, y, w)
     out = Native.subtract(Native.exp(Native.add(s, c, w), w), c, w)
     program = Native.program_capture([x, y], [out, s], w)
@@ -88,13 +88,13 @@ defmodule Emily.ProgramTest do
     assert %{nodes: 2, heavy: 1} = Native.program_stats(sorted)
 
     for _ <- 1..3 do
-      assert [r] = run(sorted, [t([3.0, -1.0, 2.0], {3}, {:f, 32})])
+      assert [r] = run(sorted, [t([3.0, -1.0, 2.0], [3], {:f, 32})])
       assert read(r) == [1.0, 4.0, 9.0]
     end
 
     for fused <- [false, true], k <- [0.0, 0.5] do
-      a = t([1.0, 2.0, -1.0], {3}, {:f, 32})
-      b = t([k, k, k], {3}, {:f, 32})
+      a = t([1.0, 2.0, -1.0], [3], {:f, 32})
+      b = t([k, k, k], [3], {:f, 32})
       [o, p] = run(program, [a, b], fused)
       assert read(p) == [k, 2 * k, -k]
 
@@ -112,13 +112,13 @@ defmodule Emily.ProgramTest do
     y = Native.exp(x, w)
     assert_raise ArgumentError, ~r/without a primitive/, fn -> Emily.eval(y) end
     # The worker still works.
-    assert read(Native.negative(t([1.0], {1}, {:f, 32}), w)) == [-1.0]
+    assert read(Native.negative(t([1.0], [1], {:f, 32}), w)) == [-1.0]
   end
 
   test "a while loop and a cond run as sub-programs in one call" do
     w = Worker.current()
-    one = t([1], {}, {:s, 32})
-    ten = t([10], {}, {:s, 32})
+    one = t([1], [], {:s, 32})
+    ten = t([10], [], {:s, 32})
 
     sub = fn shapes, f ->
       b = Native.program_builder()
@@ -143,8 +143,8 @@ defmodule Emily.ProgramTest do
     :ok = Native.program_while(b, cond, body, state, [fi, fa])
 
     # cond fa > 40 -> fa * 2; true -> -fa
-    forty = t([40], {}, {:s, 32})
-    two = t([2], {}, {:s, 32})
+    forty = t([40], [], {:s, 32})
+    two = t([2], [], {:s, 32})
     [fa_slot] = Native.program_materialize(b, [fa])
     pred = sub.([{[], :s32}], fn [v] -> [Native.greater(v, forty, w)] end)
     dbl = sub.([{[], :s32}], fn [v] -> [Native.multiply(v, two, w)] end)
@@ -158,7 +158,7 @@ defmodule Emily.ProgramTest do
     assert %{whiles: 1, conds: 1} = Native.program_stats(program)
 
     for fused <- [false, true] do
-      s32 = fn v -> t([v], {}, {:s, 32}) end
+      s32 = fn v -> t([v], [], {:s, 32}) end
       # 0 + 0 + 1 + ... + 9 = 45 > 40
       assert Enum.map(run(program, [s32.(0), s32.(0)], fused), &read/1) == [[10], [90]]
       # 7 + 8 + 9 = 24
@@ -177,18 +177,18 @@ defmodule Emily.ProgramTest do
     # Inputs must have the placeholders' shapes and dtypes (kernels would read out of
     # bounds otherwise).
     y = ph([2])
-    p2 = Native.program_capture([y], [Native.add(y, t([1.0, 2.0], {2}, {:f, 32}), w)], w)
-    assert [r] = run(p2, [t([1.0, 2.0], {2}, {:f, 32})])
+    p2 = Native.program_capture([y], [Native.add(y, t([1.0, 2.0], [2], {:f, 32}), w)], w)
+    assert [r] = run(p2, [t([1.0, 2.0], [2], {:f, 32})])
     assert read(r) == [2.0, 4.0]
 
     assert_raise ArgumentError,
                  ~r/program inputs: got \(float32\[3\]\), expected \(float32\[2\]\)/,
                  fn ->
-                   run(p2, [t([1.0, 2.0, 3.0], {3}, {:f, 32})])
+                   run(p2, [t([1.0, 2.0, 3.0], [3], {:f, 32})])
                  end
 
     assert_raise ArgumentError, ~r/program inputs: got \(float64\[2\]\)/, fn ->
-      run(p2, [t([1.0, 2.0], {2}, {:f, 64})])
+      run(p2, [t([1.0, 2.0], [2], {:f, 64})])
     end
 
     # A while whose body changes the state's shape is refused when it is built.
@@ -197,11 +197,11 @@ defmodule Emily.ProgramTest do
     cond =
       Native.program_capture(
         [s],
-        [Native.less(Native.sum(s, [0], false, w), t([9.0], {}, {:f, 32}), w)],
+        [Native.less(Native.sum(s, [0], false, w), t([9.0], [], {:f, 32}), w)],
         w
       )
 
-    grow = Native.program_capture([ph([2])], [t([1.0, 2.0, 3.0], {3}, {:f, 32})], w)
+    grow = Native.program_capture([ph([2])], [t([1.0, 2.0, 3.0], [3], {:f, 32})], w)
     bw = Native.program_builder()
     [slot] = Native.program_inputs(bw, [ph([2])])
 
@@ -224,8 +224,8 @@ defmodule Emily.ProgramTest do
   test "inputs owned by another worker are reported until evaluated" do
     w = Worker.current()
     other = Worker.start(:cpu)
-    a = Native.add(t([1.0], {1}, {:f, 32}), t([2.0], {1}, {:f, 32}), other)
-    b = t([1.0], {1}, {:f, 32})
+    a = Native.add(t([1.0], [1], {:f, 32}), t([2.0], [1], {:f, 32}), other)
+    b = t([1.0], [1], {:f, 32})
     assert Native.program_foreign_pending([a, b], w) == [0]
     Emily.eval(a)
     assert Native.program_foreign_pending([a, b], w) == []
@@ -257,7 +257,7 @@ defmodule Emily.ProgramTest do
         w = Worker.start(:cpu)
         x = Native.program_placeholder([1], :f32, w)
         p = Native.program_capture([x], [Native.negative(x, w)], w)
-        assert [r] = run(p, [t([2.0], {1}, {:f, 32})])
+        assert [r] = run(p, [t([2.0], [1], {:f, 32})])
         assert read(r) == [-2.0]
         :ok = Native.program_set_put(set, p)
         p
@@ -271,7 +271,7 @@ defmodule Emily.ProgramTest do
 
     assert eventually(fn ->
              try do
-               run(program, [t([1.0], {1}, {:f, 32})])
+               run(program, [t([1.0], [1], {:f, 32})])
                false
              rescue
                e in Emily.Error -> Exception.message(e) =~ "worker is gone"

@@ -26,7 +26,7 @@ defmodule Emily.SoakTest do
     old_cache = Emily.Memory.set_cache_limit(1024 * @mib)
     old_threshold = Emily.Memory.set_gc_threshold(2 * @tensor)
     old_pressure = Emily.Memory.gc_pressure?()
-    base = Emily.from_binary(:binary.copy(<<1.0::float-32-native>>, @n), {@n}, {:f, 32})
+    base = Emily.from_binary(:binary.copy(<<1.0::float-32-native>>, @n), [@n], {:f, 32})
 
     on_exit(fn ->
       Emily.Memory.set_cache_limit(old_cache)

@@ -15,7 +15,7 @@ defmodule Emily.StreamTest do
 
     {inside, t} =
       Emily.Stream.with_worker(fn ->
-        {w(), t([1, 2], {2}, {:s, 32}) |> N.negative(w())}
+        {w(), t([1, 2], [2], {:s, 32}) |> N.negative(w())}
       end)
 
     assert w() == default
@@ -36,12 +36,12 @@ defmodule Emily.StreamTest do
 
   test "an unevaluated input from another worker is evaluated on its own worker first" do
     # x's graph (exp) is built on the default worker and never evaluated there.
-    x = N.exp(t([0.0, 1.0], {2}, {:f, 32}), w())
+    x = N.exp(t([0.0, 1.0], [2], {:f, 32}), w())
     refute N.evaluated(x)
 
     y =
       Emily.Stream.with_worker(fn ->
-        N.add(x, t([1.0, 1.0], {2}, {:f, 32}), w())
+        N.add(x, t([1.0, 1.0], [2], {:f, 32}), w())
       end)
 
     assert id(y) != id(x)
@@ -54,7 +54,7 @@ defmodule Emily.StreamTest do
   test "a graph alternating between three workers evaluates, whichever worker reads it" do
     w1 = Emily.Stream.new()
     w2 = Emily.Stream.new()
-    one = t([1], {1}, {:s, 64})
+    one = t([1], [1], {:s, 64})
 
     # ((((1 + 1) * 2 + 1) * 2 + 1) ...) alternating default, w1, w2, each step unevaluated.
     {t, expected} =
@@ -62,7 +62,7 @@ defmodule Emily.StreamTest do
         worker = Enum.at([Emily.Worker.default(), w1, w2], rem(i, 3))
 
         Emily.Stream.with_worker(worker, dev(), fn ->
-          {N.add(N.multiply(acc, t([2], {1}, {:s, 64}), w()), one, w()), e * 2 + 1}
+          {N.add(N.multiply(acc, t([2], [1], {:s, 64}), w()), one, w()), e * 2 + 1}
         end)
       end)
 
@@ -73,8 +73,8 @@ defmodule Emily.StreamTest do
   end
 
   test "eval/1 of tensors from several workers" do
-    a = N.square(t([3], {1}, {:s, 32}), w())
-    b = Emily.Stream.with_worker(fn -> N.square(t([4], {1}, {:s, 32}), w()) end)
+    a = N.square(t([3], [1], {:s, 32}), w())
+    b = Emily.Stream.with_worker(fn -> N.square(t([4], [1], {:s, 32}), w()) end)
     assert Emily.eval([a, b]) == :ok
     assert N.evaluated(a) and N.evaluated(b)
     assert read(a) == [9] and read(b) == [16]
@@ -86,8 +86,8 @@ defmodule Emily.StreamTest do
         Task.async(fn ->
           Emily.Stream.with_worker(fn ->
             for i <- 1..40 do
-              x = t(Enum.to_list(1..64), {64}, {:s, 64})
-              y = N.add(N.multiply(x, t([p], {1}, {:s, 64}), w()), t([i], {1}, {:s, 64}), w())
+              x = t(Enum.to_list(1..64), [64], {:s, 64})
+              y = N.add(N.multiply(x, t([p], [1], {:s, 64}), w()), t([i], [1], {:s, 64}), w())
               assert read(y) == Enum.map(1..64, &(&1 * p + i))
             end
 
@@ -104,9 +104,9 @@ defmodule Emily.StreamTest do
 
     {done, lazy} =
       Emily.Stream.with_worker(other, dev(), fn ->
-        done = N.negative(t([5], {1}, {:s, 32}), w())
+        done = N.negative(t([5], [1], {:s, 32}), w())
         :ok = Emily.eval(done)
-        {done, N.negative(t([6], {1}, {:s, 32}), w())}
+        {done, N.negative(t([6], [1], {:s, 32}), w())}
       end)
 
     Emily.Worker.stop(other)

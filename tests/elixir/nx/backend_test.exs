@@ -244,15 +244,55 @@ if Code.ensure_loaded?(Nx) do
       @lin_alg "lib/emily/backend/lin_alg.ex"
       @fast "lib/emily/fast.ex"
 
+      # Recompiles the three modules with `flags`; returns %{module => BEAM binary}.
       defp recompile(flags) do
         for {k, v} <- flags, do: Application.put_env(:emily, k, v)
         Code.compiler_options(ignore_module_conflict: true)
 
         try do
-          for f <- [@index, @lin_alg, @fast], do: Code.compile_file(f)
+          for f <- [@index, @lin_alg, @fast],
+              {mod, bin} <- Code.compile_file(f),
+              into: %{},
+              do: {mod, bin}
         after
           Code.compiler_options(ignore_module_conflict: false)
         end
+      end
+
+      # {function, arity} of every function in a module's BEAM code that calls one of the
+      # checks (check_bounds!/4, check_finite!/3), read from the disassembled code.
+      defp check_callers(mod, bin) do
+        {:beam_file, ^mod, _, _, _, code} = :beam_disasm.file(bin)
+
+        callers =
+          for {:function, name, arity, _, instrs} <- code,
+              instr <- instrs,
+              callee(instr) in [:check_bounds!, :check_finite!],
+              uniq: true,
+              do: {name, arity}
+
+        Enum.sort(callers)
+      end
+
+      defp callee({call, _, {_m, f, _a}}) when call in [:call, :call_only], do: f
+      defp callee({:call_last, _, {_m, f, _a}, _}), do: f
+
+      defp callee({call, _, {:extfunc, _m, f, _a}}) when call in [:call_ext, :call_ext_only],
+        do: f
+
+      defp callee({:call_ext_last, _, {:extfunc, _m, f, _a}, _}), do: f
+      defp callee(_), do: nil
+
+      # The instructions of `name/arity` in a module's BEAM code.
+      defp instructions(mod, bin, name, arity) do
+        {:beam_file, ^mod, _, _, _, code} = :beam_disasm.file(bin)
+        [instrs] = for {:function, ^name, ^arity, _, instrs} <- code, do: instrs
+        instrs
+      end
+
+      defp compiled_default(mod) do
+        {^mod, bin, _path} = :code.get_object_code(mod)
+        bin
       end
 
       setup do
@@ -263,7 +303,44 @@ if Code.ensure_loaded?(Nx) do
         end)
       end
 
-      test "off (the default): no checks are compiled in, bad indices do not raise" do
+      test "off (the default): the compiled modules hold no check and no test of the flags" do
+        # The BEAM files the build made (config without the flags): no function calls a
+        # check, and the flags' readers return the constant false.
+        for mod <- [Emily.Backend.Index, Emily.Backend.LinAlg, Emily.Fast] do
+          assert check_callers(mod, compiled_default(mod)) == [], inspect(mod)
+        end
+
+        for {mod, reader} <- [
+              {Emily.Backend.Index, :bounds_check?},
+              {Emily.Backend.LinAlg, :nan_inf_check?}
+            ] do
+          code = instructions(mod, compiled_default(mod), reader, 0)
+          assert {:move, {:atom, false}, {:x, 0}} in code, inspect(code)
+          refute Enum.any?(code, &(is_tuple(&1) and elem(&1, 0) in [:test, :select_val]))
+        end
+
+        # The same sources compiled with the flags on: each checked op calls its check, so
+        # the search above finds them where they are compiled in.
+        on = recompile(debug_bounds_check: true, debug_detect_nan_inf: true)
+
+        assert check_callers(Emily.Backend.Index, on[Emily.Backend.Index]) == [
+                 # gather, take, take_along_axis; indexed/6 is indexed_add's and indexed_put's
+                 gather: 4,
+                 indexed: 6,
+                 take: 6,
+                 take_along_axis: 5
+               ]
+
+        assert check_callers(Emily.Backend.LinAlg, on[Emily.Backend.LinAlg]) == [dot: 7]
+        # Emily.Fast's native/3 runs every fused kernel: RMS norm, layer norm, attention
+        assert check_callers(Emily.Fast, on[Emily.Fast]) == [native: 3]
+
+        # and off again, from source: nothing
+        off = recompile(debug_bounds_check: false, debug_detect_nan_inf: false)
+        for {mod, bin} <- off, do: assert(check_callers(mod, bin) == [], inspect(mod))
+      end
+
+      test "off (the default): bad indices do not raise" do
         recompile(debug_bounds_check: false, debug_detect_nan_inf: false)
         refute Emily.Backend.Index.bounds_check?()
         refute Emily.Backend.LinAlg.nan_inf_check?()
@@ -312,6 +389,16 @@ if Code.ensure_loaded?(Nx) do
           Nx.indexed_put(t, Nx.tensor([[0, -1]]), Nx.tensor([1]))
         end
 
+        # Emily.Compiler: the check reads values, which tracing cannot, so the function runs
+        # on the evaluator lane, and raises there
+        take = Nx.Defn.jit(&Nx.take/2, compiler: Emily.Compiler, lane: :native)
+
+        assert_raise ArgumentError, ~r/take: index out of bounds/, fn ->
+          take.(t, Nx.tensor([2]))
+        end
+
+        assert Nx.to_flat_list(take.(t, Nx.tensor([0]))) == [1, 2, 3]
+
         # in-range indices still work
         assert Nx.to_flat_list(Nx.take(t, Nx.tensor([1]))) == [4, 5, 6]
         assert Nx.to_flat_list(Nx.gather(t, Nx.tensor([[1, 2]]))) == [6]
@@ -343,11 +430,23 @@ if Code.ensure_loaded?(Nx) do
         q = Nx.broadcast(Nx.tensor(:nan), {1, 1, 2, 4})
         k = Nx.broadcast(1.0, {1, 1, 2, 4})
 
-        assert_raise ArgumentError,
-                     ~r/scaled_dot_product_attention: result holds NaN or Inf/,
-                     fn ->
-                       Emily.Fast.scaled_dot_product_attention(q, k, k)
-                     end
+        # both variants: without a mask (and causal), and with one
+        for opts <- [[], [causal: true], [mask: Nx.broadcast(0.0, {1, 1, 2, 2})]] do
+          assert_raise ArgumentError,
+                       ~r/scaled_dot_product_attention: result holds NaN or Inf/,
+                       fn ->
+                         Emily.Fast.scaled_dot_product_attention(q, k, k, opts)
+                       end
+        end
+
+        ok_q = Nx.broadcast(1.0, {1, 1, 2, 4})
+
+        fine =
+          Emily.Fast.scaled_dot_product_attention(ok_q, k, k,
+            mask: Nx.broadcast(0.0, {1, 1, 2, 2})
+          )
+
+        assert Nx.to_flat_list(fine) == List.duplicate(1.0, 8)
 
         assert Emily.Fast.rms_norm(Nx.tensor([[1.0, 1.0]])) |> Nx.to_flat_list() |> length() == 2
       end

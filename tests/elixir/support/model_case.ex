@@ -83,12 +83,6 @@ if Code.ensure_loaded?(Bumblebee) do
       )
     end
 
-    defp to_binary_backend(%Nx.Tensor{} = t), do: Nx.backend_copy(t, Nx.BinaryBackend)
-    defp to_binary_backend(list) when is_list(list), do: Enum.map(list, &to_binary_backend/1)
-
-    defp to_binary_backend(%{} = map),
-      do: Map.new(map, fn {k, v} -> {k, to_binary_backend(v)} end)
-
     @doc "`apply(m, f, args)`, or the exception it raised (run on a peer node)."
     def try_op(m, f, args) do
       {:ok, apply(m, f, args)}

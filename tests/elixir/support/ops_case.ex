@@ -33,7 +33,7 @@ defmodule Emily.OpsCase do
     do: [{:u, 8}, {:u, 16}, {:u, 32}, {:u, 64}, {:s, 8}, {:s, 16}, {:s, 32}, {:s, 64}]
 
   @doc "The Emily.Native dtype atom of an Nx type."
-  def nat(type), do: Emily.native_type!(type, :test)
+  def nat(type), do: Emily.Dtype.native_type!(type, :test)
 
   @doc "The calling process's worker."
   def w, do: Emily.Worker.current()
