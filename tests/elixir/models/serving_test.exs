@@ -23,11 +23,11 @@ if Code.ensure_loaded?(Bumblebee) do
     end
 
     # Every sentence from its own process, all at once; each answer checked.
-    defp hammer(name, ref, want, opts \\ []) do
+    defp hammer(name, ref, want) do
       ref["sentences"]
       |> Enum.with_index()
       |> Task.async_stream(
-        fn {s, i} -> {i, Nx.Serving.batched_run(name, s, opts[:preprocess] || (& &1))} end,
+        fn {s, i} -> {i, Nx.Serving.batched_run(name, s)} end,
         max_concurrency: 16,
         ordered: false,
         timeout: 300_000
@@ -37,12 +37,6 @@ if Code.ensure_loaded?(Bumblebee) do
         c = cosine(got, want["embeddings"][i])
         assert c >= 0.99999, "sentence #{i}: cosine #{c}"
       end)
-    end
-
-    defp settle do
-      for p <- Process.list(), do: :erlang.garbage_collect(p)
-      Process.sleep(50)
-      Emily.memory_stats()
     end
 
     test "16 concurrent callers on a batched serving get sentence-transformers' embeddings, " <>
@@ -58,12 +52,12 @@ if Code.ensure_loaded?(Bumblebee) do
 
       # compiles the program and warms the cache
       hammer(__MODULE__.Batched, ref, want)
-      before = settle()
+      before = Serving.settle()
 
       for _ <- 1..3, do: hammer(__MODULE__.Batched, ref, want)
 
       stop_supervised!(:batched)
-      after_ = settle()
+      after_ = Serving.settle()
 
       assert after_.handles <= before.handles,
              "tensor handles: #{before.handles} before, #{after_.handles} after"
@@ -86,7 +80,7 @@ if Code.ensure_loaded?(Bumblebee) do
           :start,
           [
             name,
-            [compile: [batch_size: 4, sequence_length: 96]],
+            {:minilm, [compile: [batch_size: 4, sequence_length: 96]]},
             [batch_size: 4, batch_timeout: 20]
           ],
           300_000
@@ -95,6 +89,67 @@ if Code.ensure_loaded?(Bumblebee) do
       on_exit(fn -> send(pid, :stop) end)
       wait_for_remote(name)
       hammer({:distributed, name}, ref, want)
+    end
+
+    test "a client tokenizing on its node sends its Emily tensors to a serving on another " <>
+           "node with the distributed preprocessing Nx documents; the server's MLX memory " <>
+           "goes back to its level before",
+         %{ref: ref, want: want} do
+      peer = start_peer!()
+      name = __MODULE__.RemoteTokens
+
+      pid =
+        :erpc.call(
+          peer,
+          Serving,
+          :start,
+          [
+            name,
+            {:minilm_tokens, [batch_size: 4, sequence_length: 96]},
+            [batch_size: 4, batch_timeout: 20]
+          ],
+          300_000
+        )
+
+      on_exit(fn -> send(pid, :stop) end)
+      wait_for_remote(name)
+      {:ok, tokenizer} = Bumblebee.load_tokenizer({:local, Emily.ModelCase.model_dir(:minilm)})
+      tokenizer = Bumblebee.configure(tokenizer, length: 96)
+
+      client = fn ->
+        ref["sentences"]
+        |> Enum.with_index()
+        |> Task.async_stream(
+          fn {s, i} ->
+            Nx.default_backend(Emily.Backend)
+            inputs = Bumblebee.apply_tokenizer(tokenizer, [s])
+            assert %Emily.Backend{} = inputs["input_ids"].data
+            # Emily tensors are handles of this VM's memory: they travel as binary tensors
+            got = Nx.Serving.batched_run({:distributed, name}, inputs, &Nx.backend_copy/1)
+            {i, got}
+          end,
+          max_concurrency: 16,
+          ordered: false,
+          timeout: 300_000
+        )
+        |> Enum.each(fn {:ok, {i, got}} ->
+          assert Nx.shape(got) == {1, 384}
+          c = cosine(got[0], want["embeddings"][i])
+          assert c >= 0.99999, "sentence #{i}: cosine #{c}"
+        end)
+      end
+
+      # compiles and warms the cache
+      client.()
+      before = :erpc.call(peer, Serving, :settle, [])
+      for _ <- 1..3, do: client.()
+      after_ = :erpc.call(peer, Serving, :settle, [])
+
+      assert after_.handles <= before.handles,
+             "server's tensor handles: #{before.handles} before, #{after_.handles} after"
+
+      assert after_.active <= before.active + 1_048_576,
+             "server's MLX active memory: #{before.active} bytes before, #{after_.active} after"
     end
 
     test "an Emily tensor sent to another node is refused there by every op with an error " <>

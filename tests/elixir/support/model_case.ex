@@ -83,6 +83,57 @@ if Code.ensure_loaded?(Bumblebee) do
       )
     end
 
+    @doc """
+    All-MiniLM-L6-v2 as a serving of token tensors, for clients that tokenize themselves:
+    its input is a map with `"input_ids"` and `"attention_mask"`, each `{n, length}`
+    (`n <= batch_size`), its output the `{n, 384}` mean-pooled, L2-normalized embeddings.
+    The model is compiled ahead of time for `{batch_size, length}` on Emily.Compiler.
+    """
+    def minilm_tokens(opts) do
+      batch_size = Keyword.fetch!(opts, :batch_size)
+      length = Keyword.fetch!(opts, :sequence_length)
+      dir = Emily.ModelCase.model_dir(:minilm)
+      {:ok, model} = Bumblebee.load_model({:local, dir}, backend: Emily.Backend)
+      {_init, predict} = Axon.build(model.model)
+      params = model.params
+      template = Nx.template({batch_size, length}, :u32)
+
+      Nx.Serving.new(
+        fn defn_options ->
+          embed =
+            Nx.Defn.compile(
+              fn params, inputs ->
+                hidden = predict.(params, inputs).hidden_state
+                mask = Nx.new_axis(inputs["attention_mask"], -1)
+
+                pooled =
+                  Nx.divide(Nx.sum(Nx.multiply(hidden, mask), axes: [1]), Nx.sum(mask, axes: [1]))
+
+                Nx.divide(pooled, Nx.LinAlg.norm(pooled, axes: [-1], keep_axes: true))
+              end,
+              [params, %{"input_ids" => template, "attention_mask" => template}],
+              defn_options
+            )
+
+          fn batch -> embed.(params, Nx.Batch.pad(batch, batch_size - batch.size)) end
+        end,
+        compiler: Emily.Compiler,
+        native_fallback: :raise
+      )
+      |> Nx.Serving.batch_size(batch_size)
+      |> Nx.Serving.client_preprocessing(fn inputs ->
+        {Nx.Batch.concatenate([Map.take(inputs, ["input_ids", "attention_mask"])]), :ok}
+      end)
+      |> Nx.Serving.client_postprocessing(fn {embeddings, _meta}, :ok -> embeddings end)
+    end
+
+    @doc "Collects every process's garbage, then returns `Emily.memory_stats/0`."
+    def settle do
+      for p <- Process.list(), do: :erlang.garbage_collect(p)
+      Process.sleep(50)
+      Emily.memory_stats()
+    end
+
     @doc "`apply(m, f, args)`, or the exception it raised (run on a peer node)."
     def try_op(m, f, args) do
       {:ok, apply(m, f, args)}
@@ -91,16 +142,16 @@ if Code.ensure_loaded?(Bumblebee) do
     end
 
     @doc """
-    Starts `serving` as `name` under a process of its own that outlives the caller (an
+    Starts the serving `builder` of this module makes from `builder_opts` as `name`, under a process of its own that outlives the caller (an
     `:erpc` call returns before the serving is used) and returns that process.
     """
-    def start(name, serving_opts, start_opts) do
+    def start(name, {builder, builder_opts}, start_opts) do
       caller = self()
 
       pid =
         spawn(fn ->
           Process.flag(:trap_exit, true)
-          serving = minilm(serving_opts)
+          serving = apply(__MODULE__, builder, [builder_opts])
           # Tensors do not cross nodes (Emily.Backend): results go back as Nx.BinaryBackend
           serving =
             Nx.Serving.distributed_postprocessing(serving, &Nx.backend_copy(&1, Nx.BinaryBackend))
