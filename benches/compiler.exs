@@ -20,6 +20,8 @@
 # the table shows each column's best round, so a burst of load from elsewhere hits all
 # columns alike.
 
+Code.require_file("support/table.exs", __DIR__)
+
 defmodule Bench.Defs do
   import Nx.Defn
 
@@ -255,23 +257,7 @@ table =
       [Bench.ratio(r.(:evaluator), r.(:native)), Bench.ratio(r.(:fused), r.("compiled"))]
   end
 
-widths =
-  Enum.reduce([header | table], List.duplicate(0, length(header)), fn row, w ->
-    Enum.zip_with(row, w, &max(String.length(&1), &2))
-  end)
-
-line = fn row ->
-  row
-  |> Enum.zip(widths)
-  |> Enum.with_index()
-  |> Enum.map_join("  ", fn {{c, w}, i} ->
-    if i == 0, do: String.pad_trailing(c, w), else: String.pad_leading(c, w)
-  end)
-end
-
-IO.puts(line.(header))
-IO.puts(String.duplicate("-", Enum.sum(widths) + 2 * (length(widths) - 1)))
-Enum.each(table, &IO.puts(line.(&1)))
+Bench.Table.print(header, table)
 IO.puts("\ntargets: eval/native >= 10 on the chain; fused/mx.compile <= 1.2 on the block\n")
 
 for {g, name, _, _, _} <- graphs do

@@ -12,6 +12,11 @@ Writes (under --out, default tests/models/fixtures next to this script):
 Everything loads from local files (HF_HUB_OFFLINE=1). Deterministic: fixed
 seeds, single thread, CPU, float32.
 
+Environment (CPU; PyPI's torch wheel also pulls NVIDIA's libraries, unused here):
+  python3 -m venv ~/.cache/emily/pyref
+  ~/.cache/emily/pyref/bin/pip install torch==2.15.0 transformers==5.25.0 \
+      sentence-transformers==6.3.0 safetensors==0.8.0 gguf==0.19.0 accelerate==1.16.0 \
+      numpy==2.4.6 tokenizers==0.23.3
 Rerun:  ~/.cache/emily/pyref/bin/python tests/models/make_references.py
 """
 

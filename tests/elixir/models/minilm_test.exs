@@ -23,19 +23,6 @@ if Code.ensure_loaded?(Bumblebee) do
       }
     end
 
-    def serving(model, tokenizer, lane, opts \\ []) do
-      Bumblebee.Text.text_embedding(
-        model,
-        tokenizer,
-        [
-          output_attribute: :hidden_state,
-          output_pool: :mean_pooling,
-          embedding_processor: :l2_norm,
-          defn_options: [compiler: Emily.Compiler, lane: lane, native_fallback: :raise]
-        ] ++ opts
-      )
-    end
-
     defp cosines(a, b) do
       Nx.sum(Nx.multiply(a, b), axes: [1])
       |> Nx.divide(Nx.multiply(Nx.LinAlg.norm(a, axes: [1]), Nx.LinAlg.norm(b, axes: [1])))
@@ -56,7 +43,7 @@ if Code.ensure_loaded?(Bumblebee) do
       test "lane #{lane}: 16 sentences embed as sentence-transformers does, and the query " <>
              "finds its neighbour",
            %{model: model, tokenizer: tokenizer, ref: ref, want: want} do
-        serving = serving(model, tokenizer, @lane)
+        serving = Emily.ModelCase.Serving.text_embedding(model, tokenizer, @lane)
         got = Nx.Serving.run(serving, ref["sentences"]) |> Enum.map(& &1.embedding) |> Nx.stack()
 
         assert Nx.shape(got) == {16, 384}

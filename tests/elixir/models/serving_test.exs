@@ -72,22 +72,7 @@ if Code.ensure_loaded?(Bumblebee) do
     } do
       peer = start_peer!()
       name = __MODULE__.Remote
-
-      pid =
-        :erpc.call(
-          peer,
-          Serving,
-          :start,
-          [
-            name,
-            {:minilm, [compile: [batch_size: 4, sequence_length: 96]]},
-            [batch_size: 4, batch_timeout: 20]
-          ],
-          300_000
-        )
-
-      on_exit(fn -> send(pid, :stop) end)
-      wait_for_remote(name)
+      start_remote!(peer, name, {:minilm, [compile: [batch_size: 4, sequence_length: 96]]})
       hammer({:distributed, name}, ref, want)
     end
 
@@ -97,22 +82,7 @@ if Code.ensure_loaded?(Bumblebee) do
          %{ref: ref, want: want} do
       peer = start_peer!()
       name = __MODULE__.RemoteTokens
-
-      pid =
-        :erpc.call(
-          peer,
-          Serving,
-          :start,
-          [
-            name,
-            {:minilm_tokens, [batch_size: 4, sequence_length: 96]},
-            [batch_size: 4, batch_timeout: 20]
-          ],
-          300_000
-        )
-
-      on_exit(fn -> send(pid, :stop) end)
-      wait_for_remote(name)
+      start_remote!(peer, name, {:minilm_tokens, [batch_size: 4, sequence_length: 96]})
       {:ok, tokenizer} = Bumblebee.load_tokenizer({:local, Emily.ModelCase.model_dir(:minilm)})
       tokenizer = Bumblebee.configure(tokenizer, length: 96)
 
@@ -166,6 +136,15 @@ if Code.ensure_loaded?(Bumblebee) do
       # the copy users make instead
       assert :erpc.call(peer, Nx, :to_list, [Nx.backend_copy(t, Nx.BinaryBackend)]) == [1.0, 2.0]
       assert :erpc.call(peer, :erlang, :node, []) == peer
+    end
+
+    # Starts a serving of Emily.ModelCase.Serving's `builder` on `peer` and waits until this
+    # node sees it.
+    defp start_remote!(peer, name, builder) do
+      start_opts = [batch_size: 4, batch_timeout: 20]
+      pid = :erpc.call(peer, Serving, :start, [name, builder, start_opts], 300_000)
+      on_exit(fn -> send(pid, :stop) end)
+      wait_for_remote(name)
     end
 
     defp wait_for_remote(name, tries \\ 100) do

@@ -70,7 +70,14 @@ if Code.ensure_loaded?(Bumblebee) do
       dir = Emily.ModelCase.model_dir(:minilm)
       {:ok, model} = Bumblebee.load_model({:local, dir}, backend: Emily.Backend)
       {:ok, tokenizer} = Bumblebee.load_tokenizer({:local, dir})
+      text_embedding(model, tokenizer, :native, opts)
+    end
 
+    @doc """
+    Bumblebee's text embedding serving (sentence-transformers' mean pooling and L2 norm)
+    of `model` on Emily.Compiler's `lane`; `opts` go to `Bumblebee.Text.text_embedding/3`.
+    """
+    def text_embedding(model, tokenizer, lane, opts \\ []) do
       Bumblebee.Text.text_embedding(
         model,
         tokenizer,
@@ -78,7 +85,7 @@ if Code.ensure_loaded?(Bumblebee) do
           output_attribute: :hidden_state,
           output_pool: :mean_pooling,
           embedding_processor: :l2_norm,
-          defn_options: [compiler: Emily.Compiler, native_fallback: :raise]
+          defn_options: [compiler: Emily.Compiler, lane: lane, native_fallback: :raise]
         ] ++ opts
       )
     end
