@@ -40,7 +40,9 @@ defmodule Bench.Models do
   def ratio(_, _), do: "-"
 
   def eval(%Nx.Tensor{} = t), do: Emily.eval(t.data.ref)
-  def eval(container), do: container |> Nx.Defn.Composite.flatten_list() |> Enum.each(&eval/1)
+
+  def eval(container),
+    do: container |> List.wrap() |> Nx.Defn.Composite.flatten_list() |> Enum.each(&eval/1)
 end
 
 rounds =

@@ -187,9 +187,17 @@ defmodule Emily do
   safetensors tensor, `offset` is 8 + the header length + the tensor's start offset. `shape`
   may also be a tuple.
 
-  The mapping is read-only and MLX never writes into it. The file must not be truncated
-  while the tensor lives (reading a truncated mapping crashes the VM, as with any mmap).
-  When `offset` is not a multiple of 8 the data is copied once instead.
+  The mapping is read-only and MLX never writes into it, and the tensor keeps the bytes it
+  was made with whatever happens to the file. On Linux, Emily holds a read lease on each
+  mapped file (`fcntl(2)`, `F_SETLEASE`): a process that opens the file for writing or
+  truncates it (this VM included) waits while Emily copies the file's live mappings into
+  memory (`:bytes_copied`), then goes on; one opening with `O_NONBLOCK`, as `truncate(1)`
+  does, gets `EAGAIN` until then. Renaming another file over it or deleting it needs no copy.
+  Where the kernel grants no lease (the file is open for writing already, it belongs to
+  another user and the VM lacks `CAP_LEASE`, the file system has no leases) the region is
+  read into memory instead. Elsewhere the file is mapped without a lease and must not be
+  truncated while the tensor lives. When `offset` is not a multiple of 8 the data is copied
+  once instead.
 
   Emits `[:emily, :mmap, :start | :stop | :exception]` (see `Emily.Telemetry`).
 
@@ -361,7 +369,10 @@ defmodule Emily do
     * `:bytes_reported` - bytes of the binaries `to_binary/1` made: what the BEAM charged to
       processes' binary heaps
     * `:bytes_copied` - bytes copied crossing the bridge (small or unaligned `from_binary/3`
-      inputs, strided tensors made contiguous by `to_binary/1`)
+      inputs, strided tensors made contiguous by `to_binary/1`, `mmap/4` regions read for
+      want of a lease or copied when their file was about to change)
+    * `:file_leases`, `:file_mappings` - files `mmap/4` holds a read lease on now, and the
+      file-backed mappings alive
     * `:external_aliasing` - whether MLX's allocator allows wrapping BEAM memory (checked at
       run time; when not, `from_binary/3` and `mmap/4` copy)
     * `:external_arrays`, `:external_bytes` - MLX arrays aliasing BEAM binaries or file

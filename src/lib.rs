@@ -8,6 +8,7 @@ pub mod dtype;
 pub mod error;
 pub mod ffi;
 pub mod ledger;
+pub mod mapped;
 pub mod memory;
 pub mod ops;
 pub mod program;

@@ -146,18 +146,11 @@ pub fn from_binary<'a>(
     Ok(wrap(env, a, &w))
 }
 
-/// A file region mapped into memory, aliased by an MLX array.
-struct Mapped(memmap2::Mmap);
-
-impl AsRef<[u8]> for Mapped {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
 /// Maps `nbytes(shape, dtype)` bytes of the file at `path` from `offset` as a new MLX array:
-/// no copy (the pages are read on first use), the mapping kept until MLX frees the array.
-/// Falls back to one copy when the data is not 8-byte aligned in memory (offset % 8 != 0).
+/// no copy (the pages are read on first use) under the file's read lease, the mapping kept
+/// until MLX frees the array (see `emily::mapped`: a change to the file copies the mapping
+/// first; without a lease the region is read). Falls back to one copy when the data is not
+/// 8-byte aligned in memory (offset % 8 != 0).
 #[rustler::nif(schedule = "DirtyIo")]
 pub fn mmap_file(
     env: Env,
@@ -176,27 +169,12 @@ pub fn mmap_file(
         .try_fold(1usize, |acc, &d| usize::try_from(d).ok().and_then(|d| acc.checked_mul(d)))
         .and_then(|n| n.checked_mul(dtype.0.size()))
         .ok_or_else(|| fail(Error::argument("invalid shape")))?;
-    // A regular file only: opening a FIFO would block the scheduler, a device has no size.
-    let meta = std::fs::metadata(&path).map_err(|e| fail(Error::argument(format!("cannot open the file: {e}"))))?;
-    if !meta.is_file() {
-        return Err(fail(Error::argument("not a regular file")));
-    }
-    let file = std::fs::File::open(&path).map_err(|e| fail(Error::argument(format!("cannot open the file: {e}"))))?;
-    let size = file.metadata().map_err(|e| fail(Error::argument(format!("cannot stat the file: {e}"))))?.len();
-    if offset.checked_add(n as u64).is_none_or(|end| end > size) {
-        return Err(fail(Error::argument(format!(
-            "the file has {size} bytes; the region needs {n} bytes from {offset}"
-        ))));
-    }
+    let region = emily::mapped::open(std::path::Path::new(&path), offset, n).map_err(fail)?;
     if n == 0 {
         let a = Array::from_bytes(&[], &shape, dtype.0).map_err(fail)?;
         return Ok(wrap(env, a, &w));
     }
-    // Safety: the mapping is read-only and private to Emily; the file must not be truncated
-    // while the tensor lives (documented on Emily.mmap/4).
-    let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(n).map(&file) }
-        .map_err(|e| fail(Error::runtime(format!("mmap failed: {e}"))))?;
-    let (a, aliased) = Array::from_owner(Foreign::new(Mapped(map), n), &shape, dtype.0).map_err(fail)?;
+    let (a, aliased) = Array::from_owner(Foreign::new(region, n), &shape, dtype.0).map_err(fail)?;
     if aliased {
         EXTERNAL_MADE.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -391,7 +369,8 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
     let m = emily::memory::stats();
     let l = LEDGER.stats();
     let p = crate::pressure::figures();
-    let pairs: [(&str, u64); 19] = [
+    let mapped = emily::mapped::stats();
+    let pairs: [(&str, u64); 21] = [
         ("active", m.active as u64),
         ("peak", m.peak as u64),
         ("cache", m.cache as u64),
@@ -404,7 +383,9 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
         ("aliases_created", l.aliases_created),
         ("aliases_released", l.aliases_released),
         ("donations_prevented", l.donations_prevented),
-        ("bytes_copied", BYTES_COPIED.load(Ordering::Relaxed)),
+        ("bytes_copied", BYTES_COPIED.load(Ordering::Relaxed) + mapped.copied_on_change + mapped.read_unleased),
+        ("file_leases", mapped.leased_files as u64),
+        ("file_mappings", mapped.mappings as u64),
         ("bytes_reported", BYTES_REPORTED.load(Ordering::Relaxed)),
         ("external_arrays", EXTERNAL_LIVE.load(Ordering::Relaxed) as u64),
         ("external_bytes", EXTERNAL_BYTES.load(Ordering::Relaxed) as u64),

@@ -18,10 +18,11 @@ defmodule Emily.ThreadsTest do
   <<v::float-32-native, _::binary>> = Emily.to_binary(Emily.Native.matmul(x, x, w))
   cpus = fn status -> Regex.run(~r/Cpus_allowed_list:\\s*(\\S+)/, status) |> List.last() end
   threads =
-    for t <- File.ls!("/proc/self/task"), st = File.read("/proc/self/task/" <> t <> "/status"),
-        match?({:ok, _}, st) do
-      {:ok, status} = st
-      {String.trim(File.read!("/proc/self/task/" <> t <> "/comm")), cpus.(status)}
+    for t <- File.ls!("/proc/self/task"),
+        # a thread may exit between the listing and the reads
+        {:ok, status} <- [File.read("/proc/self/task/" <> t <> "/status")],
+        {:ok, comm} <- [File.read("/proc/self/task/" <> t <> "/comm")] do
+      {String.trim(comm), cpus.(status)}
     end
   report = %{
     value: v,
