@@ -222,3 +222,13 @@ Bench.Table.print(
     ]
   end
 )
+
+for lane <- smol_lanes, ids = torch["smol_ids"], {_, _, got} = smol_ms[lane], got != ids do
+  k =
+    Enum.zip(got, ids) |> Enum.find_index(fn {a, b} -> a != b end) ||
+      min(length(got), length(ids))
+
+  IO.puts(
+    "#{lane}: ids differ from PyTorch's at new token #{k} (Emily #{inspect(Enum.at(got, k))}, PyTorch #{inspect(Enum.at(ids, k))}; #{length(got)} vs #{length(ids)} tokens)"
+  )
+end

@@ -54,10 +54,15 @@ def main():
     ).eval()
     prompt = torch.tensor([spec["smol_input_ids"]], dtype=torch.long)
     n = spec["smol_new_tokens"]
+    # generate() fills the passed config's unset fields from the model's, end-of-sequence
+    # id included: cleared there, so that no token is suppressed and none stops the run
+    # (Emily's side sets eos_token_id: nil the same way)
+    smol.generation_config.eos_token_id = None
+    smol.generation_config.forced_eos_token_id = None
 
     def generate(new):
         config = GenerationConfig(
-            do_sample=False, num_beams=1, max_new_tokens=new, min_new_tokens=new, eos_token_id=None
+            do_sample=False, num_beams=1, max_new_tokens=new, eos_token_id=None
         )
         with torch.inference_mode():
             got = smol.generate(
