@@ -11,6 +11,7 @@ rustler::atoms! {
     cpu,
     gpu,
     message,
+    kind,
     __struct__,
     __exception__,
     emily_memory_pressure,
