@@ -50,21 +50,6 @@ end
 
 # The GPU tier: EMILY_DEFAULT_DEVICE=gpu (or config :emily, default_device: :gpu) runs every
 # test on the GPU through Emily.Worker.current/0 and Emily.Backend's default device.
-# Excluded there, each with its reason:
-gpu_excluded =
-  if Emily.Worker.default_device() == :gpu do
-    [
-      {"test every op survives odd values in any position",
-       "an op given odd arguments still kills the VM on the GPU (quantize with group_size " <>
-         "2^40: SIGFPE; benches/gpu/fuzz_trace.exs shows the call); out-of-range gather " <>
-         "indices, which made illegal memory accesses that poison the CUDA context, are " <>
-         "clamped now"},
-      {"test every op survives random combinations of odd values", "as above"}
-    ]
-  else
-    []
-  end
-
 # With MLX's CUDA build (on either device: its allocator serves the CPU too), from_binary and
 # mmap copy, so the aliasing tests are excluded with their reason.
 aliasing_excluded =
@@ -85,7 +70,7 @@ aliasing_excluded =
     []
   end
 
-gpu_excluded = gpu_excluded ++ aliasing_excluded
+gpu_excluded = aliasing_excluded
 for {name, why} <- gpu_excluded, do: IO.puts("GPU tier: excluded #{inspect(name)}: #{why}")
 
 IO.puts("Default device: #{Emily.Worker.default_device()}")

@@ -58,7 +58,7 @@ defmodule Emily.WorkerFaultsTest do
     parent = to
 
     spawn_monitor(fn ->
-      Emily.Stream.put(w, :cpu)
+      Emily.Stream.put(w, Worker.default_device())
       t = chain(w, steps)
       send(parent, {:started, self()})
 
@@ -79,7 +79,7 @@ defmodule Emily.WorkerFaultsTest do
   defp value!(<<v::float-32-native>>), do: v
 
   setup do
-    w = Worker.start(:cpu)
+    w = Worker.start(Worker.default_device())
     baseline = (Emily.eval(N.zeros([1], :u8, w)) && active()) || active()
     on_exit(fn -> Worker.stop(w) end)
     %{w: w, baseline: baseline}
@@ -163,12 +163,12 @@ defmodule Emily.WorkerFaultsTest do
 
     back_to(baseline, [])
     # nothing references the worker any more: its thread is gone
-    wait_for(fn -> "emily-cpu-#{id}" not in thread_names() end)
+    wait_for(fn -> "emily-#{Worker.default_device()}-#{id}" not in thread_names() end)
   end
 
   test "a full queue refuses at once with :queue_full; the queued callers are answered",
        %{baseline: baseline} do
-    w = Worker.start(:cpu, queue_limit: 2)
+    w = Worker.start(Worker.default_device(), queue_limit: 2)
 
     try do
       # one job running, then two queued behind it: the queue is full
