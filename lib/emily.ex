@@ -356,10 +356,11 @@ defmodule Emily do
       use since start or `Emily.Memory.reset_peak/0`, bytes kept for reuse, the limit
     * `:handles`, `:handle_bytes` - tensor handles alive in the BEAM and their arrays'
       (nominal) size: memory the BEAM's garbage collector does not see
-    * `:gc_pressure`, `:gc_threshold`, `:pressure_signals`, `:gc_requests` - the GC
-      accounting (see `Emily.Memory`): whether it is on, its threshold, how often the NIF
-      asked for collections and how many process collections `Emily.Memory.Pressure`
-      requested
+    * `:gc_pressure`, `:gc_threshold`, `:pressure_signals`, `:gc_requests`,
+      `:self_collections` - the GC accounting (see `Emily.Memory`): whether it is on, its
+      threshold, how often the NIF asked for collections, how many process collections
+      `Emily.Memory.Pressure` requested, and how often a process collected itself while
+      waiting for a worker
     * `:aliased_buffers`, `:aliased_bytes`, `:live_aliases` - MLX buffers aliased by BEAM
       binaries from `to_binary/1` now, their bytes and the binaries' count
     * `:aliases_created`, `:aliases_released` - since start

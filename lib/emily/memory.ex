@@ -17,6 +17,14 @@ defmodule Emily.Memory do
   (`:erlang.garbage_collect(pid, async: ref)`): at most one request per threshold of growth
   and one collection in flight per process. Dead handles go, their arrays are freed.
 
+  Those requests are asynchronous, so a process that makes handles faster than a request
+  travels (on a fast GPU, an iteration takes microseconds) would run ahead of them. Each
+  process's own handle bytes are therefore also watched: once they have grown by twice the
+  threshold since their lowest level after its last collection, the process collects
+  itself, synchronously, the next time it waits for a worker's answer (`Emily.eval/1`,
+  `Emily.to_binary/1`, `Nx.to_binary/1` and the like). A process holding live tensors does
+  not collect again until it has made twice the threshold more.
+
   Configuration (`config :emily, ...`, read at start; the setters below change it at run
   time):
 

@@ -269,6 +269,7 @@ defmodule Emily.Native do
           # GC accounting (Emily.Memory.Pressure)
           pressure_register: 0,
           pressure_configure: 2,
+          pressure_collect_due: 0,
           handle_holders: 0,
           # every op NIF with its argument kinds
           op_signatures: 0

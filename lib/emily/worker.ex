@@ -206,6 +206,10 @@ defmodule Emily.Worker do
   Waits for a worker's answer to the request tagged `ref`; raises on error or timeout.
   """
   def await(ref, timeout \\ Application.get_env(:emily, :await_timeout, 300_000)) do
+    # While the worker computes: the caller's own collection when its dead handles have
+    # outgrown what the asynchronous requests keep up with (see Emily.Memory).
+    if Emily.Native.pressure_collect_due(), do: :erlang.garbage_collect()
+
     receive do
       {^ref, {:ok, value}} ->
         value

@@ -370,7 +370,7 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
     let l = LEDGER.stats();
     let p = crate::pressure::figures();
     let mapped = emily::mapped::stats();
-    let pairs: [(&str, u64); 21] = [
+    let pairs: [(&str, u64); 22] = [
         ("active", m.active as u64),
         ("peak", m.peak as u64),
         ("cache", m.cache as u64),
@@ -392,6 +392,7 @@ pub fn memory_stats(env: Env) -> NifResult<Term> {
         ("external_made", EXTERNAL_MADE.load(Ordering::Relaxed)),
         ("gc_threshold", p.threshold as u64),
         ("pressure_signals", p.signals),
+        ("self_collections", p.self_collections),
     ];
     let mut map = atoms::atom_map(env, pairs)?;
     map = map.map_put(atoms::gc_pressure(), p.enabled)?;

@@ -12,6 +12,12 @@
 //! request, it asks `Emily.Memory.Pressure` (a GenServer) to collect the top holders with
 //! `:erlang.garbage_collect(pid, async: ref)`. The request goes out from a notifier thread
 //! (never blocking the NIF), at most once per `threshold` bytes of growth.
+//!
+//! That request is asynchronous: a process that makes handles faster than the request
+//! travels (a fast GPU) would run past it. So each process's own bytes are also compared
+//! with their lowest level since it last collected: once they have grown by twice the
+//! threshold, [`pressure_collect_due`] answers `true` and the process collects itself
+//! (`Emily.Worker.await/2` asks before every wait for a worker's answer).
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -29,13 +35,23 @@ static FLOOR: AtomicUsize = AtomicUsize::new(0);
 static ENABLED: AtomicBool = AtomicBool::new(true);
 static THRESHOLD: AtomicUsize = AtomicUsize::new(256 << 20);
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
+/// `true` answers of [`pressure_collect_due`].
+static SELF_COLLECTIONS: AtomicU64 = AtomicU64::new(0);
 /// Holders listed in one request.
 const TOP: usize = 4;
 
 /// Bytes per owning process, in shards keyed by the pid's term (an immediate: equal for
 /// equal pids in any environment), so that processes making handles rarely share a lock.
 const SHARDS: usize = 16;
-type Owners = HashMap<ErlNifTerm, (LocalPid, usize), BuildHasherDefault<PidHasher>>;
+type Owners = HashMap<ErlNifTerm, Held, BuildHasherDefault<PidHasher>>;
+
+/// A process's live handle bytes, and their lowest level since it last collected itself.
+#[derive(Clone, Copy)]
+struct Held {
+    pid: LocalPid,
+    bytes: usize,
+    floor: usize,
+}
 static OWNERS: LazyLock<[Mutex<Owners>; SHARDS]> =
     LazyLock::new(|| std::array::from_fn(|_| Mutex::new(Owners::default())));
 
@@ -108,7 +124,7 @@ pub fn account(owner: Option<Owner>, bytes: usize) {
     }
     let total = HANDLE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
     if let Some(o) = owner {
-        lock(o.shard()).entry(o.key).or_insert((o.pid, 0)).1 += bytes;
+        lock(o.shard()).entry(o.key).or_insert(Held { pid: o.pid, bytes: 0, floor: 0 }).bytes += bytes;
     }
     if ENABLED.load(Ordering::Relaxed) {
         let floor = FLOOR.load(Ordering::Relaxed);
@@ -130,9 +146,10 @@ pub fn unaccount(owner: Option<Owner>, bytes: usize) {
     FLOOR.fetch_min(total, Ordering::Relaxed);
     if let Some(o) = owner {
         let mut owners = lock(o.shard());
-        if let Some((_, b)) = owners.get_mut(&o.key) {
-            *b = b.saturating_sub(bytes);
-            if *b == 0 {
+        if let Some(h) = owners.get_mut(&o.key) {
+            h.bytes = h.bytes.saturating_sub(bytes);
+            h.floor = h.floor.min(h.bytes);
+            if h.bytes == 0 {
                 owners.remove(&o.key);
             }
         }
@@ -154,7 +171,7 @@ fn signal() {
 fn top_holders() -> Vec<(LocalPid, usize)> {
     let mut v: Vec<(LocalPid, usize)> = Vec::new();
     for shard in OWNERS.iter() {
-        v.extend(lock(shard).values().copied());
+        v.extend(lock(shard).values().map(|h| (h.pid, h.bytes)));
     }
     v.sort_unstable_by_key(|h| std::cmp::Reverse(h.1));
     v.truncate(TOP);
@@ -230,6 +247,7 @@ pub struct Figures {
     pub threshold: usize,
     pub enabled: bool,
     pub signals: u64,
+    pub self_collections: u64,
 }
 
 pub fn figures() -> Figures {
@@ -239,6 +257,7 @@ pub fn figures() -> Figures {
         threshold: THRESHOLD.load(Ordering::Relaxed),
         enabled: ENABLED.load(Ordering::Relaxed),
         signals: SIGNALS.load(Ordering::Relaxed),
+        self_collections: SELF_COLLECTIONS.load(Ordering::Relaxed),
     }
 }
 
@@ -247,7 +266,27 @@ pub fn figures() -> Figures {
 pub fn handle_holders() -> Vec<(LocalPid, u64)> {
     let mut v = Vec::new();
     for shard in OWNERS.iter() {
-        v.extend(lock(shard).values().map(|(p, b)| (*p, *b as u64)));
+        v.extend(lock(shard).values().map(|h| (h.pid, h.bytes as u64)));
     }
     v
+}
+
+/// Whether the calling process should collect itself now: accounting is on and its live
+/// handle bytes have grown by twice the threshold since their lowest level after it last
+/// did. Answering `true` counts as that collection (the level is taken as the new lowest;
+/// the releases the collection brings lower it).
+#[rustler::nif]
+pub fn pressure_collect_due(env: Env) -> bool {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let o = Owner::of(env);
+    let mut owners = lock(o.shard());
+    let Some(h) = owners.get_mut(&o.key) else { return false };
+    if h.bytes < h.floor.saturating_add(THRESHOLD.load(Ordering::Relaxed).saturating_mul(2)) {
+        return false;
+    }
+    h.floor = h.bytes;
+    SELF_COLLECTIONS.fetch_add(1, Ordering::Relaxed);
+    true
 }
