@@ -27,14 +27,6 @@ defmodule Emily.BridgeTest do
     barrier()
   end
 
-  defp wait_until(fun, tries \\ 2000) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(1) && wait_until(fun, tries - 1)
-    end
-  end
-
   # Waits for a process to exit and for the BEAM to run its handles' destructors.
   defp await_exit(pid) do
     ref = Process.monitor(pid)

@@ -4,6 +4,7 @@ defmodule Emily.MemoryAccountingTest do
   Not async: they read process-wide figures (the ledger's, the handles').
   """
   use ExUnit.Case, async: false
+  import Emily.Case, only: [wait_until: 1]
   import Bitwise
   alias Emily.Native, as: N
 
@@ -15,14 +16,6 @@ defmodule Emily.MemoryAccountingTest do
 
   # Every drop handed to the default worker before this call has run.
   defp barrier, do: Emily.eval(N.zeros([1], :u8, w()))
-
-  defp wait_until(fun, tries \\ 2000) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(1) && wait_until(fun, tries - 1)
-    end
-  end
 
   # Words of binaries charged to the process: its young and old binary virtual heaps (a
   # collection moves surviving binaries to the old one).

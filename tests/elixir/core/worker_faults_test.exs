@@ -7,6 +7,7 @@ defmodule Emily.WorkerFaultsTest do
   @moduletag :linux
   alias Emily.Native, as: N
   alias Emily.Worker
+  import Emily.Case, only: [wait_until: 2, wait_until: 3]
 
   @n 768
 
@@ -23,33 +24,23 @@ defmodule Emily.WorkerFaultsTest do
   # waits, evaluating a trivial graph on each worker so their drops run, until MLX's active
   # memory is back to `baseline`.
   defp back_to(baseline, workers) do
-    wait_until(fn ->
-      for p <- Process.list(), do: :erlang.garbage_collect(p)
+    wait_until(
+      fn ->
+        for p <- Process.list(), do: :erlang.garbage_collect(p)
 
-      for w <- workers do
-        try do
-          Emily.eval(N.zeros([1], :u8, w))
-        rescue
-          Emily.Error -> :stopped
+        for w <- workers do
+          try do
+            Emily.eval(N.zeros([1], :u8, w))
+          rescue
+            Emily.Error -> :stopped
+          end
         end
-      end
 
-      active() <= baseline
-    end)
-  end
-
-  defp wait_until(fun, deadline \\ System.monotonic_time(:millisecond) + 60_000) do
-    cond do
-      fun.() ->
-        :ok
-
-      System.monotonic_time(:millisecond) > deadline ->
-        flunk("MLX's active memory stayed at #{active()} bytes")
-
-      true ->
-        Process.sleep(5)
-        wait_until(fun, deadline)
-    end
+        active() <= baseline
+      end,
+      60_000,
+      fn -> "MLX's active memory stayed at #{active()} bytes" end
+    )
   end
 
   # Evaluates chain(w, steps) in a monitored process with `w` as its worker; the process
@@ -141,7 +132,7 @@ defmodule Emily.WorkerFaultsTest do
           w = Worker.current()
           send(parent, {:worker_id, Worker.info(w).id})
           callers = for _ <- 1..3, do: evaluating(w, 40, parent)
-          wait_for(fn -> Worker.info(w).queued >= 1 end)
+          wait_until(fn -> Worker.info(w).queued >= 1 end, 10_000)
           send(parent, {:queued, Enum.map(callers, &elem(&1, 0))})
           # the owner exits while its callers' jobs are still queued
           exit(:owner_gone)
@@ -163,7 +154,7 @@ defmodule Emily.WorkerFaultsTest do
 
     back_to(baseline, [])
     # nothing references the worker any more: its thread is gone
-    wait_for(fn -> "emily-#{Worker.default_device()}-#{id}" not in thread_names() end)
+    wait_until(fn -> "emily-#{Worker.default_device()}-#{id}" not in thread_names() end, 10_000)
   end
 
   test "a full queue refuses at once with :queue_full; the queued callers are answered",
@@ -174,10 +165,10 @@ defmodule Emily.WorkerFaultsTest do
       # one job running, then two queued behind it: the queue is full
       {first, _} = evaluating(w, 60)
       assert_receive {:started, ^first}, 30_000
-      wait_for(fn -> Worker.info(w).queued == 0 end)
+      wait_until(fn -> Worker.info(w).queued == 0 end, 10_000)
       Process.sleep(50)
       queued = for _ <- 1..2, do: evaluating(w, 5)
-      wait_for(fn -> Worker.info(w).queued == 2 end)
+      wait_until(fn -> Worker.info(w).queued == 2 end, 10_000)
 
       {t, e} =
         :timer.tc(fn -> assert_raise Emily.Error, fn -> Emily.to_binary(chain(w, 1, 4)) end end)
@@ -209,13 +200,5 @@ defmodule Emily.WorkerFaultsTest do
     for t <- File.ls!("/proc/self/task"),
         {:ok, comm} <- [File.read("/proc/self/task/#{t}/comm")],
         do: String.trim(comm)
-  end
-
-  defp wait_for(fun, tries \\ 10_000) do
-    cond do
-      fun.() -> :ok
-      tries == 0 -> flunk("condition not reached")
-      true -> Process.sleep(1) && wait_for(fun, tries - 1)
-    end
   end
 end

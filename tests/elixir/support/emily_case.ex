@@ -15,6 +15,24 @@ defmodule Emily.Case do
 
   def t(values, shape, type), do: Emily.from_binary(bin(values, type), shape, type)
 
+  @doc """
+  Calls `fun` every millisecond until it returns a truthy value; flunks after `tries` calls
+  with `message` (a string, or a function giving one then).
+  """
+  def wait_until(fun, tries \\ 2000, message \\ "condition not reached") do
+    cond do
+      fun.() ->
+        :ok
+
+      tries == 0 ->
+        ExUnit.Assertions.flunk(if is_function(message, 0), do: message.(), else: message)
+
+      true ->
+        Process.sleep(1)
+        wait_until(fun, tries - 1, message)
+    end
+  end
+
   @doc "An f32 tensor."
   def f(values, shape), do: t(values, shape, {:f, 32})
 
