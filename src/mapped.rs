@@ -268,6 +268,9 @@ mod lease {
     }
 
     fn start_watcher() -> Option<Watcher> {
+        // The signal first: nothing is made when none is free. (Until the pipe exists the
+        // handler's write fails harmlessly; no lease is taken before it does.)
+        let signal = claim_signal()?;
         let mut fds = [0; 2];
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
             return None;
@@ -276,7 +279,6 @@ mod lease {
         // The reading end blocks: the watcher sleeps in read(2).
         unsafe { libc::fcntl(read_end, libc::F_SETFL, 0) };
         WAKE.store(write_end, Ordering::Relaxed);
-        let signal = claim_signal()?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("emily-leases".into())
