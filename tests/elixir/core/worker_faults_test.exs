@@ -7,7 +7,7 @@ defmodule Emily.WorkerFaultsTest do
   @moduletag :linux
   alias Emily.Native, as: N
   alias Emily.Worker
-  import Emily.Case, only: [wait_until: 2, wait_until: 3]
+  import Emily.Case, only: [wait_until: 1, wait_until: 2]
 
   @n 768
 
@@ -38,8 +38,10 @@ defmodule Emily.WorkerFaultsTest do
 
         active() <= baseline
       end,
-      60_000,
-      fn -> "MLX's active memory stayed at #{active()} bytes" end
+      tries: :infinity,
+      within: 60_000,
+      every: 5,
+      message: fn -> "MLX's active memory stayed at #{active()} bytes" end
     )
   end
 
@@ -132,7 +134,7 @@ defmodule Emily.WorkerFaultsTest do
           w = Worker.current()
           send(parent, {:worker_id, Worker.info(w).id})
           callers = for _ <- 1..3, do: evaluating(w, 40, parent)
-          wait_until(fn -> Worker.info(w).queued >= 1 end, 10_000)
+          wait_until(fn -> Worker.info(w).queued >= 1 end, tries: 10_000)
           send(parent, {:queued, Enum.map(callers, &elem(&1, 0))})
           # the owner exits while its callers' jobs are still queued
           exit(:owner_gone)
@@ -154,7 +156,9 @@ defmodule Emily.WorkerFaultsTest do
 
     back_to(baseline, [])
     # nothing references the worker any more: its thread is gone
-    wait_until(fn -> "emily-#{Worker.default_device()}-#{id}" not in thread_names() end, 10_000)
+    wait_until(fn -> "emily-#{Worker.default_device()}-#{id}" not in thread_names() end,
+      tries: 10_000
+    )
   end
 
   test "a full queue refuses at once with :queue_full; the queued callers are answered",
@@ -165,10 +169,10 @@ defmodule Emily.WorkerFaultsTest do
       # one job running, then two queued behind it: the queue is full
       {first, _} = evaluating(w, 60)
       assert_receive {:started, ^first}, 30_000
-      wait_until(fn -> Worker.info(w).queued == 0 end, 10_000)
+      wait_until(fn -> Worker.info(w).queued == 0 end, tries: 10_000)
       Process.sleep(50)
       queued = for _ <- 1..2, do: evaluating(w, 5)
-      wait_until(fn -> Worker.info(w).queued == 2 end, 10_000)
+      wait_until(fn -> Worker.info(w).queued == 2 end, tries: 10_000)
 
       {t, e} =
         :timer.tc(fn -> assert_raise Emily.Error, fn -> Emily.to_binary(chain(w, 1, 4)) end end)

@@ -16,20 +16,38 @@ defmodule Emily.Case do
   def t(values, shape, type), do: Emily.from_binary(bin(values, type), shape, type)
 
   @doc """
-  Calls `fun` every millisecond until it returns a truthy value; flunks after `tries` calls
-  with `message` (a string, or a function giving one then).
+  Calls `fun` until it returns a truthy value, sleeping `every` milliseconds (default 1)
+  between calls; flunks with `message` (a string, or a function giving one then) after
+  `tries` calls (default 2000; `:infinity` for no count) or once `within` milliseconds of
+  wall time have passed (default: no time limit), whichever comes first.
   """
-  def wait_until(fun, tries \\ 2000, message \\ "condition not reached") do
+  def wait_until(fun, opts \\ []) do
+    deadline =
+      case Keyword.fetch(opts, :within) do
+        {:ok, ms} -> System.monotonic_time(:millisecond) + ms
+        :error -> :infinity
+      end
+
+    poll(
+      fun,
+      Keyword.get(opts, :tries, 2000),
+      deadline,
+      Keyword.get(opts, :every, 1),
+      Keyword.get(opts, :message, "condition not reached")
+    )
+  end
+
+  defp poll(fun, tries, deadline, every, message) do
     cond do
       fun.() ->
         :ok
 
-      tries == 0 ->
+      tries == 0 or System.monotonic_time(:millisecond) > deadline ->
         ExUnit.Assertions.flunk(if is_function(message, 0), do: message.(), else: message)
 
       true ->
-        Process.sleep(1)
-        wait_until(fun, tries - 1, message)
+        Process.sleep(every)
+        poll(fun, if(tries == :infinity, do: tries, else: tries - 1), deadline, every, message)
     end
   end
 
