@@ -116,6 +116,7 @@ extern "C" {
     pub fn emily_blas_fit_threads() -> c_int;
     pub fn emily_thread_use_process_cpus() -> c_int;
     pub fn emily_process_cpu_count() -> c_int;
+    pub fn emily_fast_exit_install() -> c_int;
     pub fn emily_gpu_start() -> c_int;
 }
 

@@ -26,3 +26,12 @@ pub fn process_cpu_count() -> Option<usize> {
 pub fn start_gpu() -> bool {
     unsafe { ffi::emily_gpu_start() == 1 }
 }
+
+/// Makes the process end with `_exit(status)` when it calls `exit()` (the BEAM's halt), before
+/// MLX's static destructors run: worker and stream threads still inside MLX would otherwise
+/// touch its freed allocator and scheduler and crash the exiting process. Other libraries'
+/// exit handlers registered after this call are skipped too; C stdio is flushed. `true` when
+/// installed (glibc; once per process, later calls answer the same).
+pub fn fast_exit_on_exit() -> bool {
+    unsafe { ffi::emily_fast_exit_install() == 1 }
+}

@@ -21,6 +21,8 @@ fn load(env: rustler::Env, _info: rustler::Term) -> bool {
     emily::blas::fit_threads();
     // MLX's GPU context, and the driver threads it brings, likewise (no-op without a GPU).
     emily::threads::start_gpu();
+    // The VM's halt while workers evaluate must not run MLX's destructors under them.
+    emily::threads::fast_exit_on_exit();
     env.register::<TensorRes>().is_ok()
         && env.register::<WorkerRes>().is_ok()
         && env.register::<AliasRes>().is_ok()

@@ -127,6 +127,11 @@ int emily_blas_fit_threads(void);
 int emily_thread_use_process_cpus(void);
 // CPUs in the process's CPU set; 0 where unknown.
 int emily_process_cpu_count(void);
+
+// Ends the process with _exit(status) when it calls exit(), before MLX's static destructors
+// run (threads still inside MLX would touch freed objects): 1 installed, 0 not available
+// here (glibc only), -1 failed. Once per process; see exit.cc.
+int emily_fast_exit_install(void);
 // Makes MLX's GPU context (its first allocation) with the process's CPU set, so that the
 // driver's own threads do not inherit a bound scheduler's one CPU (core.cc); 1 when there is
 // a GPU, 0 otherwise.

@@ -1,0 +1,54 @@
+// The process's exit while Emily's threads run.
+//
+// exit() (what the BEAM's halt ends in) runs the handlers registered with atexit/on_exit
+// and the C++ static destructors, newest first, while worker threads, MLX's stream threads
+// and other BEAM threads may still be inside MLX. MLX's process-wide objects (its allocator,
+// its scheduler) are statics: a thread that touches one after its destructor ran crashes
+// the exiting process (seen: SIGSEGV in CommonAllocator::malloc under a worker's eval).
+// emily_fast_exit_install() makes those objects exist, then registers a handler, so the
+// handler runs before their destructors: it flushes C stdio and ends the process with
+// _exit(status). Other libraries' later exit handlers are skipped with them.
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <unistd.h>
+
+#include "mlx/allocator.h"
+#include "mlx/scheduler.h"
+#include "shim.hpp"
+
+namespace {
+
+#if defined(__GLIBC__)
+void fast_exit(int status, void*) {
+  std::fflush(nullptr);
+  _exit(status);
+}
+#endif
+
+}  // namespace
+
+extern "C" {
+
+EMILY_API int emily_fast_exit_install(void) {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  static int rc = 0;
+  std::call_once(once, [] {
+    try {
+      // The statics whose destructors must run after the handler, made now.
+      { auto d = mx::allocator::malloc(64); }
+      (void)mx::get_active_memory();
+      (void)mx::scheduler::scheduler();
+      rc = on_exit(fast_exit, nullptr) == 0 ? 1 : -1;
+    } catch (...) {
+      rc = -1;
+    }
+  });
+  return rc;
+#else
+  return 0;
+#endif
+}
+
+}  // extern "C"
