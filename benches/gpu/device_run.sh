@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs on the offline NVIDIA machine, from the directory that holds .device/p1 and
-# .device/p2 (made by benches/gpu/package.sh): unpacks MLX (CUDA), Erlang, Elixir and the
+# Runs on the offline NVIDIA machine, from the directory that holds .device/p1, .device/p2
+# and .device/p3 (made by benches/gpu/package.sh): unpacks MLX (CUDA), Erlang, Elixir and the
 # compiled project, then runs `mix emily.doctor`, the ExUnit tiers with the default device
 # switched to the GPU, and the benchmarks (Emily and PyTorch on the same GPU, in this run).
 # Writes logs and results to $OUT.
@@ -28,11 +28,11 @@ if [ -f "$E/.ready" ] && [ -f "$cuda_mlx/mlx/lib/libmlx.so" ]; then
   log "already unpacked on this machine (an earlier call while it was warm)"
 else
   step "unpack MLX (CUDA) at $cuda_mlx"
-  tar -C / -xJf "$B/p2/mlx-rest.tar.xz"
+  tar -C / -xJf "$B/p3/mlx-rest.tar.xz"
   mkdir -p "$cuda_mlx/mlx/lib"
   sum="$(cat "$B/p1"/libmlx.so.xz.* "$B/p2"/libmlx.so.xz.[0-9]* | sha256sum | awk '{print $1}')"
   if [ "$sum" != "$(cat "$B/p2/libmlx.so.xz.sha256")" ]; then
-    log "libmlx parts do not add up (sha256 $sum): was .device/p1 carried in the call before?"
+    log "libmlx parts do not add up (sha256 $sum): were .device/p1 and .device/p3 carried in the calls before?"
     exit 2
   fi
   cat "$B/p1"/libmlx.so.xz.* "$B/p2"/libmlx.so.xz.[0-9]* | xz -d >"$cuda_mlx/mlx/lib/libmlx.so"
@@ -40,9 +40,9 @@ else
 
   step "unpack Erlang/OTP and OpenBLAS (.debs, dpkg -x into /tmp/emily-sys), Elixir, the app"
   rm -rf "$E" && mkdir -p "$E"
-  for f in "$B"/p2/debs/*.deb; do dpkg -x "$f" "$E"; done
+  for f in "$B"/p3/debs/*.deb; do dpkg -x "$f" "$E"; done
   sed -i "s|ROOTDIR=/usr/lib/erlang|ROOTDIR=$erlroot|" "$erlroot/bin/erl" "$erlroot"/erts-*/bin/erl
-  tar -C / -xJf "$B/p2/elixir.tar.xz"
+  tar -C / -xJf "$B/p3/elixir.tar.xz"
   tar -C / -xJf "$B/p2/app.tar.xz"
   touch "$root/priv/emily_nif.so"
   touch "$E/.ready"

@@ -15,8 +15,10 @@
 #
 #   benches/gpu/package.sh [DEST]      # DEST defaults to .device in the repository
 #
-# DEST/p1 and DEST/p2 are each under the device tool's 64 MiB per call (libmlx alone is
-# ~66 MiB compressed, so it is split across the two). See benches/gpu/README.md.
+# DEST/p1, DEST/p2 and DEST/p3 each fit the device tool's 64 MiB per call beside the
+# working tree (libmlx alone is ~66 MiB compressed, so it is split across p1 and p2; p3
+# holds the system parts: Erlang's .debs, Elixir, the rest of the MLX wheel). See
+# benches/gpu/README.md.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -67,8 +69,8 @@ log "MIX_ENV=test mix compile --force (the Elixir side; the local NIF is the CPU
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
-rm -rf "$DEST/p1" "$DEST/p2"
-mkdir -p "$DEST/p1" "$DEST/p2"
+rm -rf "$DEST/p1" "$DEST/p2" "$DEST/p3"
+mkdir -p "$DEST/p1" "$DEST/p2" "$DEST/p3"
 
 # libmlx, stripped of its symbol table (146 -> 119 MB) and xz'd, in two parts.
 log "compressing libmlx (xz -9e; a few minutes)"
@@ -87,11 +89,11 @@ sha256sum "$mlxz" | awk '{print $1}' >"$DEST/p2/libmlx.so.xz.sha256"
 # The rest of the wheel (headers for NVRTC, the bundled reference BLAS/LAPACK), at the
 # same absolute path as here, so the NIF's RUNPATH finds libmlx there.
 log "packing the rest of MLX, Elixir, Erlang .debs, the app"
-tar -C / -cJf "$DEST/p2/mlx-rest.tar.xz" --exclude="${CUDA_MLX#/}/mlx/lib/libmlx.so" \
+tar -C / -cJf "$DEST/p3/mlx-rest.tar.xz" --exclude="${CUDA_MLX#/}/mlx/lib/libmlx.so" \
   "${CUDA_MLX#/}"
-tar -C / -cJf "$DEST/p2/elixir.tar.xz" "${CACHE#/}/elixir-$ELIXIR_VERSION/bin" \
+tar -C / -cJf "$DEST/p3/elixir.tar.xz" "${CACHE#/}/elixir-$ELIXIR_VERSION/bin" \
   "${CACHE#/}/elixir-$ELIXIR_VERSION/lib" "${CACHE#/}/elixir-$ELIXIR_VERSION/VERSION"
-mkdir -p "$DEST/p2/debs" && cp "$DEBS"/*.deb "$DEST/p2/debs/"
+mkdir -p "$DEST/p3/debs" && cp "$DEBS"/*.deb "$DEST/p3/debs/"
 
 # The project at its absolute path here (Mix's manifests hold absolute paths), with the
 # CUDA NIF in priv/ (newer than every source, so Mix does not try to rebuild it).
@@ -120,5 +122,5 @@ echo "cache=$CACHE" >>"$DEST/p2/env.sh"
 echo "cuda_mlx=$CUDA_MLX" >>"$DEST/p2/env.sh"
 echo "elixir_dir=$CACHE/elixir-$ELIXIR_VERSION" >>"$DEST/p2/env.sh"
 
-du -sh "$DEST/p1" "$DEST/p2" >&2
-log "done: carry $DEST/p1 in one call, then $DEST/p2 (see benches/gpu/README.md)"
+du -sh "$DEST/p1" "$DEST/p2" "$DEST/p3" >&2
+log "done: carry $DEST/p1, then $DEST/p3, then $DEST/p2, one call each (see benches/gpu/README.md)"
