@@ -3,9 +3,49 @@
 //! MLX is found through `EMILY_MLX_DIR` (a directory with `include/` and `lib/libmlx.so`,
 //! e.g. the unpacked `mlx-cpu` or `mlx-cuda-13` wheel, or a macOS build). `scripts/setup.sh`
 //! installs the pinned `mlx-cpu` wheel and prints the variable.
+//!
+//! It also generates, from the op declarations in src/ops/*.ops (see build/ops.rs), the C
+//! header the shim compiles against, this crate's op wrappers and the NIF crate's op NIFs.
 use std::path::PathBuf;
 
+#[path = "build/ops.rs"]
+mod ops;
+
+/// Writes the generated op code to OUT_DIR (include/emily_ops.h, ops.rs, nifs.rs); returns
+/// the include directory. The NIF crate finds nifs.rs through `DEP_EMILY_MLX_OPS_DIR`.
+fn generate_ops() -> PathBuf {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    println!("cargo:rerun-if-changed=build/ops.rs");
+    println!("cargo:rerun-if-changed=src/ops");
+    for entry in std::fs::read_dir("src/ops").expect("src/ops") {
+        let path = entry.expect("src/ops entry").path();
+        if path.extension().and_then(|e| e.to_str()) == Some("ops") {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    let fams = ops::read_all(std::path::Path::new("src/ops")).unwrap_or_else(|e| panic!("\n\nEmily: {e}\n"));
+    for f in &fams {
+        if !std::path::Path::new(&format!("src/cpp/{}.cc", f.name)).exists() {
+            panic!("\n\nEmily: src/ops/{0}.ops has no src/cpp/{0}.cc\n", f.name);
+        }
+    }
+    let include = out.join("include");
+    std::fs::create_dir_all(&include).expect("OUT_DIR/include");
+    let write = |path: PathBuf, text: String| {
+        // unchanged files keep their time stamps (no needless C++ rebuilds)
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    };
+    write(include.join("emily_ops.h"), ops::c_header(&fams));
+    write(out.join("ops.rs"), ops::rust_ops(&fams));
+    write(out.join("nifs.rs"), ops::rust_nifs(&fams));
+    println!("cargo:ops_dir={}", out.display());
+    include
+}
+
 fn main() {
+    let generated = generate_ops();
     println!("cargo:rerun-if-env-changed=EMILY_MLX_DIR");
     let mlx = match std::env::var_os("EMILY_MLX_DIR") {
         Some(d) => PathBuf::from(d),
@@ -29,6 +69,7 @@ fn main() {
         .cpp(true)
         .std("c++20")
         .include(&include)
+        .include(&generated)
         .include("src/cpp")
         .flag_if_supported("-Wno-unused-parameter")
         .opt_level(2)

@@ -8,7 +8,7 @@ defmodule Mix.Tasks.Compile.EmilyNif do
   """
   use Mix.Task.Compiler
 
-  @sources ["Cargo.toml", "Cargo.lock", "build.rs", "src", "native"]
+  @sources ["Cargo.toml", "Cargo.lock", "build.rs", "build", "src", "native"]
 
   @impl true
   def run(_args) do
@@ -97,7 +97,12 @@ defmodule Emily.MixProject do
       test_pattern: "*_test.exs",
       docs: [main: "Emily"],
       description: "Elixir bindings and an Nx backend for Apple's MLX",
-      package: [licenses: ["MIT"]]
+      package: [
+        licenses: ["MIT"],
+        # the Rust workspace and the C++ shim build the NIF on the user's machine
+        files:
+          ~w(lib src build build.rs native loom-tests Cargo.toml Cargo.lock mix.exs README.md CHANGELOG.md)
+      ]
     ]
   end
 

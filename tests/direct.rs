@@ -66,13 +66,13 @@ fn a_failing_kernel_reports_at_evaluation_and_the_worker_goes_on() {
     for round in 0..3 {
         // singular: LAPACK's LU fails inside the kernel, while it runs
         let m = shape::reshape(&creation::full(&[4], 1.0, Dtype::F32, s).unwrap(), &[2, 2], s).unwrap();
-        let inv = linalg::cpu::inv(&m, s).unwrap();
+        let inv = linalg::inv(&m, s).unwrap();
         let e = try_eval_on(&w, inv).err().unwrap();
         assert_eq!(e.kind, ErrorKind::Runtime, "round {round}: {e}");
         assert!(e.message.contains("failed with error code"), "{e}");
         // the stream is clean for the next evaluation
         let a = Array::from_bytes(&f32s(&[4.0, 7.0, 2.0, 6.0]), &[2, 2], Dtype::F32).unwrap();
-        let inv = eval_on(&w, linalg::cpu::inv(&a, s).unwrap());
+        let inv = eval_on(&w, linalg::inv(&a, s).unwrap());
         let got = read_f32(&inv);
         let want = [0.6, -0.7, -0.2, 0.4];
         for (g, x) in got.iter().zip(want) {

@@ -35,7 +35,7 @@ fn a_costly_graph_is_left_to_the_worker_unevaluated() {
     let w = Worker::start(Device::Cpu, 16).unwrap();
     // a factorization
     let m = Array::from_bytes(&f32s(&[4.0, 2.0, 2.0, 3.0]), &[2, 2], Dtype::F32).unwrap();
-    let l = linalg::cpu::cholesky(&m, false, w.cpu_stream()).unwrap();
+    let l = linalg::cholesky(&m, false, w.cpu_stream()).unwrap();
     let scan = eval_inline(&w, &l).unwrap().unwrap();
     assert!(scan.too_costly && !scan.evaluated && !l.is_available());
     // too many elements: 2^18 touched at most

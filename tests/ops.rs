@@ -1,6 +1,7 @@
-//! The op tables: names unique across families (one NIF per name), signatures consistent,
-//! and a few ops evaluated from Rust.
-use std::collections::HashSet;
+//! The op declarations (src/ops/*.ops) against the compiled shim, and a few ops evaluated
+//! from Rust.
+use std::collections::{BTreeSet, HashSet};
+use std::process::Command;
 
 use emily::ops::{creation, reduce, shape, signatures, sort};
 use emily::{Array, Device, Dtype, Worker};
@@ -8,16 +9,60 @@ use emily::{Array, Device, Dtype, Worker};
 mod common;
 use common::eval_on;
 
-#[test]
-fn op_names_are_unique_across_families() {
-    let mut seen = HashSet::new();
-    for sig in signatures() {
-        assert!(seen.insert(sig.name), "op {} is listed twice", sig.name);
-        assert!(sig.kinds.iter().all(|k| ["A", "AS", "I", "F", "N", "B", "D"].contains(k)), "{sig:?}");
+/// `(family, name)` of every `emily_*` function an op family's C++ file (src/cpp/<family>.cc)
+/// defines, read from the shim library's symbol table.
+fn shim_definitions(families: &HashSet<&str>) -> BTreeSet<(String, String)> {
+    let lib = concat!(env!("OUT_DIR"), "/libemily_shim.a");
+    let out = Command::new("nm").args(["--defined-only", "-A", lib]).output().expect("nm (binutils) runs");
+    assert!(out.status.success(), "nm {lib}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut defs = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // <lib>:<hash>-<family>.o:<address> T emily_<name>
+        let Some((head, sym)) = line.rsplit_once(' ') else { continue };
+        let (Some(name), true) = (sym.strip_prefix("emily_"), head.ends_with(" T")) else { continue };
+        let member = head.trim_start_matches(lib).trim_start_matches(':');
+        let object = member.split(':').next().unwrap_or_default();
+        let family = object.trim_end_matches(".o").rsplit('-').next().unwrap_or_default();
+        if families.contains(family) {
+            defs.insert((family.to_string(), name.to_string()));
+        }
     }
-    for family in [creation::NAMES, reduce::NAMES, shape::NAMES, sort::NAMES] {
-        for name in family {
-            assert!(seen.contains(name), "{name} missing from signatures()");
+    defs
+}
+
+#[test]
+fn every_declared_op_is_defined_by_its_family_and_nothing_else_is() {
+    let families: HashSet<&str> = signatures().map(|s| s.family).collect();
+    let declared: BTreeSet<(String, String)> =
+        signatures().map(|s| (s.family.to_string(), s.name.to_string())).collect();
+    let defined = shim_definitions(&families);
+    assert!(declared.len() > 200, "{} ops declared", declared.len());
+    let undefined: Vec<_> = declared.difference(&defined).collect();
+    let undeclared: Vec<_> = defined.difference(&declared).collect();
+    assert!(
+        undefined.is_empty(),
+        "declared in src/ops/<family>.ops, not defined in src/cpp/<family>.cc: {undefined:?}"
+    );
+    assert!(
+        undeclared.is_empty(),
+        "defined in src/cpp/<family>.cc, not declared in src/ops/<family>.ops: {undeclared:?}"
+    );
+}
+
+#[test]
+fn signatures_are_well_formed() {
+    let mut seen = HashSet::new();
+    let kinds = ["array", "arrays", "ints", "int", "float", "bool", "dtype"];
+    for sig in signatures() {
+        assert!(seen.insert(sig.name), "op {} is declared twice", sig.name);
+        assert_eq!(sig.args.len(), sig.values.len(), "{sig:?}");
+        for ((_, kind), values) in sig.args.iter().zip(sig.values) {
+            assert_eq!(kinds.contains(kind), values.is_empty(), "{sig:?}: {kind} {values:?}");
+        }
+    }
+    for family in [creation::SIGNATURES, reduce::SIGNATURES, shape::SIGNATURES, sort::SIGNATURES] {
+        for sig in family {
+            assert!(seen.contains(sig.name), "{} missing from signatures()", sig.name);
         }
     }
 }
@@ -80,12 +125,12 @@ fn numerical_failures_at_evaluation_are_runtime_errors() {
     let w = Worker::start(Device::Cpu, 64).unwrap();
     let s = w.cpu_stream();
     let m = shape::reshape(&creation::full(&[4], 1.0, Dtype::F32, s).unwrap(), &[2, 2], s).unwrap();
-    let inv = emily::ops::linalg::cpu::inv(&m, s).unwrap();
+    let inv = emily::ops::linalg::inv(&m, s).unwrap();
     let e = common::try_eval_on(&w, inv).err().unwrap();
     assert_eq!(e.kind, emily::ErrorKind::Runtime, "{e}");
     assert!(e.message.contains("failed with error code"), "{e}");
     // a bad argument is still one
-    let e = emily::ops::linalg::cpu::inv(&x_of(&w), s).err().unwrap();
+    let e = emily::ops::linalg::inv(&x_of(&w), s).err().unwrap();
     assert_eq!(e.kind, emily::ErrorKind::Argument, "{e}");
 }
 

@@ -61,11 +61,30 @@ odd = %{
 only = System.get_env("EMILY_FUZZ_ONLY")
 counts = :counters.new(2, [])
 
-for {name, kinds, _} <- N.op_signatures(), only == nil or to_string(name) == only do
-  base_args = Enum.map(kinds, &base[&1]) ++ [w]
+# Argument kinds as the maps above name them; an enum argument takes each of its values.
+kind = fn
+  {:enum, _name, values} -> {:E, values}
+  k -> %{array: :A, arrays: :AS, ints: :I, int: :N, float: :F, bool: :B, dtype: :D}[k]
+end
+
+for {_family, name, args, _many, _cpu} <- N.op_signatures(),
+    only == nil or to_string(name) == only do
+  kinds = Enum.map(args, fn {_, k} -> kind.(k) end)
+
+  base_of = fn
+    {:E, [v | _]} -> v
+    k -> base[k]
+  end
+
+  odd_of = fn
+    {:E, values} -> values
+    k -> odd[k]
+  end
+
+  base_args = Enum.map(kinds, base_of) ++ [w]
 
   cases =
-    [{-1, nil}] ++ for({kind, i} <- Enum.with_index(kinds), v <- odd[kind], do: {i, v})
+    [{-1, nil}] ++ for({kind, i} <- Enum.with_index(kinds), v <- odd_of.(kind), do: {i, v})
 
   for {i, v} <- cases do
     args = if i < 0, do: base_args, else: List.replace_at(base_args, i, v)

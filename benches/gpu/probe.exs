@@ -116,28 +116,28 @@ Probe.run("conv_transpose2d stride 2", fn w ->
 end)
 
 m = fn w -> f.([1, 2, 3, 4], [2, 2], w) end
-Probe.run("fftn axes [0,1]", fn w -> N.fftn(m.(w), [], [0, 1], 0, w) end)
-Probe.run("rfft2", fn w -> N.rfft2(m.(w), [], [], 0, w) end)
+Probe.run("fftn axes [0,1]", fn w -> N.fftn(m.(w), [], [0, 1], :backward, w) end)
+Probe.run("rfft2", fn w -> N.rfft2(m.(w), [], [], :backward, w) end)
 
 Probe.run("irfft2(rfft2, n=[2,2])", fn w ->
-  N.irfft2(N.rfft2(m.(w), [], [], 0, w), [2, 2], [], 0, w)
+  N.irfft2(N.rfft2(m.(w), [], [], :backward, w), [2, 2], [], :backward, w)
 end)
 
-Probe.run("rfftn axes [0,1]", fn w -> N.rfftn(m.(w), [], [0, 1], 0, w) end)
+Probe.run("rfftn axes [0,1]", fn w -> N.rfftn(m.(w), [], [0, 1], :backward, w) end)
 
 Probe.run("irfftn(rfftn) no n", fn w ->
-  N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [], [0, 1], 0, w)
+  N.irfftn(N.rfftn(m.(w), [], [0, 1], :backward, w), [], [0, 1], :backward, w)
 end)
 
 Probe.run("irfftn(rfftn, n=[2,2])", fn w ->
-  N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [2, 2], [0, 1], 0, w)
+  N.irfftn(N.rfftn(m.(w), [], [0, 1], :backward, w), [2, 2], [0, 1], :backward, w)
 end)
 
 Probe.run("irfftn(rfftn, n=[2,2]) again", fn w ->
-  N.irfftn(N.rfftn(m.(w), [], [0, 1], 0, w), [2, 2], [0, 1], 0, w)
+  N.irfftn(N.rfftn(m.(w), [], [0, 1], :backward, w), [2, 2], [0, 1], :backward, w)
 end)
 
-Probe.run("fftn axis [1]", fn w -> N.fftn(m.(w), [], [1], 0, w) end)
+Probe.run("fftn axis [1]", fn w -> N.fftn(m.(w), [], [1], :backward, w) end)
 
 Probe.run("scatter s64 rows (CPU-stream fallback)", fn w ->
   src = Probe.t([0, 0, 0, 0, 0, 0], [3, 2], :s64, w)
@@ -147,7 +147,7 @@ Probe.run("scatter s64 rows (CPU-stream fallback)", fn w ->
 end)
 
 Probe.run("norm nuclear (svd on the CPU stream)", fn w ->
-  N.norm(f.([3, 0, 0, -4], [2, 2], w), 5, 0.0, [], false, w)
+  N.norm(f.([3, 0, 0, -4], [2, 2], w), :nuc, 0.0, [], false, w)
 end)
 
 Probe.run("sdpa causal f32 (TF32 off)", fn w ->

@@ -551,33 +551,33 @@ if Code.ensure_loaded?(Nx) do
 
     ## Element-wise unary ops
 
-    # {Nx op, MLX op, code of the float64 precise_unary op}. MLX's float64 kernels for
+    # {Nx op, MLX op, the float64 precise_unary op}. MLX's float64 kernels for
     # several of these compute in single precision: float64 goes through the C library.
     @math [
-      {:exp, :exp, 0},
-      {:expm1, :expm1, 1},
-      {:log, :log, 2},
-      {:log1p, :log1p, 3},
-      {:sigmoid, :sigmoid, 4},
-      {:cos, :cos, 5},
-      {:sin, :sin, 6},
-      {:tan, :tan, 7},
-      {:cosh, :cosh, 8},
-      {:sinh, :sinh, 9},
-      {:tanh, :tanh, 10},
-      {:acos, :arccos, 11},
-      {:asin, :arcsin, 12},
-      {:atan, :arctan, 13},
-      {:acosh, :arccosh, 14},
-      {:asinh, :arcsinh, 15},
-      {:atanh, :arctanh, 16},
-      {:sqrt, :sqrt, 17},
-      {:rsqrt, :rsqrt, 18},
-      {:erf, :erf, 20},
-      {:erf_inv, :erfinv, 22}
+      {:exp, :exp, :exp},
+      {:expm1, :expm1, :expm1},
+      {:log, :log, :log},
+      {:log1p, :log1p, :log1p},
+      {:sigmoid, :sigmoid, :sigmoid},
+      {:cos, :cos, :cos},
+      {:sin, :sin, :sin},
+      {:tan, :tan, :tan},
+      {:cosh, :cosh, :cosh},
+      {:sinh, :sinh, :sinh},
+      {:tanh, :tanh, :tanh},
+      {:acos, :arccos, :acos},
+      {:asin, :arcsin, :asin},
+      {:atan, :arctan, :atan},
+      {:acosh, :arccosh, :acosh},
+      {:asinh, :arcsinh, :asinh},
+      {:atanh, :arctanh, :atanh},
+      {:sqrt, :sqrt, :sqrt},
+      {:rsqrt, :rsqrt, :rsqrt},
+      {:erf, :erf, :erf},
+      {:erf_inv, :erfinv, :erf_inv}
     ]
 
-    for {nx, mlx, code} <- @math do
+    for {nx, mlx, precise} <- @math do
       @impl true
       def unquote(nx)(%T{type: type} = out, t) do
         device = device_of([t])
@@ -586,7 +586,7 @@ if Code.ensure_loaded?(Nx) do
 
         r =
           if type == {:f, 64},
-            do: MX.precise_unary(x, unquote(code), w),
+            do: MX.precise_unary(x, unquote(precise), w),
             else: MX.unquote(mlx)(x, w)
 
         wrap(fit(r, type, w), out, device)
@@ -596,7 +596,7 @@ if Code.ensure_loaded?(Nx) do
     @impl true
     def cbrt(%T{type: type} = out, t) do
       if type == {:f, 64} do
-        unary(out, t, &MX.precise_unary(&1, 19, &2))
+        unary(out, t, &MX.precise_unary(&1, :cbrt, &2))
       else
         unary(out, t, fn x, w -> Reduce.cbrt(x, type, w) end, type)
       end
@@ -605,7 +605,7 @@ if Code.ensure_loaded?(Nx) do
     @impl true
     def erfc(%T{type: type} = out, t) do
       if type == {:f, 64} do
-        unary(out, t, &MX.precise_unary(&1, 21, &2))
+        unary(out, t, &MX.precise_unary(&1, :erfc, &2))
       else
         unary(out, t, fn x, w -> MX.subtract(Core.scalar(1, type, w), MX.erf(x, w), w) end, type)
       end

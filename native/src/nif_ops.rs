@@ -1,4 +1,4 @@
-//! NIFs generated from the core crate's op tables: one NIF per MLX op, taking the same
+//! The op NIFs, generated from src/ops/*.ops: one NIF per MLX op, taking the same
 //! arguments as the op and the worker (stream) last.
 use emily::Dtype;
 use rustler::{Env, NifResult, Term};
@@ -20,57 +20,23 @@ impl<'a> rustler::Decoder<'a> for DtypeArg {
     }
 }
 
-// Argument kinds of the op tables, as types (rustler's attribute needs plain types, not
-// type macros).
-#[allow(clippy::upper_case_acronyms, dead_code)]
-mod kinds {
-    pub type A = super::Tensor;
-    pub type AS = Vec<super::Tensor>;
-    pub type I = Vec<i64>;
-    pub type F = f64;
-    pub type N = i64;
-    pub type B = bool;
-    pub type D = super::DtypeArg;
-}
-#[allow(unused_imports)]
-use kinds::*;
+/// An enum argument of an op, decoded from an atom naming one of its values.
+pub struct EnumArg<T>(pub T);
 
-macro_rules! nif_conv {
-    (A, $x:ident) => {
-        $x.array()
-    };
-    (AS, $x:ident) => {
-        &$x.iter().map(|t| t.array()).collect::<Vec<&emily::Array>>()[..]
-    };
-    (I, $x:ident) => {
-        &$x[..]
-    };
-    (D, $x:ident) => {
-        $x.0
-    };
-    ($k:ident, $x:ident) => {
-        $x
-    };
+impl<'a, T: emily::ops::OpEnum> rustler::Decoder<'a> for EnumArg<T> {
+    fn decode(term: Term<'a>) -> NifResult<Self> {
+        let name = term.atom_to_string().map_err(|_| rustler::Error::BadArg)?;
+        T::from_name(&name).map(EnumArg).ok_or_else(|| {
+            let values: Vec<String> = T::VALUES.iter().map(|v| format!(":{v}")).collect();
+            crate::error::argument_error(format!("unknown {} :{name} (one of {})", T::NAME, values.join(", ")))
+        })
+    }
 }
 
-macro_rules! nif_describe {
-    (A, $x:ident, $v:ident) => {
-        $v.push($x.describe())
-    };
-    (AS, $x:ident, $v:ident) => {
-        for t in $x.iter() {
-            $v.push(t.describe())
-        }
-    };
-    (I, $x:ident, $v:ident) => {
-        $v.push(format!("{}={:?}", stringify!($x), $x))
-    };
-    (D, $x:ident, $v:ident) => {
-        $v.push(format!("{}={}", stringify!($x), $x.0))
-    };
-    ($k:ident, $x:ident, $v:ident) => {
-        $v.push(format!("{}={}", stringify!($x), $x))
-    };
+impl<T: emily::ops::OpEnum> std::fmt::Display for EnumArg<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, ":{}", self.0.name())
+    }
 }
 
 /// Builds an op with `build` on `stream`, or on the worker's CPU stream where MLX's GPU
@@ -113,115 +79,73 @@ fn is_f64(a: &emily::Array) -> bool {
     a.dtype() == Dtype::F64
 }
 
-macro_rules! nif_f64 {
-    (A, $x:ident) => {
-        is_f64($x.array())
-    };
-    (AS, $x:ident) => {
-        $x.iter().any(|t| is_f64(t.array()))
-    };
-    (D, $x:ident) => {
-        $x.0 == Dtype::F64
-    };
-    ($k:ident, $x:ident) => {
-        false
-    };
+fn array_refs(ts: &[Tensor]) -> Vec<&emily::Array> {
+    ts.iter().map(|t| t.array()).collect()
 }
 
-/// `nifs!(path::to::family; table...)` defines one NIF per table row, building on the
-/// worker's stream; `nifs!(path::to::family, cpu_stream; table...)` builds on its CPU stream
-/// (ops MLX runs only on the CPU).
-macro_rules! nifs {
-    ($family:path; $($rows:tt)*) => { nifs!($family, stream; $($rows)*); };
-    ($family:path, $stream:ident; $( $name:ident ( $($arg:ident : $k:ident),* ) $(-> $many:ident)? ; )*) => {
-        $( nifs!(@one $family, $stream; $name ( $($arg : $k),* ) $($many)?); )*
-    };
-    (@one $family:path, $stream:ident; $name:ident ( $($arg:ident : $k:ident),* )) => {
-        #[rustler::nif]
-        #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
-        pub fn $name(env: Env, $($arg: $k,)* s: WorkerArc) -> NifResult<Tensor> {
-            use $family as family;
-            let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
-            let f64_in = false $(|| nif_f64!($k, $arg))*;
-            match on_gpu_or_cpu(&s, s.worker.$stream(), f64_in, |a: &emily::Array| is_f64(a), build) {
-                Ok(a) => Ok(TensorRes::arc(env, a, &s.worker)),
-                Err(e) => {
-                    #[allow(unused_mut, clippy::vec_init_then_push)]
-                    let mut inputs: Vec<String> = Vec::new();
-                    $( nif_describe!($k, $arg, inputs); )*
-                    Err(raise(stringify!($name), e, &inputs))
-                }
-            }
-        }
-    };
-    (@one $family:path, $stream:ident; $name:ident ( $($arg:ident : $k:ident),* ) many) => {
-        #[rustler::nif]
-        #[allow(clippy::too_many_arguments, clippy::vec_init_then_push)]
-        pub fn $name(env: Env, $($arg: $k,)* s: WorkerArc) -> NifResult<Vec<Tensor>> {
-            use $family as family;
-            let build = |stream| family::$name($(nif_conv!($k, $arg),)* stream);
-            let f64_in = false $(|| nif_f64!($k, $arg))*;
-            let f64_out = |v: &Vec<emily::Array>| v.iter().any(is_f64);
-            match on_gpu_or_cpu(&s, s.worker.$stream(), f64_in, f64_out, build) {
-                Ok(v) => Ok(v.into_iter().map(|a| TensorRes::arc(env, a, &s.worker)).collect()),
-                Err(e) => {
-                    #[allow(unused_mut, clippy::vec_init_then_push)]
-                    let mut inputs: Vec<String> = Vec::new();
-                    $( nif_describe!($k, $arg, inputs); )*
-                    Err(raise(stringify!($name), e, &inputs))
-                }
-            }
-        }
-    };
+fn described(ts: &[Tensor]) -> String {
+    ts.iter().map(|t| t.describe()).collect::<Vec<_>>().join(", ")
 }
 
-macro_rules! unary_nifs { ($($t:tt)*) => { nifs!(emily::ops::unary; $($t)*); } }
-emily::unary_table!(unary_nifs);
+/// The body of every single-output op NIF: builds the op (on the CPU instead where
+/// `on_gpu_or_cpu` says so) and wraps the result, or raises naming the op and its inputs.
+#[allow(clippy::too_many_arguments)]
+fn build_one<'a>(
+    env: Env<'a>,
+    s: &WorkerArc,
+    name: &str,
+    stream: emily::Stream,
+    f64_in: bool,
+    build: impl Fn(emily::Stream) -> emily::Result<emily::Array>,
+    inputs: impl FnOnce() -> Vec<String>,
+) -> NifResult<Tensor> {
+    match on_gpu_or_cpu(s, stream, f64_in, |a: &emily::Array| is_f64(a), build) {
+        Ok(a) => Ok(TensorRes::arc(env, a, &s.worker)),
+        Err(e) => Err(raise(name, e, &inputs())),
+    }
+}
 
-macro_rules! binary_nifs { ($($t:tt)*) => { nifs!(emily::ops::binary; $($t)*); } }
-emily::binary_table!(binary_nifs);
+/// `build_one` for an op returning several arrays.
+#[allow(clippy::too_many_arguments)]
+fn build_many<'a>(
+    env: Env<'a>,
+    s: &WorkerArc,
+    name: &str,
+    stream: emily::Stream,
+    f64_in: bool,
+    build: impl Fn(emily::Stream) -> emily::Result<Vec<emily::Array>>,
+    inputs: impl FnOnce() -> Vec<String>,
+) -> NifResult<Vec<Tensor>> {
+    let f64_out = |v: &Vec<emily::Array>| v.iter().any(is_f64);
+    match on_gpu_or_cpu(s, stream, f64_in, f64_out, build) {
+        Ok(v) => Ok(v.into_iter().map(|a| TensorRes::arc(env, a, &s.worker)).collect()),
+        Err(e) => Err(raise(name, e, &inputs())),
+    }
+}
 
-macro_rules! creation_nifs { ($($t:tt)*) => { nifs!(emily::ops::creation; $($t)*); } }
-emily::creation_table!(creation_nifs);
+// One NIF per op of src/ops/*.ops, generated by the core crate's build script.
+include!(env!("EMILY_NIFS_RS"));
 
-/// `[{name, [kind], many?}]` for every op NIF generated from the tables (kinds as atoms
-/// `:A`, `:AS`, `:I`, `:F`, `:N`, `:B`, `:D`; the worker argument not included).
+/// `[{family, name, [{arg, kind}], many?, cpu?}]` for every op NIF, as declared in
+/// src/ops/*.ops (atoms; an enum argument's kind is `{:enum, name, [value]}`; the worker
+/// argument not included).
 #[rustler::nif]
-pub fn op_signatures(env: rustler::Env) -> NifResult<Vec<(rustler::Atom, Vec<rustler::Atom>, bool)>> {
+pub fn op_signatures(env: rustler::Env) -> NifResult<Vec<Term>> {
+    use rustler::Encoder;
     let atom = |s: &str| rustler::Atom::from_str(env, s);
-    emily::ops::signatures()
-        .map(|sig| Ok((atom(sig.name)?, sig.kinds.iter().map(|k| atom(k)).collect::<NifResult<Vec<_>>>()?, sig.many)))
-        .collect()
+    let mut out = vec![];
+    for sig in emily::ops::signatures() {
+        let mut args = vec![];
+        for ((name, kind), values) in sig.args.iter().zip(sig.values.iter()) {
+            let kind = if values.is_empty() {
+                atom(kind)?.encode(env)
+            } else {
+                let vs = values.iter().map(|v| atom(v)).collect::<NifResult<Vec<_>>>()?;
+                (atom("enum")?, atom(kind)?, vs).encode(env)
+            };
+            args.push((atom(name)?, kind).encode(env));
+        }
+        out.push((atom(sig.family)?, atom(sig.name)?, args, sig.many, sig.cpu).encode(env));
+    }
+    Ok(out)
 }
-
-macro_rules! reduce_nifs { ($($t:tt)*) => { nifs!(emily::ops::reduce; $($t)*); } }
-emily::reduce_table!(reduce_nifs);
-
-macro_rules! shape_nifs { ($($t:tt)*) => { nifs!(emily::ops::shape; $($t)*); } }
-emily::shape_table!(shape_nifs);
-
-macro_rules! sort_nifs { ($($t:tt)*) => { nifs!(emily::ops::sort; $($t)*); } }
-emily::sort_table!(sort_nifs);
-macro_rules! index_nifs { ($($t:tt)*) => { nifs!(emily::ops::index; $($t)*); } }
-emily::index_table!(index_nifs);
-
-macro_rules! linalg_nifs { ($($t:tt)*) => { nifs!(emily::ops::linalg; $($t)*); } }
-emily::linalg_table!(linalg_nifs);
-
-macro_rules! linalg_cpu_nifs { ($($t:tt)*) => { nifs!(emily::ops::linalg::cpu, cpu_stream; $($t)*); } }
-emily::linalg_cpu_table!(linalg_cpu_nifs);
-
-macro_rules! conv_nifs { ($($t:tt)*) => { nifs!(emily::ops::conv; $($t)*); } }
-emily::conv_table!(conv_nifs);
-
-macro_rules! fft_nifs { ($($t:tt)*) => { nifs!(emily::ops::fft; $($t)*); } }
-emily::fft_table!(fft_nifs);
-
-macro_rules! fast_nifs { ($($t:tt)*) => { nifs!(emily::ops::fast; $($t)*); } }
-emily::fast_table!(fast_nifs);
-
-macro_rules! quantize_nifs { ($($t:tt)*) => { nifs!(emily::ops::quantize; $($t)*); } }
-emily::quantize_table!(quantize_nifs);
-
-macro_rules! backend_extra_nifs { ($($t:tt)*) => { nifs!(emily::ops::backend_extra; $($t)*); } }
-emily::backend_extra_table!(backend_extra_nifs);

@@ -1,6 +1,6 @@
 // Elementwise binary ops with broadcasting:
 // int emily_<op>(emily_stream s, const emily_array* a, const emily_array* b, emily_array** out).
-// The list mirrors binary_table! in src/ops/binary.rs.
+// Declared in src/ops/binary.ops.
 #include "shim.hpp"
 
 #define EMILY_BINARY_OPS(X)                                                                 \

@@ -1,4 +1,4 @@
-// Convolutions. The functions mirror conv_table! in src/ops/conv.rs.
+// Convolutions, declared in src/ops/conv.ops.
 // MLX's layout is channels-last: input [N, spatial..., C_in], weight
 // [C_out, spatial..., C_in / groups].
 #include <cstdlib>

@@ -1,5 +1,5 @@
 // Array creation and dtype conversion: constants, ranges, eye/tri, astype/view/contiguous.
-// Each function mirrors a row of creation_table! in src/ops/creation.rs.
+// Declared in src/ops/creation.ops.
 #include <cmath>
 #include <complex>
 #include <functional>

@@ -1,4 +1,4 @@
-// Fused ops (mlx::core::fast). The functions mirror fast_table! in src/ops/fast.rs.
+// Fused ops (mlx::core::fast), declared in src/ops/fast.ops.
 // Optional arrays arrive as lists of 0 or 1 arrays.
 #include "mlx/fast.h"
 #include "shim.hpp"

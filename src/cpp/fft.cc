@@ -1,5 +1,4 @@
-// Fourier transforms (mlx::core::fft). The functions mirror fft_table! in src/ops/fft.rs.
-// norm codes: 0 = "backward" (MLX's default), 1 = "ortho", 2 = "forward".
+// Fourier transforms (mlx::core::fft), declared in src/ops/fft.ops.
 #include "mlx/fft.h"
 #include "shim.hpp"
 
@@ -8,14 +7,13 @@ namespace fft = mx::fft;
 
 namespace {
 
-fft::FFTNorm norm_of(int64_t code) {
-  switch (code) {
-    case 0: return fft::FFTNorm::Backward;
-    case 1: return fft::FFTNorm::Ortho;
-    case 2: return fft::FFTNorm::Forward;
+fft::FFTNorm norm_of(emily_fft_norm norm) {
+  switch (norm) {
+    case EMILY_FFT_NORM_BACKWARD: return fft::FFTNorm::Backward;
+    case EMILY_FFT_NORM_ORTHO: return fft::FFTNorm::Ortho;
+    case EMILY_FFT_NORM_FORWARD: return fft::FFTNorm::Forward;
   }
-  throw std::invalid_argument("[fft] norm must be 0 (backward), 1 (ortho) or 2 (forward), got " +
-                              std::to_string(code));
+  throw std::invalid_argument("[fft] unknown norm " + std::to_string(static_cast<int>(norm)));
 }
 
 std::vector<int> last_two() { return {-2, -1}; }
@@ -36,7 +34,7 @@ extern "C" {
 #define EMILY_FFTN_OPS(X) X(fftn) X(ifftn) X(rfftn) X(irfftn)
 #define X(name)                                                                               \
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, emily_ints n, emily_ints axes, \
-                             int64_t norm, emily_array** out) {                               \
+                             emily_fft_norm norm, emily_array** out) {                               \
     EMILY_GUARD({                                                                             \
       if (n.len == 0) {                                                                       \
         put(out, fft::name(a->a, ints(axes), norm_of(norm), stream(s)));                      \
@@ -53,7 +51,7 @@ EMILY_FFTN_OPS(X)
 #define EMILY_FFT1_OPS(X) X(fft, fftn) X(ifft, ifftn) X(rfft, rfftn) X(irfft, irfftn)
 #define X(name, nd)                                                                          \
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, int64_t n, int64_t axis,   \
-                             int64_t norm, emily_array** out) {                              \
+                             emily_fft_norm norm, emily_array** out) {                              \
     EMILY_GUARD({                                                                            \
       std::vector<int> ax{to_int(axis, "axis")};                                             \
       if (n <= 0) {                                                                          \
@@ -72,7 +70,7 @@ EMILY_FFT1_OPS(X)
 #define EMILY_FFT2_OPS(X) X(fft2, fftn) X(ifft2, ifftn) X(rfft2, rfftn) X(irfft2, irfftn)
 #define X(name, nd)                                                                          \
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, emily_ints n,              \
-                             emily_ints axes, int64_t norm, emily_array** out) {             \
+                             emily_ints axes, emily_fft_norm norm, emily_array** out) {             \
     EMILY_GUARD({                                                                            \
       std::vector<int> ax = axes.len == 0 ? last_two() : ints(axes);                         \
       if (ax.size() != 2) throw std::invalid_argument("[" #name "] needs exactly 2 axes");   \

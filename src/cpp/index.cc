@@ -1,5 +1,5 @@
 // Indexing ops: take, gather, scatter and their axis forms.
-// The functions mirror index_table! in src/ops/index.rs (same names, same argument order).
+// Declared in src/ops/index.ops.
 //
 // MLX's kernels do not bounds-check index values: an index past the array reads or writes
 // outside its buffer (a crash, or a corrupted heap). Index values are only known when the

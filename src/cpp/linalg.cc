@@ -1,7 +1,6 @@
-// Matrix products and mlx::core::linalg.
-// The functions mirror linalg_table! and linalg_cpu_table! in src/ops/linalg.rs. MLX has
-// CPU kernels only for the factorizations (linalg_cpu_table!): the NIFs build those on the
-// worker's CPU stream.
+// Matrix products and mlx::core::linalg, declared in src/ops/linalg.ops. MLX has CPU
+// kernels only for the factorizations (`[cpu]` there): the NIFs build those on the worker's
+// CPU stream.
 #include <cmath>
 #include <complex>
 #include <limits>
@@ -144,27 +143,23 @@ EMILY_API int emily_cross(emily_stream s, const emily_array* a, const emily_arra
   EMILY_GUARD(put(out, cross(a->a, b->a, to_int(axis, "[cross] axis"), stream(s))))
 }
 
-// norm(a, ord_kind, p, axes, keepdims): ord_kind 0 = default (2-norm of vectors, Frobenius
-// of matrices), 1 = the number p, 2 = inf, 3 = -inf, 4 = "fro", 5 = "nuc". Empty axes = all
-// axes (then a must have at most 2 dims when an ord is given).
-EMILY_API int emily_norm(emily_stream s, const emily_array* a, int64_t ord_kind, double p,
+// Empty axes = all axes (then a must have at most 2 dims when an ord is given).
+EMILY_API int emily_norm(emily_stream s, const emily_array* a, emily_norm_ord ord, double p,
                          emily_ints axes, bool keepdims, emily_array** out) {
   EMILY_GUARD({
     auto ax = opt_axes(axes);
     auto st = stream(s);
     // the ord norms may take an SVD or a max over nothing
-    if (ord_kind != 0 && ord_kind != 4) nonempty(a->a, "norm");
+    if (ord != EMILY_NORM_ORD_DEFAULT && ord != EMILY_NORM_ORD_FRO) nonempty(a->a, "norm");
     constexpr double inf = std::numeric_limits<double>::infinity();
-    switch (ord_kind) {
-      case 0: put(out, mx::linalg::norm(a->a, ax, keepdims, st)); break;
-      case 1: put(out, mx::linalg::norm(a->a, p, ax, keepdims, st)); break;
-      case 2: put(out, mx::linalg::norm(a->a, inf, ax, keepdims, st)); break;
-      case 3: put(out, mx::linalg::norm(a->a, -inf, ax, keepdims, st)); break;
-      case 4: put(out, mx::linalg::norm(a->a, std::string("fro"), ax, keepdims, st)); break;
-      case 5: put(out, mx::linalg::norm(a->a, std::string("nuc"), ax, keepdims, st)); break;
-      default:
-        throw std::invalid_argument("[norm] ord kind must be 0..5, got " +
-                                    std::to_string(ord_kind));
+    switch (ord) {
+      case EMILY_NORM_ORD_DEFAULT: put(out, mx::linalg::norm(a->a, ax, keepdims, st)); break;
+      case EMILY_NORM_ORD_P: put(out, mx::linalg::norm(a->a, p, ax, keepdims, st)); break;
+      case EMILY_NORM_ORD_INF: put(out, mx::linalg::norm(a->a, inf, ax, keepdims, st)); break;
+      case EMILY_NORM_ORD_NEG_INF: put(out, mx::linalg::norm(a->a, -inf, ax, keepdims, st)); break;
+      case EMILY_NORM_ORD_FRO: put(out, mx::linalg::norm(a->a, std::string("fro"), ax, keepdims, st)); break;
+      case EMILY_NORM_ORD_NUC: put(out, mx::linalg::norm(a->a, std::string("nuc"), ax, keepdims, st)); break;
+      default: throw std::invalid_argument("[norm] unknown ord " + std::to_string(static_cast<int>(ord)));
     }
   })
 }

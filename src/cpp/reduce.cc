@@ -1,5 +1,5 @@
 // Reductions over axes, arg-reductions, cumulative ops.
-// Each function mirrors a row of reduce_table! in src/ops/reduce.rs.
+// Declared in src/ops/reduce.ops.
 #include "shim.hpp"
 
 using namespace emily;

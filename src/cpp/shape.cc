@@ -1,5 +1,5 @@
 // Shape and layout ops: reshape, transpose, broadcast, pad, concatenate, slices, select,
-// clip. Each function mirrors a row of shape_table! in src/ops/shape.rs.
+// clip, as_strided. Declared in src/ops/shape.ops.
 #include <algorithm>
 #include <optional>
 
@@ -15,13 +15,12 @@ std::optional<mx::array> optional(emily_arrays v, const char* what) {
   return v.ptr[0]->a;
 }
 
-const char* pad_mode(int64_t mode) {
+const char* pad_mode(emily_pad_mode mode) {
   switch (mode) {
-    case 0: return "constant";
-    case 1: return "edge";
+    case EMILY_PAD_MODE_CONSTANT: return "constant";
+    case EMILY_PAD_MODE_EDGE: return "edge";
   }
-  throw std::invalid_argument("[pad] unknown mode " + std::to_string(mode) +
-                              " (0 = constant, 1 = edge)");
+  throw std::invalid_argument("[pad] unknown mode " + std::to_string(static_cast<int>(mode)));
 }
 
 int normalize_axis(int64_t axis, size_t ndim, const char* op) {
@@ -148,7 +147,7 @@ EMILY_API int emily_broadcast_to(emily_stream s, const emily_array* a, emily_int
 }
 
 EMILY_API int emily_pad(emily_stream s, const emily_array* a, emily_ints axes, emily_ints low,
-                        emily_ints high, const emily_array* value, int64_t mode, emily_array** out) {
+                        emily_ints high, const emily_array* value, emily_pad_mode mode, emily_array** out) {
   EMILY_GUARD({
     // MLX reads the first element of `value` whatever its shape (and reads out of bounds
     // when it has none): insist on one element.
@@ -360,6 +359,47 @@ EMILY_API int emily_unstack(emily_stream s, const emily_array* a, int64_t axis, 
     int ax = normalize_axis(axis, a->a.ndim(), "[unstack]");
     check_outputs(static_cast<uint64_t>(a->a.shape(ax)), "unstack");
     put_all(outs, mx::unstack(a->a, ax, stream(s)));
+  })
+}
+
+EMILY_API int emily_as_strided(emily_stream s, const emily_array* a, emily_ints shp, emily_ints strides,
+                               int64_t offset, emily_array** out) {
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto sh = shape(shp);
+    if (strides.len != sh.size())
+      throw std::invalid_argument("[as_strided] needs one stride per dimension (" + std::to_string(sh.size()) +
+                                  "), got " + std::to_string(strides.len));
+    if (offset < 0) throw std::invalid_argument("[as_strided] offset must be non-negative");
+    for (size_t i = 0; i < strides.len; i++)
+      if (strides.ptr[i] > INT32_MAX || strides.ptr[i] < INT32_MIN)
+        throw std::invalid_argument("[as_strided] stride " + std::to_string(strides.ptr[i]) +
+                                    " reaches past any array (strides are 32-bit)");
+    mx::Strides str(strides.ptr, strides.ptr + strides.len);
+    bool empty = false;
+    int64_t last = offset;
+    for (size_t i = 0; i < sh.size(); i++) {
+      if (sh[i] < 0) throw std::invalid_argument("[as_strided] negative dimension");
+      if (str[i] < 0) throw std::invalid_argument("[as_strided] strides must be non-negative");
+      // (a stride along a dimension of size 1 is never applied: any value is fine)
+      if (sh[i] > 1 && str[i] > static_cast<int64_t>(a->a.size()))
+        throw std::invalid_argument("[as_strided] stride " + std::to_string(str[i]) +
+                                    " reaches past the array (" + std::to_string(a->a.size()) +
+                                    " elements)");
+      if (sh[i] == 0) empty = true;
+      else {
+        int64_t step = 0;
+        if (__builtin_mul_overflow(static_cast<int64_t>(sh[i] - 1), str[i], &step) ||
+            __builtin_add_overflow(last, step, &last))
+          throw std::invalid_argument("[as_strided] the view reaches past any array");
+      }
+    }
+    int64_t size = static_cast<int64_t>(a->a.size());
+    if (!empty && last >= size)
+      throw std::invalid_argument("[as_strided] the view reaches element " + std::to_string(last) +
+                                  " of an array of " + std::to_string(size));
+    auto c = mx::contiguous(a->a, false, st);
+    put(out, mx::as_strided(c, std::move(sh), std::move(str), static_cast<size_t>(offset), st));
   })
 }
 

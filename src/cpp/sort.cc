@@ -1,5 +1,4 @@
-// Sorting, partitioning, top-k. Each function mirrors a row of sort_table! in
-// src/ops/sort.rs.
+// Sorting, partitioning, top-k, declared in src/ops/sort.ops.
 #include "shim.hpp"
 
 using namespace emily;

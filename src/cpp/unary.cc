@@ -1,5 +1,5 @@
 // Elementwise unary ops: int emily_<op>(emily_stream s, const emily_array* a, emily_array** out).
-// The list mirrors unary_table! in src/ops/unary.rs.
+// Declared in src/ops/unary.ops.
 #include "shim.hpp"
 
 #define EMILY_UNARY_OPS(X)                                                                  \

@@ -6,11 +6,11 @@ if Code.ensure_loaded?(Nx) do
 
     alias Emily.Native, as: N
 
-    for name <- N.__unary__() do
+    for name <- N.__family__(:unary) do
       defdelegate unquote(name)(a, w), to: N
     end
 
-    for name <- N.__binary__() do
+    for name <- N.__family__(:binary) do
       defdelegate unquote(name)(a, b, w), to: N
     end
 
@@ -29,7 +29,7 @@ if Code.ensure_loaded?(Nx) do
     defdelegate expand_dims(a, axes, w), to: N
     defdelegate broadcast_to(a, shape, w), to: N
     def flip(a, axis, w), do: N.flip(a, [axis], w)
-    def pad(a, axes, low, high, value, w), do: N.pad(a, axes, low, high, value, 0, w)
+    def pad(a, axes, low, high, value, w), do: N.pad(a, axes, low, high, value, :constant, w)
     defdelegate concatenate(arrays, axis, w), to: N
     defdelegate stack(arrays, axis, w), to: N
     defdelegate unstack(a, axis, w), to: N
@@ -74,14 +74,14 @@ if Code.ensure_loaded?(Nx) do
     defdelegate solve_triangular(a, b, upper, w), to: N
 
     for name <- [:fft, :ifft, :rfft, :irfft] do
-      def unquote(name)(a, n, axis, w), do: N.unquote(name)(a, n, axis, 0, w)
+      def unquote(name)(a, n, axis, w), do: N.unquote(name)(a, n, axis, :backward, w)
     end
 
-    def fftn(a, n, axes, w), do: N.fftn(a, n, axes, 0, w)
+    def fftn(a, n, axes, w), do: N.fftn(a, n, axes, :backward, w)
 
     defdelegate rms_norm(x, weight, eps, w), to: N
     defdelegate layer_norm(x, weight, bias, eps, w), to: N
     defdelegate scaled_dot_product_attention(q, k, v, scale, causal, mask, sinks, w), to: N
-    def ifftn(a, n, axes, w), do: N.ifftn(a, n, axes, 0, w)
+    def ifftn(a, n, axes, w), do: N.ifftn(a, n, axes, :backward, w)
   end
 end

@@ -55,17 +55,39 @@ defmodule Emily.NativeFuzzTest do
       true
   end
 
-  test "every op in op_signatures/0 is a NIF with the table's arity" do
-    nifs = N.__nifs__()
-    sigs = N.op_signatures()
-    assert length(sigs) > 100
+  test "the op NIFs are the ops declared in src/ops/*.ops, both ways" do
+    native = N.op_signatures()
+    assert length(native) > 200
 
-    for {name, kinds, many} <- sigs do
-      assert {name, length(kinds) + 1} in nifs, "#{name}/#{length(kinds) + 1} is not exported"
-      assert Enum.all?(kinds, &(&1 in [:A, :AS, :I, :F, :N, :B, :D]))
-      assert is_boolean(many)
+    declared =
+      for fam <- N.__families__(), op <- fam.ops do
+        {fam.family, op.name, op.args, op.many, op.cpu}
+      end
+
+    assert native -- declared == [], "in the native library, not in src/ops/*.ops"
+    assert declared -- native == [], "in src/ops/*.ops, not in the native library"
+
+    for {_family, name, args, _many, _cpu} <- native do
+      assert {name, length(args) + 1} in N.__nifs__(),
+             "#{name}/#{length(args) + 1} is not exported"
     end
   end
+
+  # {name, [kind]} of every op, kinds as the generators below take them.
+  defp sigs do
+    for {_family, name, args, _many, _cpu} <- N.op_signatures() do
+      {name, Enum.map(args, fn {_, kind} -> kind(kind) end)}
+    end
+  end
+
+  defp kind(:array), do: :A
+  defp kind(:arrays), do: :AS
+  defp kind(:ints), do: :I
+  defp kind(:int), do: :N
+  defp kind(:float), do: :F
+  defp kind(:bool), do: :B
+  defp kind(:dtype), do: :D
+  defp kind({:enum, _name, values}), do: {:E, values}
 
   test "every NIF raises on junk arguments" do
     for {name, arity} <- N.__nifs__(), arity > 0, j <- junk() do
@@ -99,6 +121,7 @@ defmodule Emily.NativeFuzzTest do
   defp base(:N), do: 0
   defp base(:B), do: false
   defp base(:D), do: :f32
+  defp base({:E, [first | _]}), do: first
 
   # Terms of the wrong type for an argument of `kind`: the call must raise.
   defp wrong(:A), do: [:junk, 1, 1.0, "bin", [], nil, w(), make_ref(), [base(:A)]]
@@ -111,6 +134,7 @@ defmodule Emily.NativeFuzzTest do
   defp wrong(:N), do: [2 ** 70, -(2 ** 70), 1.5, :junk, "1", []]
   defp wrong(:B), do: [:junk, 1, nil, "true", 0]
   defp wrong(:D), do: [:f99, :F32, "f32", 32, nil, :bool_, {:f, 32}]
+  defp wrong({:E, [first | _]}), do: [:not_a_value, 0, 1, Atom.to_string(first), nil, [first]]
 
   # Well-typed but odd values: the call may raise or return, never crash.
   defp odd(:A) do
@@ -183,6 +207,8 @@ defmodule Emily.NativeFuzzTest do
   defp odd(:D),
     do: [:bool, :u8, :u16, :u32, :u64, :s8, :s16, :s32, :s64, :f16, :bf16, :f32, :f64, :c64]
 
+  defp odd({:E, values}), do: values
+
   # The result of a well-typed call: a tensor (or list), evaluated and read when small.
   defp settle(result) do
     for r <- List.wrap(result) do
@@ -242,14 +268,14 @@ defmodule Emily.NativeFuzzTest do
   end
 
   test "every op raises on a wrong-typed argument in any position" do
-    for {name, kinds, _} <- N.op_signatures() do
+    for {name, kinds} <- sigs() do
       base_args = Enum.map(kinds, &base/1) ++ [w()]
 
       for {kind, i} <- Enum.with_index(kinds), bad <- wrong(kind) do
         args = List.replace_at(base_args, i, bad)
 
         assert raises?(fn -> apply(N, name, args) end),
-               "#{name} accepted #{inspect(bad, limit: 3)} as #{kind} argument #{i}"
+               "#{name} accepted #{inspect(bad, limit: 3)} as #{inspect(kind)} argument #{i}"
       end
 
       # and a wrong worker argument
@@ -261,11 +287,12 @@ defmodule Emily.NativeFuzzTest do
   test "every op survives odd values in any position" do
     odd = Map.new([:A, :AS, :I, :N, :F, :B, :D], &{&1, odd(&1)})
 
-    for {name, kinds, _} <- N.op_signatures() do
+    for {name, kinds} <- sigs() do
       base_args = Enum.map(kinds, &base/1) ++ [w()]
       call_settled(name, base_args)
 
-      for {kind, i} <- Enum.with_index(kinds), value <- odd[kind] do
+      for {kind, i} <- Enum.with_index(kinds),
+          value <- Map.get_lazy(odd, kind, fn -> odd(kind) end) do
         call_settled(name, List.replace_at(base_args, i, value))
       end
     end
@@ -280,8 +307,11 @@ defmodule Emily.NativeFuzzTest do
     # FUZZ_ROUNDS=n runs more rounds (200 by default).
     rounds = String.to_integer(System.get_env("FUZZ_ROUNDS") || "200")
 
-    for _round <- 1..rounds, {name, kinds, _} <- N.op_signatures() do
-      args = Enum.map(kinds, &Enum.random(odd[&1])) ++ [w()]
+    for _round <- 1..rounds, {name, kinds} <- sigs() do
+      args =
+        Enum.map(kinds, &Enum.random(Map.get_lazy(odd, &1, fn -> odd(&1) ++ [base(&1)] end))) ++
+          [w()]
+
       call_settled(name, args)
     end
 

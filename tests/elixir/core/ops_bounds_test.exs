@@ -96,7 +96,7 @@ defmodule Emily.OpsBoundsTest do
 
   test "quantize's group size must be one the mode supports; fftshift axes must be distinct" do
     assert_raise ArgumentError, ~r/group_size 1099511627776 is not supported/, fn ->
-      N.quantize(N.ones([2, 64], :f32, w()), 2 ** 40, 4, 0, w())
+      N.quantize(N.ones([2, 64], :f32, w()), 2 ** 40, 4, :affine, w())
     end
 
     assert_raise ArgumentError, ~r/repeated axis/, fn ->

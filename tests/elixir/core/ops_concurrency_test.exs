@@ -146,7 +146,7 @@ defmodule Emily.OpsConcurrencyTest do
 
   defp step(6, p, i, _shared) do
     x = N.concatenate([N.full_int([2], p, :s16, w()), N.full_int([1], i, :s16, w())], 0, w())
-    padded = N.pad(x, [0], [1], [0], N.scalar_int(0, :s16, w()), 0, w())
+    padded = N.pad(x, [0], [1], [0], N.scalar_int(0, :s16, w()), :constant, w())
     assert read(padded) == [0, p, p, i]
   end
 

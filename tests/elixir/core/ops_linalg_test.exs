@@ -59,20 +59,20 @@ defmodule Emily.OpsLinalgTest do
 
   test "norm: default, p, inf, Frobenius, nuclear, along an axis", %{w: w} do
     v = f([3, -4], [2])
-    assert_close(read(N.norm(v, 0, 0.0, [], false, w)), [5.0])
-    assert_close(read(N.norm(v, 1, 1.0, [], false, w)), [7.0])
-    assert_close(read(N.norm(v, 2, 0.0, [], false, w)), [4.0])
-    assert_close(read(N.norm(v, 3, 0.0, [], false, w)), [3.0])
+    assert_close(read(N.norm(v, :default, 0.0, [], false, w)), [5.0])
+    assert_close(read(N.norm(v, :p, 1.0, [], false, w)), [7.0])
+    assert_close(read(N.norm(v, :inf, 0.0, [], false, w)), [4.0])
+    assert_close(read(N.norm(v, :neg_inf, 0.0, [], false, w)), [3.0])
 
     m = f([1, 2, 3, 4], [2, 2])
-    assert_close(read(N.norm(m, 4, 0.0, [], false, w)), [:math.sqrt(30)])
-    assert_close(read(N.norm(f([3, 0, 0, -4], [2, 2]), 5, 0.0, [], false, w)), [7.0])
+    assert_close(read(N.norm(m, :fro, 0.0, [], false, w)), [:math.sqrt(30)])
+    assert_close(read(N.norm(f([3, 0, 0, -4], [2, 2]), :nuc, 0.0, [], false, w)), [7.0])
 
-    r = N.norm(f([3, 4, 6, 8], [2, 2]), 0, 0.0, [1], true, w)
+    r = N.norm(f([3, 4, 6, 8], [2, 2]), :default, 0.0, [1], true, w)
     assert Emily.shape(r) == [2, 1]
     assert_close(read(r), [5.0, 10.0])
 
-    assert_raise ArgumentError, ~r/norm/, fn -> N.norm(v, 9, 0.0, [], false, w) end
+    assert_raise ArgumentError, ~r/norm/, fn -> N.norm(v, :bogus, 0.0, [], false, w) end
   end
 
   test "cholesky, cholesky_inv, inv, tri_inv, pinv", %{w: w} do
@@ -257,11 +257,13 @@ defmodule Emily.OpsLinalgTest do
         N.solve_triangular(e, e, true, w)
       end
 
-      assert_raise ArgumentError, ~r/norm.*non-empty/, fn -> N.norm(e, 5, 0.0, [], false, w) end
+      assert_raise ArgumentError, ~r/norm.*non-empty/, fn ->
+        N.norm(e, :nuc, 0.0, [], false, w)
+      end
     end
 
     # the Frobenius norm of an empty matrix is 0
-    assert read(N.norm(N.zeros([0, 0], :f32, w), 4, 0.0, [], false, w)) == [0.0]
+    assert read(N.norm(N.zeros([0, 0], :f32, w), :fro, 0.0, [], false, w)) == [0.0]
   end
 
   test "factorizations on a GPU worker run on its CPU stream" do

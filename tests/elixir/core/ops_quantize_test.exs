@@ -13,7 +13,7 @@ defmodule Emily.OpsQuantizeTest do
 
   test "affine quantize: codes, scales and biases reproduce w exactly", %{w: w} do
     values = for i <- 0..31, do: rem(i, 16)
-    [wq, scales, biases] = N.quantize(f(values, [1, 32]), 32, 4, 0, w)
+    [wq, scales, biases] = N.quantize(f(values, [1, 32]), 32, 4, :affine, w)
     assert Emily.dtype(wq) == {:u, 32}
     assert Emily.shape(wq) == [1, 4]
     assert Emily.shape(scales) == [1, 1]
@@ -23,13 +23,14 @@ defmodule Emily.OpsQuantizeTest do
     assert abs(s) == 1.0
     assert Enum.map(nibbles(read(wq)), &(&1 * s + b)) == Enum.map(values, &(&1 * 1.0))
 
-    assert read(N.dequantize(wq, scales, [biases], 32, 4, 0, w)) == Enum.map(values, &(&1 * 1.0))
+    assert read(N.dequantize(wq, scales, [biases], 32, 4, :affine, w)) ==
+             Enum.map(values, &(&1 * 1.0))
   end
 
   test "affine quantization is lossy in a bounded way", %{w: w} do
     values = for i <- 0..63, do: i / 10
-    [wq, scales, biases] = N.quantize(f(values, [1, 64]), 64, 4, 0, w)
-    back = read(N.dequantize(wq, scales, [biases], 64, 4, 0, w))
+    [wq, scales, biases] = N.quantize(f(values, [1, 64]), 64, 4, :affine, w)
+    back = read(N.dequantize(wq, scales, [biases], 64, 4, :affine, w))
     # step = 6.3 / 15: error at most half a step
     for {a, e} <- Enum.zip(back, values), do: assert(abs(a - e) <= 6.3 / 30 + 1.0e-5)
   end
@@ -37,16 +38,16 @@ defmodule Emily.OpsQuantizeTest do
   test "quantized_matmul with and without transpose", %{w: w} do
     row0 = for i <- 0..31, do: rem(i, 16)
     row1 = for i <- 0..31, do: 15 - rem(i, 16)
-    [wq, scales, biases] = N.quantize(f(row0 ++ row1, [2, 32]), 32, 4, 0, w)
+    [wq, scales, biases] = N.quantize(f(row0 ++ row1, [2, 32]), 32, 4, :affine, w)
     x = f(Enum.to_list(0..31), [1, 32])
     # x . row0 = sum j * (j mod 16) = 4400; x . row1 = 15 * 496 - 4400 = 3040
-    r = N.quantized_matmul(x, wq, scales, [biases], true, 32, 4, 0, w)
+    r = N.quantized_matmul(x, wq, scales, [biases], true, 32, 4, :affine, w)
     assert Emily.shape(r) == [1, 2]
     assert read(r) == [4400.0, 3040.0]
 
     # w [32, 32] with w[k][n] = n mod 16: (ones @ w)[n] = 32 * (n mod 16)
     wm = for _k <- 0..31, n <- 0..31, do: rem(n, 16)
-    [wq, scales, biases] = N.quantize(f(wm, [32, 32]), 32, 4, 0, w)
+    [wq, scales, biases] = N.quantize(f(wm, [32, 32]), 32, 4, :affine, w)
 
     r =
       N.quantized_matmul(
@@ -57,7 +58,7 @@ defmodule Emily.OpsQuantizeTest do
         false,
         32,
         4,
-        0,
+        :affine,
         w
       )
 
@@ -66,24 +67,24 @@ defmodule Emily.OpsQuantizeTest do
 
   test "mxfp4 has no biases and represents e2m1 values exactly", %{w: w} do
     values = List.duplicate([0, 0.5, 1, 1.5, 2, 3, 4, 6], 4) |> List.flatten()
-    outs = N.quantize(f(values, [1, 32]), 32, 4, 1, w)
+    outs = N.quantize(f(values, [1, 32]), 32, 4, :mxfp4, w)
     assert length(outs) == 2
     [wq, scales] = outs
-    assert read(N.dequantize(wq, scales, [], 32, 4, 1, w)) == Enum.map(values, &(&1 * 1.0))
+    assert read(N.dequantize(wq, scales, [], 32, 4, :mxfp4, w)) == Enum.map(values, &(&1 * 1.0))
   end
 
   test "bad arguments raise ArgumentError", %{w: w} do
     x = f(Enum.to_list(0..31), [1, 32])
-    [wq, scales, _biases] = N.quantize(x, 32, 4, 0, w)
+    [wq, scales, _biases] = N.quantize(x, 32, 4, :affine, w)
 
     assert_raise ArgumentError, ~r/dequantize/, fn ->
-      N.dequantize(wq, scales, [], 32, 4, 0, w)
+      N.dequantize(wq, scales, [], 32, 4, :affine, w)
     end
 
-    assert_raise ArgumentError, ~r/mode/, fn -> N.quantize(x, 32, 4, 9, w) end
+    assert_raise ArgumentError, ~r/mode/, fn -> N.quantize(x, 32, 4, :bogus, w) end
     # the last axis must be a multiple of the group size
     assert_raise ArgumentError, ~r/quantize/, fn ->
-      N.quantize(f([1, 2, 3], [1, 3]), 32, 4, 0, w)
+      N.quantize(f([1, 2, 3], [1, 3]), 32, 4, :affine, w)
     end
 
     # group sizes and bits the mode does not support (MLX would divide by them first)
@@ -97,20 +98,20 @@ defmodule Emily.OpsQuantizeTest do
           {32, 2 ** 32}
         ] do
       assert_raise ArgumentError, ~r/quantize.*(group_size|bits).*not supported/, fn ->
-        N.quantize(x, gs, bits, 0, w)
+        N.quantize(x, gs, bits, :affine, w)
       end
 
       assert_raise ArgumentError, ~r/dequantize.*not supported/, fn ->
-        N.dequantize(wq, scales, [], gs, bits, 0, w)
+        N.dequantize(wq, scales, [], gs, bits, :affine, w)
       end
 
       assert_raise ArgumentError, ~r/quantized_matmul.*not supported/, fn ->
-        N.quantized_matmul(x, wq, scales, [], true, gs, bits, 0, w)
+        N.quantized_matmul(x, wq, scales, [], true, gs, bits, :affine, w)
       end
     end
 
     assert_raise ArgumentError, ~r/bits 8 is not supported by mode mxfp4/, fn ->
-      N.quantize(x, 32, 8, 1, w)
+      N.quantize(x, 32, 8, :mxfp4, w)
     end
   end
 
@@ -141,12 +142,12 @@ defmodule Emily.OpsQuantizeTest do
     # gather_qmm over these weights: transposed, group_size 32, 4 bits, affine, unsorted.
     defp gather_qmm_with(wq, scales, biases, w) do
       fn x, lhs, rhs ->
-        N.gather_qmm(x, wq, scales, [biases], lhs, rhs, true, 32, 4, 0, false, w)
+        N.gather_qmm(x, wq, scales, [biases], lhs, rhs, true, 32, 4, :affine, false, w)
       end
     end
 
     defp quantized(w) do
-      N.quantize(f(List.flatten(rows()), [2, 2, 32]), 32, 4, 0, w)
+      N.quantize(f(List.flatten(rows()), [2, 2, 32]), 32, 4, :affine, w)
     end
 
     defp idx(values, type \\ {:s, 32}), do: t(values, [length(values)], type)
@@ -164,7 +165,9 @@ defmodule Emily.OpsQuantizeTest do
       assert read(r) == expect(2, 1) ++ expect(0, 0) ++ expect(1, 1)
 
       # rhs only: lhs is every x matrix in order
-      r = N.gather_qmm(x, wq, scales, [biases], [], [idx([1, 1, 0])], true, 32, 4, 0, true, w)
+      r =
+        N.gather_qmm(x, wq, scales, [biases], [], [idx([1, 1, 0])], true, 32, 4, :affine, true, w)
+
       assert read(r) == expect(0, 1) ++ expect(1, 1) ++ expect(2, 0)
 
       # f16 and bf16 x (values and sums exact in both)
@@ -172,7 +175,20 @@ defmodule Emily.OpsQuantizeTest do
         x1 = t(Enum.at(xs(), 1), [1, 1, 32], type)
 
         r =
-          N.gather_qmm(x1, wq, scales, [biases], [idx([0])], [idx([1])], true, 32, 4, 0, false, w)
+          N.gather_qmm(
+            x1,
+            wq,
+            scales,
+            [biases],
+            [idx([0])],
+            [idx([1])],
+            true,
+            32,
+            4,
+            :affine,
+            false,
+            w
+          )
 
         assert read(r) == expect(1, 1)
       end
@@ -208,14 +224,27 @@ defmodule Emily.OpsQuantizeTest do
 
       e =
         assert_raise ArgumentError, fn ->
-          N.gather_qmm(x, wq, flat_scales, [flat_scales], [i], [i], true, 32, 4, 0, false, w)
+          N.gather_qmm(
+            x,
+            wq,
+            flat_scales,
+            [flat_scales],
+            [i],
+            [i],
+            true,
+            32,
+            4,
+            :affine,
+            false,
+            w
+          )
         end
 
       assert e.message =~ ~r/gather_qmm.*scales must have as many dimensions as w/
 
       e =
         assert_raise ArgumentError, fn ->
-          N.gather_qmm(x, wq, scales, [], [i], [i], true, 32, 4, 0, false, w)
+          N.gather_qmm(x, wq, scales, [], [i], [i], true, 32, 4, :affine, false, w)
         end
 
       assert e.message =~ ~r/gather_qmm.*[Bb]iases/
@@ -229,7 +258,7 @@ defmodule Emily.OpsQuantizeTest do
       assert e.message =~ "f64[3][1][32]"
 
       assert_raise ArgumentError, ~r/gather_qmm.*group_size 16/, fn ->
-        N.gather_qmm(x, wq, scales, [biases], [i], [i], true, 16, 4, 0, false, w)
+        N.gather_qmm(x, wq, scales, [biases], [i], [i], true, 16, 4, :affine, false, w)
       end
 
       assert_raise ArgumentError, ~r/gather_qmm.*at least 2 dimensions/, fn ->

@@ -122,7 +122,7 @@ defmodule Emily.OpsShapeTest do
       for type <- types() do
         nine = N.astype(N.scalar(9.0, :f32, w()), nat(type), w())
 
-        check(N.pad(x(type), [0, 1], [1, 0], [0, 1], nine, 0, w()), [3, 4], type, [
+        check(N.pad(x(type), [0, 1], [1, 0], [0, 1], nine, :constant, w()), [3, 4], type, [
           9,
           9,
           9,
@@ -137,7 +137,7 @@ defmodule Emily.OpsShapeTest do
           9
         ])
 
-        check(N.pad(x(type), [1], [1], [2], nine, 1, w()), [2, 6], type, [
+        check(N.pad(x(type), [1], [1], [2], nine, :edge, w()), [2, 6], type, [
           0,
           0,
           1,
@@ -159,28 +159,28 @@ defmodule Emily.OpsShapeTest do
       zero = N.scalar(0.0, :f32, w())
 
       assert_raise ArgumentError, ~r/non-negative/, fn ->
-        N.pad(t, [0], [-1], [0], zero, 0, w())
+        N.pad(t, [0], [-1], [0], zero, :constant, w())
       end
 
-      assert_raise ArgumentError, ~r/unknown mode 2/, fn ->
-        N.pad(t, [0], [1], [0], zero, 2, w())
+      assert_raise ArgumentError, ~r/unknown pad_mode :bogus/, fn ->
+        N.pad(t, [0], [1], [0], zero, :bogus, w())
       end
 
       # MLX indexes the shape by each axis unchecked
       assert_raise ArgumentError, ~r/pad.*axis 7 is out of range/, fn ->
-        N.pad(t, [7], [1], [0], zero, 0, w())
+        N.pad(t, [7], [1], [0], zero, :constant, w())
       end
 
       assert_raise ArgumentError, ~r/pad.*repeated axis/, fn ->
-        N.pad(t, [0, -2], [1, 1], [0, 0], zero, 0, w())
+        N.pad(t, [0, -2], [1, 1], [0, 0], zero, :constant, w())
       end
 
       assert_raise ArgumentError, ~r/one element/, fn ->
-        N.pad(t, [0], [1], [0], N.zeros([0], :f32, w()), 0, w())
+        N.pad(t, [0], [1], [0], N.zeros([0], :f32, w()), :constant, w())
       end
 
       assert_raise ArgumentError, ~r/would need more than/, fn ->
-        N.pad(t, [0, 1], [2_000_000_000, 2_000_000_000], [0, 0], zero, 0, w())
+        N.pad(t, [0, 1], [2_000_000_000, 2_000_000_000], [0, 0], zero, :constant, w())
       end
     end
   end
