@@ -1,5 +1,4 @@
-//! The binary bridge: tensors in and out of the BEAM without copies, the alias ledger,
-//! memory figures.
+//! The binary bridge: tensors in and out of the BEAM without copies.
 //!
 //! Out: `to_binary` answers with a resource binary whose bytes are the MLX buffer itself; the
 //! ledger holds a second reference to the array while any such binary lives, so MLX never
@@ -7,51 +6,32 @@
 //! `mmap`, wrap the BEAM binary or the file mapping as an MLX buffer the allocator does not
 //! own, which MLX never donates either.
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use emily::ledger::Ledger;
 use emily::{Array, Error, Worker};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
+use crate::aliases::LEDGER;
 use crate::atoms;
 use crate::error::{argument_error, raise};
-use crate::evaluate::{eval_inline, eval_then};
+use crate::evaluate::{eval_inline, eval_then, in_context};
 use crate::nif_ops::DtypeArg;
 use crate::resources::{AliasRes, Tensor, TensorRes, WorkerArc};
 use crate::worker::{reply_now, Reply};
-
-/// Buffers aliased by BEAM binaries, each held (not donatable) until its last alias is gone.
-pub static LEDGER: LazyLock<Ledger<Array>> = LazyLock::new(Ledger::new);
 
 /// Binaries at least this large are aliased by `from_binary` rather than copied.
 pub const ALIAS_MIN: usize = 64 * 1024;
 
 /// Bytes copied crossing the bridge (small or misaligned `from_binary` inputs, strided
 /// arrays made contiguous for `to_binary`).
-static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static BYTES_COPIED: AtomicU64 = AtomicU64::new(0);
 /// Bytes of the binaries `to_binary` made: the sizes the BEAM charges to the receiving
 /// processes' virtual binary heaps.
-static BYTES_REPORTED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static BYTES_REPORTED: AtomicU64 = AtomicU64::new(0);
 /// Foreign memory (BEAM binaries, file mappings) aliased by live MLX arrays.
-static EXTERNAL_LIVE: AtomicUsize = AtomicUsize::new(0);
-static EXTERNAL_BYTES: AtomicUsize = AtomicUsize::new(0);
-static EXTERNAL_MADE: AtomicU64 = AtomicU64::new(0);
-
-pub fn release_alias(key: usize, worker: &Arc<Worker>) {
-    if let Some(holder) = LEDGER.release(key) {
-        worker.release(holder);
-    }
-}
-
-/// Counts the donations the ledger prevented in an evaluation that just ran: inputs MLX
-/// would have written into but for the ledger's holder (see `emily_graph_scan`).
-pub fn note_donation_candidates(buffers: &[usize]) {
-    for &b in buffers {
-        if LEDGER.contains(b) {
-            LEDGER.note_prevented();
-        }
-    }
-}
+pub(crate) static EXTERNAL_LIVE: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static EXTERNAL_BYTES: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static EXTERNAL_MADE: AtomicU64 = AtomicU64::new(0);
 
 fn wrap(env: Env, a: Array, w: &WorkerArc) -> Tensor {
     TensorRes::arc(env, a, &w.worker)
@@ -228,51 +208,6 @@ pub fn evaluated(t: Tensor) -> bool {
     t.array().is_available()
 }
 
-/// `op: message (inputs: f32[2][3])`, keeping the kind.
-fn in_context(op: &str, e: Error, inputs: &[String]) -> Error {
-    Error { kind: e.kind, message: format!("{op}: {} (inputs: {})", e.message, inputs.join(", ")) }
-}
-
-/// Starts evaluating tensors on their worker and returns at once (MLX's `async_eval`): a
-/// later `eval` or read finds them done, or waits for them; an error surfaces there.
-#[rustler::nif]
-pub fn async_eval(tensors: Vec<Tensor>) -> NifResult<Atom> {
-    let Some(first) = tensors.first() else {
-        return Ok(atoms::ok());
-    };
-    let worker = first.worker.clone();
-    let inputs = describe_all(&tensors);
-    eval_then("async_eval", worker, tensors, Box::new(|_| ())).map_err(|e| raise("async_eval", e, &inputs))?;
-    Ok(atoms::ok())
-}
-
-/// Evaluates tensors (inputs built on other workers first, on those); answers
-/// `{ref, {:ok, :ok}}` or `{ref, {:error, {kind, message}}}`.
-#[rustler::nif]
-pub fn eval<'a>(env: Env<'a>, tensors: Vec<Tensor>, reference: Term<'a>) -> NifResult<Atom> {
-    let Some(first) = tensors.first() else {
-        let _ = env.send(&env.pid(), (reference, (atoms::ok(), atoms::ok())));
-        return Ok(atoms::ok());
-    };
-    let worker = first.worker.clone();
-    if let Some(r) = eval_inline(&worker, &tensors, |ctx| Some(ctx.map(|_| ()))) {
-        let r = r.map(|_| atoms::ok().encode(env));
-        reply_now(env, reference, r.map_err(|e| in_context("eval", e, &describe_all(&tensors))));
-        return Ok(atoms::ok());
-    }
-    let inputs = describe_all(&tensors);
-    let reply = Reply::new(env, reference);
-    let inputs2 = inputs.clone();
-    eval_then(
-        "eval",
-        worker,
-        tensors,
-        Box::new(move |ctx| reply.send(ctx.map(|_| atoms::ok()).map_err(|e| in_context("eval", e, &inputs2)))),
-    )
-    .map_err(|e| raise("eval", e, &inputs))?;
-    Ok(atoms::ok())
-}
-
 /// Evaluates `t` and answers `{ref, {:ok, binary}}` with a resource binary aliasing the MLX
 /// buffer: no copy unless the array is a strided view (then MLX makes one contiguous copy).
 #[rustler::nif]
@@ -320,10 +255,6 @@ fn binary_term(env: Env<'_>, alias: ResourceArc<AliasRes>) -> Term<'_> {
 /// Most elements of a strided view `to_binary` copies in the caller's thread.
 const INLINE_COPY_ELEMENTS: usize = 1 << 18;
 
-fn describe_all(tensors: &[Tensor]) -> Vec<String> {
-    tensors.iter().map(|t| t.describe()).collect()
-}
-
 /// The stream a contiguous copy for `to_binary` is made on: the worker's, except float64 on
 /// a GPU worker (MLX's GPU has no float64): its CPU stream.
 fn copy_stream(a: &Array, ctx: &emily::Ctx) -> emily::Stream {
@@ -360,88 +291,4 @@ fn alias_of(a: &Array, stream: emily::Stream, worker: &Arc<Worker>) -> Result<Re
     let holder = a.try_clone()?;
     LEDGER.acquire(key, len, move || holder);
     Ok(ResourceArc::new(AliasRes { key, ptr, len, worker: worker.clone() }))
-}
-
-/// MLX's allocator figures, the ledger's, the bridge's and the GC accounting's, as a map
-/// (see `Emily.memory_stats/0`).
-#[rustler::nif]
-pub fn memory_stats(env: Env) -> NifResult<Term> {
-    let m = emily::memory::stats();
-    let l = LEDGER.stats();
-    let p = crate::pressure::figures();
-    let mapped = emily::mapped::stats();
-    let pairs: [(&str, u64); 22] = [
-        ("active", m.active as u64),
-        ("peak", m.peak as u64),
-        ("cache", m.cache as u64),
-        ("limit", m.limit as u64),
-        ("handles", p.handles as u64),
-        ("handle_bytes", p.handle_bytes as u64),
-        ("aliased_buffers", l.aliased_buffers as u64),
-        ("aliased_bytes", l.aliased_bytes as u64),
-        ("live_aliases", l.live_aliases as u64),
-        ("aliases_created", l.aliases_created),
-        ("aliases_released", l.aliases_released),
-        ("donations_prevented", l.donations_prevented),
-        ("bytes_copied", BYTES_COPIED.load(Ordering::Relaxed) + mapped.copied_on_change + mapped.read_unleased),
-        ("file_leases", mapped.leased_files as u64),
-        ("file_mappings", mapped.mappings as u64),
-        ("bytes_reported", BYTES_REPORTED.load(Ordering::Relaxed)),
-        ("external_arrays", EXTERNAL_LIVE.load(Ordering::Relaxed) as u64),
-        ("external_bytes", EXTERNAL_BYTES.load(Ordering::Relaxed) as u64),
-        ("external_made", EXTERNAL_MADE.load(Ordering::Relaxed)),
-        ("gc_threshold", p.threshold as u64),
-        ("pressure_signals", p.signals),
-        ("self_collections", p.self_collections),
-    ];
-    let mut map = atoms::atom_map(env, pairs)?;
-    map = map.map_put(atoms::gc_pressure(), p.enabled)?;
-    map = map.map_put(atoms::external_aliasing(), emily::external_aliasing())?;
-    let mmap_threshold = emily::memory::malloc_mmap_threshold().map(|t| t as u64);
-    map = map.map_put(atoms::malloc_mmap_threshold(), mmap_threshold)?;
-    Ok(map)
-}
-
-#[rustler::nif]
-pub fn reset_peak_memory() -> Atom {
-    emily::memory::reset_peak();
-    atoms::ok()
-}
-
-#[rustler::nif]
-pub fn clear_cache() -> Atom {
-    emily::memory::clear_cache();
-    atoms::ok()
-}
-
-/// Sets MLX's memory limit in bytes; returns the previous limit.
-#[rustler::nif]
-pub fn set_memory_limit(bytes: u64) -> u64 {
-    emily::memory::set_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX)) as u64
-}
-
-/// Fixes glibc's malloc mmap threshold at `bytes` (trim threshold at twice that, top pad at
-/// glibc's default); `false` where the C library is not glibc or `bytes` is out of range
-/// (1..=32 MiB).
-#[rustler::nif]
-pub fn malloc_tune(bytes: u64) -> bool {
-    emily::memory::tune_malloc(usize::try_from(bytes).unwrap_or(usize::MAX))
-}
-
-/// OpenBLAS's kernel family, `nil` when the BLAS is not a DYNAMIC_ARCH OpenBLAS.
-#[rustler::nif]
-pub fn blas_core() -> Option<String> {
-    emily::blas::core()
-}
-
-/// OpenBLAS's thread count, `nil` when the BLAS is not OpenBLAS.
-#[rustler::nif]
-pub fn blas_threads() -> Option<usize> {
-    emily::blas::threads()
-}
-
-/// Sets MLX's cache limit in bytes; returns the previous limit.
-#[rustler::nif]
-pub fn set_cache_limit(bytes: u64) -> u64 {
-    emily::memory::set_cache_limit(usize::try_from(bytes).unwrap_or(usize::MAX)) as u64
 }

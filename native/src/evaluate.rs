@@ -13,10 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use emily::{Ctx, Error, Worker};
-use rustler::ResourceArc;
+use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
-use crate::bridge;
+use crate::aliases;
+use crate::atoms;
+use crate::error::raise;
 use crate::resources::{Tensor, TensorRes};
+use crate::worker::{reply_now, Reply};
 
 /// Stream index (MLX numbers streams process-wide) -> the worker that owns it.
 static STREAMS: LazyLock<Mutex<HashMap<i32, Weak<Worker>>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
@@ -77,10 +80,10 @@ pub fn eval_inline<R>(
         .try_inline(|ctx| {
             let own = [ctx.stream.index, ctx.cpu_stream.index];
             let arrays: Vec<&emily::Array> = tensors.iter().map(|t| t.array()).collect();
-            match emily::eval_if_cheap(&arrays, &own, bridge::LEDGER.live_aliases() > 0) {
+            match emily::eval_if_cheap(&arrays, &own, aliases::LEDGER.live_aliases() > 0) {
                 Err(e) => then(Err(e)),
                 Ok(scan) if scan.evaluated => {
-                    bridge::note_donation_candidates(&scan.candidates);
+                    aliases::note_donation_candidates(&scan.candidates);
                     then(Ok(ctx))
                 }
                 Ok(_) => None,
@@ -120,7 +123,7 @@ fn run(job: EvalJob, ctx: Result<&Ctx, Error>) {
         Err(e) => return (job.then)(Err(e)),
     };
     let own = [ctx.stream.index, ctx.cpu_stream.index];
-    let want_candidates = bridge::LEDGER.live_aliases() > 0;
+    let want_candidates = aliases::LEDGER.live_aliases() > 0;
     let scan = {
         let arrays: Vec<&emily::Array> = job.tensors.iter().map(|t| t.array()).collect();
         emily::scan_and_eval(&arrays, &own, want_candidates)
@@ -128,7 +131,7 @@ fn run(job: EvalJob, ctx: Result<&Ctx, Error>) {
     match scan {
         Err(e) => (job.then)(Err(e)),
         Ok(scan) if scan.evaluated => {
-            bridge::note_donation_candidates(&scan.candidates);
+            aliases::note_donation_candidates(&scan.candidates);
             (job.then)(Ok(ctx))
         }
         Ok(scan) => defer(job, scan.foreign),
@@ -197,4 +200,53 @@ impl Waiting {
             None => submit_or_fail(job),
         }
     }
+}
+
+/// `op: message (inputs: f32[2][3])`, keeping the kind.
+pub(crate) fn in_context(op: &str, e: Error, inputs: &[String]) -> Error {
+    Error { kind: e.kind, message: format!("{op}: {} (inputs: {})", e.message, inputs.join(", ")) }
+}
+
+/// Starts evaluating tensors on their worker and returns at once (MLX's `async_eval`): a
+/// later `eval` or read finds them done, or waits for them; an error surfaces there.
+#[rustler::nif]
+pub fn async_eval(tensors: Vec<Tensor>) -> NifResult<Atom> {
+    let Some(first) = tensors.first() else {
+        return Ok(atoms::ok());
+    };
+    let worker = first.worker.clone();
+    let inputs = describe_all(&tensors);
+    eval_then("async_eval", worker, tensors, Box::new(|_| ())).map_err(|e| raise("async_eval", e, &inputs))?;
+    Ok(atoms::ok())
+}
+
+/// Evaluates tensors (inputs built on other workers first, on those); answers
+/// `{ref, {:ok, :ok}}` or `{ref, {:error, {kind, message}}}`.
+#[rustler::nif]
+pub fn eval<'a>(env: Env<'a>, tensors: Vec<Tensor>, reference: Term<'a>) -> NifResult<Atom> {
+    let Some(first) = tensors.first() else {
+        let _ = env.send(&env.pid(), (reference, (atoms::ok(), atoms::ok())));
+        return Ok(atoms::ok());
+    };
+    let worker = first.worker.clone();
+    if let Some(r) = eval_inline(&worker, &tensors, |ctx| Some(ctx.map(|_| ()))) {
+        let r = r.map(|_| atoms::ok().encode(env));
+        reply_now(env, reference, r.map_err(|e| in_context("eval", e, &describe_all(&tensors))));
+        return Ok(atoms::ok());
+    }
+    let inputs = describe_all(&tensors);
+    let reply = Reply::new(env, reference);
+    let inputs2 = inputs.clone();
+    eval_then(
+        "eval",
+        worker,
+        tensors,
+        Box::new(move |ctx| reply.send(ctx.map(|_| atoms::ok()).map_err(|e| in_context("eval", e, &inputs2)))),
+    )
+    .map_err(|e| raise("eval", e, &inputs))?;
+    Ok(atoms::ok())
+}
+
+pub(crate) fn describe_all(tensors: &[Tensor]) -> Vec<String> {
+    tensors.iter().map(|t| t.describe()).collect()
 }

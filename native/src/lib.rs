@@ -3,10 +3,13 @@
 //! Lazy graph nodes are built directly in the NIF call (a few µs, no thread hop) with the
 //! chosen worker's stream; evaluation and reads are queued to that worker, which answers the
 //! calling process with `{ref, {:ok, value} | {:error, {kind, message}}}`.
+mod aliases;
 mod atoms;
+mod blas;
 mod bridge;
 mod error;
 mod evaluate;
+mod memory;
 mod nif_ops;
 mod pressure;
 mod program;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use emily::{Array, Worker};
 use rustler::{Env, ResourceArc};
 
-use crate::bridge;
+use crate::aliases;
 use crate::pressure::{self, Owner};
 
 /// An MLX array held by the BEAM. Dropped on its worker's thread.
@@ -103,7 +103,7 @@ impl AliasRes {
 
 impl Drop for AliasRes {
     fn drop(&mut self) {
-        bridge::release_alias(self.key, &self.worker);
+        aliases::release_alias(self.key, &self.worker);
     }
 }
 
