@@ -1,4 +1,4 @@
-//! MLX dtypes and their codes on the C ABI (keep in sync with src/cpp/core.cc).
+//! MLX dtypes and their codes on the C ABI (keep in sync with src/cpp/arrays.cc).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i32)]

@@ -54,7 +54,7 @@ pub fn set_cache_limit(bytes: usize) -> usize {
 
 /// Fixes glibc's malloc mmap threshold at `mmap_threshold` bytes, its trim threshold at
 /// twice that and its top pad at glibc's default: the values glibc reaches by itself in a
-/// process where nobody called `mallopt` (see `emily_malloc_tune` in core.cc for why a BEAM
+/// process where nobody called `mallopt` (see `emily_malloc_tune` in memory.cc for why a BEAM
 /// needs it). `false` where the C library is not glibc, or for 0 or more than
 /// [`MALLOC_MMAP_THRESHOLD_MAX`]. Process-wide.
 pub fn tune_malloc(mmap_threshold: usize) -> bool {

@@ -28,7 +28,7 @@
 // rethrowing the message then go to MLX's own stream thread, which stores the error in its
 // stream and poisons the event with it (MLX's Event keeps its error slot private). The
 // stream is then marked as used by MLX's thread, so that the next direct use waits for it
-// (core.cc: begin_direct). Exceptions never leave a direct closure: nothing unwinds
+// (streams.cc: begin_direct). Exceptions never leave a direct closure: nothing unwinds
 // through libmlx's eval from here.
 //
 // The interposition is checked once (probe_direct): if libmlx's own calls do not reach

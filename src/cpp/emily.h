@@ -40,7 +40,7 @@ const char* emily_last_error(void);
 // out_of_range, ...), 1 = a failure while running (std::runtime_error or anything else).
 int emily_last_error_kind(void);
 
-// ---- lifecycle and metadata (core.cc) ----
+// ---- lifecycle and metadata (arrays.cc) ----
 void emily_array_free(emily_array* a);
 int emily_array_clone(const emily_array* a, emily_array** out);
 int emily_ndim(const emily_array* a);
@@ -56,7 +56,7 @@ const void* emily_data_ptr(const emily_array* a);
 uintptr_t emily_buffer_id(const emily_array* a);
 int emily_is_donatable(const emily_array* a);
 
-// ---- devices and streams (core.cc) ----
+// ---- devices and streams (streams.cc) ----
 int emily_device_available(int32_t device);
 // MLX's device_info as "key\tvalue\n" lines (numbers as "#<digits>"); NULL on error.
 const char* emily_device_info(int32_t device);
@@ -86,16 +86,16 @@ const char* emily_mlx_version(void);
 // `copy` may share a's buffer and strides).
 int emily_array_contiguous(emily_stream s, const emily_array* a, emily_array** out);
 
-// ---- evaluation (core.cc) ----
+// ---- evaluation (arrays.cc) ----
 int emily_eval(emily_arrays arrays);
 int emily_async_eval(emily_arrays arrays);
 
-// ---- creation (core.cc) ----
+// ---- creation (arrays.cc) ----
 // Copies `nbytes` from `data`.
 int emily_from_bytes(const void* data, size_t nbytes, emily_ints shape, int32_t dtype,
                      emily_array** out);
 
-// ---- memory (core.cc) ----
+// ---- memory (memory.cc) ----
 size_t emily_active_memory(void);
 size_t emily_peak_memory(void);
 size_t emily_cache_memory(void);
@@ -105,7 +105,7 @@ size_t emily_set_memory_limit(size_t limit);
 size_t emily_set_cache_limit(size_t limit);
 size_t emily_get_memory_limit(void);
 // glibc only: fixes malloc's mmap threshold at `mmap_threshold` bytes, its trim threshold
-// at twice that and its top pad at glibc's default (see core.cc); 1 when set, 0 where
+// at twice that and its top pad at glibc's default (see memory.cc); 1 when set, 0 where
 // unsupported or refused.
 int emily_malloc_tune(size_t mmap_threshold);
 // glibc only: returns free heap pages to the OS (malloc_trim).
@@ -133,7 +133,7 @@ int emily_process_cpu_count(void);
 // here (glibc only), -1 failed. Once per process; see exit.cc.
 int emily_fast_exit_install(void);
 // Makes MLX's GPU context (its first allocation) with the process's CPU set, so that the
-// driver's own threads do not inherit a bound scheduler's one CPU (core.cc); 1 when there is
+// driver's own threads do not inherit a bound scheduler's one CPU (streams.cc); 1 when there is
 // a GPU, 0 otherwise.
 int emily_gpu_start(void);
 

@@ -47,42 +47,42 @@ mx::allocator::Data checked_malloc(size_t nbytes, const char* what);
 // (bridge.cc): on the CPU, MLX writes through the null buffer a failed malloc returns.
 void guard_memory(emily_arrays roots);
 int32_t from_dtype(mx::Dtype d);
-// Whether a primitive's cost does not follow from its sizes (bridge.cc): factorizations,
+// Whether a primitive's cost does not follow from its sizes (cost.cc): factorizations,
 // sorts, convolutions, FFTs, compiled functions. Graphs and programs holding one are not
 // evaluated in a caller's (BEAM scheduler) thread.
 bool heavy_primitive(std::string_view name);
 // Streams are tracked by index up to this bound (worker-stream bitmap, direct execution).
 constexpr int kTrackedStreams = 1 << 16;
 inline bool tracked_stream(int index) { return index >= 0 && index < kTrackedStreams; }
-// Whether the calling thread stands for the worker owning stream `index` (core.cc).
+// Whether the calling thread stands for the worker owning stream `index` (streams.cc).
 bool owns_stream(int index);
 // Direct execution (direct.cc): the calling thread runs the MLX kernels of the CPU streams
 // it stands for itself, in place of MLX's stream thread. probe_direct checks once, on `s`,
 // that libmlx's scheduler calls reach Emily; set_direct_here turns it on or off for the
 // calling thread; forget_error drops a stream's kernel error not yet reported;
-// mark_real_used (core.cc) notes that MLX's stream thread has work for a stream (direct.cc
+// mark_real_used (streams.cc) notes that MLX's stream thread has work for a stream (direct.cc
 // calls it for every call it passes on to MLX's scheduler).
 bool probe_direct(const mx::Stream& s);
 int direct_state();  // 1 works, 0 does not, -1 not probed yet
-bool begin_direct();  // core.cc: for the owned streams; false: stay on MLX's threads
+bool begin_direct();  // streams.cc: for the owned streams; false: stay on MLX's threads
 void set_direct_here(bool on);
 void forget_error(int index);
 void mark_real_used(int index);
-// Whether `index` is a worker's CPU stream still in the pool of unused ones (core.cc).
+// Whether `index` is a worker's CPU stream still in the pool of unused ones (streams.cc).
 bool pooled_stream(int index);
 // Whether MLX's scheduler may not have started a thread for stream `index` yet, and the
-// note that it has (core.cc; direct.cc starts them with the process's CPU set).
+// note that it has (streams.cc; direct.cc starts them with the process's CPU set).
 bool real_start_pending(int index);
 void mark_real_started(int index);
 // Throws when the calling thread stands for a worker (emily_own_streams) and `s` is not one
-// of that worker's streams (core.cc): MLX's CPU streams may be used from any thread, so
+// of that worker's streams (streams.cc): MLX's CPU streams may be used from any thread, so
 // this is what keeps a worker's nodes from running on another worker's thread.
 void check_owned(const mx::Stream& s);
 // MLX 0.32 keeps its thread-unsafe CPU streams in a process-wide table that it updates
 // without a lock: a stream created while another thread evaluates can make that
 // evaluation miss its own stream ("There is no Stream(cpu, 0) in current thread"; seen
 // with workers started during other processes' evaluations). Every entry point that
-// evaluates holds this lock shared, stream creation holds it exclusively (core.cc, which
+// evaluates holds this lock shared, stream creation holds it exclusively (streams.cc, which
 // makes CPU streams in batches so that starting a worker seldom waits).
 std::shared_mutex& stream_table_lock();
 // Stream creators waiting for the exclusive lock: new evaluations let them in first
