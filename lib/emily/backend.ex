@@ -124,7 +124,8 @@ if Code.ensure_loaded?(Nx) do
 
     defstruct [:ref, device: :cpu]
 
-    alias Emily.Backend.{Core, MX, Shape, Reduce, Index, LinAlg, Window, Fallback, Block}
+    alias Emily.Backend.{Core, MX, Shape, Reduce, Elementwise, Index, LinAlg, Conv, FFT}
+    alias Emily.Backend.{Window, Fallback, Block}
     alias Nx.Tensor, as: T
 
     import Core, only: [wrap: 3, ref: 2, ref: 3, device_of: 1, worker: 1, fit: 3]
@@ -510,7 +511,7 @@ if Code.ensure_loaded?(Nx) do
     def remainder(%T{type: type} = out, l, r) do
       device = device_of([l, r])
       w = worker(device)
-      res = Reduce.trunc_remainder(ref(l, type, w), ref(r, type, w), type, w)
+      res = Elementwise.trunc_remainder(ref(l, type, w), ref(r, type, w), type, w)
       wrap(fit(broadcast_out(res, out, w), type, w), out, device)
     end
 
@@ -518,7 +519,7 @@ if Code.ensure_loaded?(Nx) do
     def quotient(%T{type: type} = out, l, r) do
       device = device_of([l, r])
       w = worker(device)
-      res = Reduce.trunc_quotient(ref(l, type, w), ref(r, type, w), type, w)
+      res = Elementwise.trunc_quotient(ref(l, type, w), ref(r, type, w), type, w)
       wrap(fit(broadcast_out(res, out, w), type, w), out, device)
     end
 
@@ -598,7 +599,7 @@ if Code.ensure_loaded?(Nx) do
       if type == {:f, 64} do
         unary(out, t, &MX.precise_unary(&1, :cbrt, &2))
       else
-        unary(out, t, fn x, w -> Reduce.cbrt(x, type, w) end, type)
+        unary(out, t, fn x, w -> Elementwise.cbrt(x, type, w) end, type)
       end
     end
 
@@ -668,7 +669,7 @@ if Code.ensure_loaded?(Nx) do
       if Core.int?(type) do
         unary(out, t, fn x, _w -> x end)
       else
-        unary(out, t, fn x, w -> Reduce.round_half_away(x, type, w) end, type)
+        unary(out, t, fn x, w -> Elementwise.round_half_away(x, type, w) end, type)
       end
     end
 
@@ -708,7 +709,10 @@ if Code.ensure_loaded?(Nx) do
           if Core.int?(in_type) do
             MX.broadcast_to(Core.scalar(0, {:u, 8}, w), Tuple.to_list(shape), w)
           else
-            Core.from_bool(Reduce.complex_test(ref(t, w), in_type, &(MX.unquote(mlx) / 2), w), w)
+            Core.from_bool(
+              Elementwise.complex_test(ref(t, w), in_type, &(MX.unquote(mlx) / 2), w),
+              w
+            )
           end
 
         wrap(r, out, device)
@@ -717,12 +721,12 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def population_count(%T{type: type} = out, t) do
-      unary(out, t, fn x, w -> Reduce.population_count(x, type, w) end)
+      unary(out, t, fn x, w -> Elementwise.population_count(x, type, w) end)
     end
 
     @impl true
     def count_leading_zeros(%T{type: type} = out, t) do
-      unary(out, t, fn x, w -> Reduce.count_leading_zeros(x, type, w) end)
+      unary(out, t, fn x, w -> Elementwise.count_leading_zeros(x, type, w) end)
     end
 
     # Applies `fun.(handle, worker)` to `t` converted to the output type; `fit_type`
@@ -798,16 +802,16 @@ if Code.ensure_loaded?(Nx) do
     def dot(out, l, lc, lb, r, rc, rb), do: LinAlg.dot(out, l, lc, lb, r, rc, rb)
 
     @impl true
-    def conv(out, t, k, opts), do: LinAlg.conv(out, t, k, opts)
+    def conv(out, t, k, opts), do: Conv.conv(out, t, k, opts)
 
     @impl true
     def triangular_solve(out, a, b, opts), do: LinAlg.triangular_solve(out, a, b, opts)
 
     @impl true
-    def fft(out, t, opts), do: LinAlg.fft(out, t, opts, :fft)
+    def fft(out, t, opts), do: FFT.fft(out, t, opts, :fft)
 
     @impl true
-    def ifft(out, t, opts), do: LinAlg.fft(out, t, opts, :ifft)
+    def ifft(out, t, opts), do: FFT.fft(out, t, opts, :ifft)
 
     ## Blocks
 

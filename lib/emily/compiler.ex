@@ -93,7 +93,7 @@ if Code.ensure_loaded?(Nx) do
 
     require Logger
 
-    alias Emily.Compiler.{Evaluator, Native}
+    alias Emily.Compiler.{Evaluator, Replay}
 
     @lanes [:native, :fused, :evaluator]
     @known [
@@ -151,7 +151,7 @@ if Code.ensure_loaded?(Nx) do
 
       case o.lane do
         :evaluator -> Evaluator.compile(key, vars, fun, o)
-        lane when lane in [:native, :fused] -> Native.compile(key, vars, fun, o, jit?)
+        lane when lane in [:native, :fused] -> Replay.compile(key, vars, fun, o, jit?)
       end
     end
 
@@ -160,7 +160,7 @@ if Code.ensure_loaded?(Nx) do
     argument shapes, for the life of the VM otherwise). Functions returned by
     `Nx.Defn.compile/3` keep their own programs.
     """
-    def clear_cache, do: Native.clear_cache()
+    def clear_cache, do: Replay.clear_cache()
 
     @doc false
     # Validated options: a map, with the raw keyword list kept for partitions.

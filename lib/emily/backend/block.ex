@@ -6,7 +6,7 @@ if Code.ensure_loaded?(Nx) do
     # columns), run the block's default function, which is itself made of Nx ops on
     # Emily.Backend.
 
-    alias Emily.Backend.{Core, MX, Reduce, Index, LinAlg}
+    alias Emily.Backend.{Core, MX, Reduce, Elementwise, Index, LinAlg, FFT}
     alias Nx.Tensor, as: T
 
     import Core, only: [wrap: 3, ref: 2, ref: 3, device_of: 1, worker: 1, fit: 3]
@@ -106,13 +106,13 @@ if Code.ensure_loaded?(Nx) do
     defp native(%Nx.Block.FFT2{eps: eps, lengths: lengths, axes: axes}, %T{type: type} = out, [t]) do
       {device, w} = dw([t])
       r = MX.fftn(ref(t, type, w), lengths, axes, w)
-      wrap(LinAlg.apply_eps(r, eps, w), out, device)
+      wrap(FFT.apply_eps(r, eps, w), out, device)
     end
 
     defp native(%Nx.Block.IFFT2{eps: eps, lengths: lengths, axes: axes}, %T{type: type} = out, [t]) do
       {device, w} = dw([t])
       r = MX.ifftn(ref(t, type, w), lengths, axes, w)
-      wrap(LinAlg.apply_eps(r, eps, w), out, device)
+      wrap(FFT.apply_eps(r, eps, w), out, device)
     end
 
     defp native(%Nx.Block.RFFT{eps: eps, length: n, axis: axis}, %T{type: type} = out, [t]) do
@@ -121,14 +121,14 @@ if Code.ensure_loaded?(Nx) do
       else
         {device, w} = dw([t])
         r = MX.rfft(ref(t, Core.real_type(type), w), n, axis, w)
-        wrap(LinAlg.apply_eps(r, eps, w), out, device)
+        wrap(FFT.apply_eps(r, eps, w), out, device)
       end
     end
 
     defp native(%Nx.Block.IRFFT{eps: eps, length: n, axis: axis}, %T{type: type} = out, [t]) do
       {device, w} = dw([t])
       r = MX.irfft(ref(t, {:c, 64}, w), n, axis, w)
-      r = LinAlg.apply_eps(r, eps, w)
+      r = FFT.apply_eps(r, eps, w)
       wrap(Core.cast(r, type, w), out, device)
     end
 
@@ -348,13 +348,13 @@ if Code.ensure_loaded?(Nx) do
         if ints? do
           finite
         else
-          inf_a = Reduce.complex_test(x, merged, &MX.isinf/2, w)
-          inf_b = Reduce.complex_test(y, merged, &MX.isinf/2, w)
+          inf_a = Elementwise.complex_test(x, merged, &MX.isinf/2, w)
+          inf_b = Elementwise.complex_test(y, merged, &MX.isinf/2, w)
           e = MX.where(MX.logical_or(inf_a, inf_b, w), MX.equal(x, y, w), finite, w)
 
           if equal_nan do
-            nan_a = Reduce.complex_test(x, merged, &MX.isnan/2, w)
-            nan_b = Reduce.complex_test(y, merged, &MX.isnan/2, w)
+            nan_a = Elementwise.complex_test(x, merged, &MX.isnan/2, w)
+            nan_b = Elementwise.complex_test(y, merged, &MX.isnan/2, w)
             MX.logical_or(MX.logical_and(nan_a, nan_b, w), e, w)
           else
             e

@@ -1,5 +1,5 @@
 if Code.ensure_loaded?(Nx) do
-  defmodule Emily.Compiler.Native do
+  defmodule Emily.Compiler.Replay do
     @moduledoc false
     # The native and fused lanes: a program captured once (Emily.Compiler.Lower), replayed
     # in one worker job per call (Emily.Native.program_run).
