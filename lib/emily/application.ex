@@ -9,8 +9,8 @@ defmodule Emily.Application do
     :os.set_signal(:sigchld, :default)
     set_tf32()
     Emily.Worker.start_defaults()
-    Emily.Worker.set_inline_eval(Emily.Worker.configured(:inline_eval))
-    Emily.Worker.set_direct_execution(Emily.Worker.configured(:direct_execution))
+    Emily.Worker.set_inline_eval(Emily.Config.get(:inline_eval))
+    Emily.Worker.set_direct_execution(Emily.Config.get(:direct_execution))
     Emily.Memory.configure_from_env()
 
     children = [
@@ -28,7 +28,7 @@ defmodule Emily.Application do
   # environment is left alone. The NIF sets it: MLX reads the C library's environment, which
   # System.put_env/2 does not change.
   defp set_tf32 do
-    value = Emily.Native.tf32_default(Application.get_env(:emily, :tf32, false) == true)
+    value = Emily.Native.tf32_default(Emily.Config.get(:tf32))
     System.put_env("MLX_ENABLE_TF32", value)
   end
 

@@ -173,7 +173,7 @@ if Code.ensure_loaded?(Nx) do
                 "known options: #{inspect(@known)}"
       end
 
-      lane = Keyword.get_lazy(opts, :lane, fn -> Application.get_env(:emily, :lane, :native) end)
+      lane = Keyword.get_lazy(opts, :lane, fn -> Emily.Config.get(:lane) end)
 
       unless lane in @lanes do
         raise ArgumentError,

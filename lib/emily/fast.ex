@@ -14,7 +14,8 @@ if Code.ensure_loaded?(Nx) do
     alias Emily.Backend.{Core, MX}
     alias Nx.Tensor, as: T
 
-    @nan_inf_check Application.compile_env(:emily, :debug_detect_nan_inf, false)
+    require Emily.Config
+    @nan_inf_check Emily.Config.compile_env(:debug_detect_nan_inf)
 
     @doc """
     `x / sqrt(mean(x^2, last axis) + eps) * weight` over the last axis.

@@ -168,25 +168,18 @@ defmodule Emily.Memory do
   @doc false
   # Applies the application environment (called at start).
   def configure_from_env do
-    threshold = Application.get_env(:emily, :gc_threshold, 256 * 1024 * 1024)
-    on = Application.get_env(:emily, :gc_pressure, true)
-
-    unless is_integer(threshold) and threshold > 0 and is_boolean(on) do
-      raise ArgumentError,
-            "config :emily: gc_threshold must be a positive byte count and gc_pressure a " <>
-              "boolean, got: #{inspect(threshold)}, #{inspect(on)}"
-    end
-
+    threshold = Emily.Config.get(:gc_threshold)
+    on = Emily.Config.get(:gc_pressure)
     Native.pressure_configure(threshold, on)
 
-    case malloc_mmap_threshold_setting() do
+    case Emily.Config.get(:malloc_mmap_threshold) do
       false -> :ok
       bytes -> set_malloc_mmap_threshold(bytes)
     end
 
-    if limit = Application.get_env(:emily, :memory_limit), do: set_memory_limit(limit)
+    if limit = Emily.Config.get(:memory_limit), do: set_memory_limit(limit)
 
-    case Application.get_env(:emily, :cache_limit) do
+    case Emily.Config.get(:cache_limit) do
       nil ->
         mlx_default = set_cache_limit(threshold)
         if mlx_default > threshold, do: set_cache_limit(mlx_default)
@@ -196,37 +189,5 @@ defmodule Emily.Memory do
     end
 
     :ok
-  end
-
-  # `EMILY_MALLOC_MMAP_THRESHOLD` (a byte count, or 0 / false), else the application
-  # environment, else 32 MiB.
-  defp malloc_mmap_threshold_setting do
-    setting =
-      case System.get_env("EMILY_MALLOC_MMAP_THRESHOLD") do
-        v when v in [nil, ""] ->
-          Application.get_env(:emily, :malloc_mmap_threshold, @malloc_mmap_threshold_max)
-
-        v when v in ["0", "false"] ->
-          false
-
-        v ->
-          case Integer.parse(v) do
-            {n, ""} -> n
-            _ -> v
-          end
-      end
-
-    case setting do
-      false ->
-        false
-
-      n when is_mmap_threshold(n) ->
-        n
-
-      other ->
-        raise ArgumentError,
-              "config :emily: malloc_mmap_threshold must be a byte count from 1 to " <>
-                "#{@malloc_mmap_threshold_max} (32 MiB) or false, got: #{inspect(other)}"
-    end
   end
 end

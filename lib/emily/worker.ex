@@ -63,7 +63,7 @@ defmodule Emily.Worker do
 
   @doc "Starts a worker on `device` (`:cpu` or `:gpu`; default `default_device/0`)."
   def start(device \\ default_device(), opts \\ []) do
-    limit = Keyword.get(opts, :queue_limit, Application.get_env(:emily, :queue_limit, 4096))
+    limit = Keyword.get_lazy(opts, :queue_limit, fn -> Emily.Config.get(:queue_limit) end)
     Emily.Native.worker_new(device, limit)
   end
 
@@ -93,17 +93,6 @@ defmodule Emily.Worker do
   """
   @spec direct_execution_available?() :: boolean() | nil
   def direct_execution_available?, do: Emily.Native.direct_execution_available()
-
-  @doc false
-  # A boolean setting at start: `config :emily, key`, unless its environment variable
-  # (EMILY_ and the key in capitals) says; on by default.
-  def configured(key) when key in [:inline_eval, :direct_execution] do
-    case System.get_env("EMILY_" <> String.upcase(Atom.to_string(key))) do
-      v when v in ["0", "false"] -> false
-      v when v in ["1", "true"] -> true
-      _ -> Application.get_env(:emily, key, true) != false
-    end
-  end
 
   @doc "Stops a worker; queued work is answered with an error."
   def stop(worker), do: Emily.Native.worker_shutdown(worker)
@@ -155,27 +144,12 @@ defmodule Emily.Worker do
 
   @doc false
   def configured_device! do
-    {device, source} =
-      case System.get_env("EMILY_DEFAULT_DEVICE") do
-        nil ->
-          {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
+    device = Emily.Config.get(:default_device)
 
-        "" ->
-          {Application.get_env(:emily, :default_device, :cpu), "config :emily, :default_device"}
-
-        "cpu" ->
-          {:cpu, "EMILY_DEFAULT_DEVICE"}
-
-        "gpu" ->
-          {:gpu, "EMILY_DEFAULT_DEVICE"}
-
-        other ->
-          raise ArgumentError, "EMILY_DEFAULT_DEVICE must be cpu or gpu, got: #{inspect(other)}"
-      end
-
-    unless device in [:cpu, :gpu] do
-      raise ArgumentError, "#{source} must be :cpu or :gpu, got: #{inspect(device)}"
-    end
+    source =
+      if System.get_env("EMILY_DEFAULT_DEVICE") in [nil, ""],
+        do: "config :emily, :default_device",
+        else: "EMILY_DEFAULT_DEVICE"
 
     unless Emily.Native.device_available(device) do
       raise Emily.Error,
@@ -205,7 +179,7 @@ defmodule Emily.Worker do
   @doc """
   Waits for a worker's answer to the request tagged `ref`; raises on error or timeout.
   """
-  def await(ref, timeout \\ Application.get_env(:emily, :await_timeout, 300_000)) do
+  def await(ref, timeout \\ Emily.Config.get(:await_timeout)) do
     # While the worker computes: the caller's own collection when its dead handles have
     # outgrown what the asynchronous requests keep up with (see Emily.Memory).
     if Emily.Native.pressure_collect_due(), do: :erlang.garbage_collect()

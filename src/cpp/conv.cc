@@ -40,15 +40,8 @@ std::tuple<int, int, int> triple_of(emily_ints v, const char* what) {
 // then stride 2, on inputs of the same shapes and alignment) reuse the first plan and
 // compute the wrong result. On a GPU stream Emily therefore never asks MLX for input
 // dilation: it dilates the input itself (zeros, with the input written at strided
-// positions) and convolves that with input_dilation 1. EMILY_CONV_EXPLICIT_DILATION=1 does
-// the same on the CPU (to test this path against MLX's own there).
-bool explicit_dilation(mx::Stream s) {
-  static const bool forced = [] {
-    const char* v = std::getenv("EMILY_CONV_EXPLICIT_DILATION");
-    return v != nullptr && std::string(v) == "1";
-  }();
-  return s.device == mx::Device::gpu || forced;
-}
+// positions) and convolves that with input_dilation 1.
+bool explicit_dilation(mx::Stream s) { return s.device == mx::Device::gpu; }
 
 mx::array conv_dilated(const mx::array& in, const mx::array& w, const std::vector<int>& stride,
                        const std::vector<int>& lo, const std::vector<int>& hi,

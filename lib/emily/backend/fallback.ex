@@ -14,7 +14,7 @@ if Code.ensure_loaded?(Nx) do
 
     @doc "Runs `Nx.BinaryBackend.op(args...)` with the tensors in `args` copied over."
     def run(op, [out | rest] = args) do
-      case Application.get_env(:emily, :fallback, :warn) do
+      case Emily.Config.get(:fallback) do
         :raise ->
           raise ArgumentError,
                 "Emily.Backend: #{op} has no MLX implementation for these arguments and " <>

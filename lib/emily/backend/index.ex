@@ -15,7 +15,8 @@ if Code.ensure_loaded?(Nx) do
 
     import Core, only: [wrap: 3, ref: 2, ref: 3, device_of: 1, worker: 1, fit: 3]
 
-    @bounds_check Application.compile_env(:emily, :debug_bounds_check, false)
+    require Emily.Config
+    @bounds_check Emily.Config.compile_env(:debug_bounds_check)
 
     @doc false
     def bounds_check?, do: @bounds_check

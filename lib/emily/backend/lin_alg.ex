@@ -11,7 +11,8 @@ if Code.ensure_loaded?(Nx) do
 
     import Core, only: [wrap: 3, ref: 3, device_of: 1, worker: 1, fit: 3]
 
-    @nan_inf_check Application.compile_env(:emily, :debug_detect_nan_inf, false)
+    require Emily.Config
+    @nan_inf_check Emily.Config.compile_env(:debug_detect_nan_inf)
 
     @doc false
     def nan_inf_check?, do: @nan_inf_check

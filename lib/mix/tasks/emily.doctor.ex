@@ -158,7 +158,7 @@ defmodule Mix.Tasks.Emily.Doctor do
 
   # Where MLX's CPU kernels run (Emily.Worker's module doc, "Direct execution").
   defp direct_execution do
-    case {Emily.Worker.configured(:direct_execution), Emily.Worker.direct_execution_available?()} do
+    case {Emily.Config.get(:direct_execution), Emily.Worker.direct_execution_available?()} do
       {false, _} ->
         "on MLX's stream threads (direct execution off by configuration)"
 
