@@ -402,7 +402,8 @@ pub fn rust_nifs(fams: &[Family]) -> String {
     for f in fams {
         let _ = writeln!(o, "\n// ---- {} (src/ops/{}.ops)", f.name, f.name);
         for op in &f.ops {
-            let mut params = vec!["env: rustler::Env".to_string()];
+            let mut params = vec!["env: rustler::Env<'a>".to_string()];
+            let mut decode = String::new();
             let mut call = vec![];
             let mut f64_in = vec![];
             let mut describe = vec![];
@@ -432,13 +433,20 @@ pub fn rust_nifs(fams: &[Family]) -> String {
                         (t.into(), n.clone())
                     }
                     Kind::Dtype => {
-                        f64_in.push(format!("{n}.0 == emily::Dtype::F64"));
-                        describe.push(format!("format!(\"{n}={{}}\", {n}.0)"));
-                        ("DtypeArg".into(), format!("{n}.0"))
+                        f64_in.push(format!("{n} == emily::Dtype::F64"));
+                        describe.push(format!("format!(\"{n}={{}}\", {n})"));
+                        decode.push_str(&format!("    let {n} = dtype_arg({n}, {:?}, {n:?})?;\n", op.name));
+                        ("rustler::Term<'a>".into(), n.clone())
                     }
                     Kind::Enum(e) => {
-                        describe.push(format!("format!(\"{n}={{}}\", {n})"));
-                        (format!("EnumArg<emily::ops::{}::{}>", f.name, camel(e)), format!("{n}.0"))
+                        describe.push(format!("format!(\"{n}=:{{}}\", emily::ops::OpEnum::name({n}))"));
+                        decode.push_str(&format!(
+                            "    let {n}: emily::ops::{}::{} = enum_arg({n}, {:?}, {n:?})?;\n",
+                            f.name,
+                            camel(e),
+                            op.name
+                        ));
+                        ("rustler::Term<'a>".into(), n.clone())
                     }
                 };
                 params.push(format!("{n}: {t}"));
@@ -452,7 +460,7 @@ pub fn rust_nifs(fams: &[Family]) -> String {
             let sep = if call.is_empty() { "" } else { ", " };
             let _ = writeln!(
                 o,
-                "#[rustler::nif]\n#[allow(clippy::too_many_arguments)]\npub fn {name}({params}) -> rustler::NifResult<{ret}> {{\n    \
+                "#[rustler::nif]\n#[allow(clippy::too_many_arguments)]\npub fn {name}<'a>({params}) -> rustler::NifResult<{ret}> {{\n{decode}    \
                  let f64_in = {f64_in};\n    \
                  {helper}(env, &s, {name:?}, s.worker.{stream}(), f64_in, |stream| emily::ops::{fam}::{name}({call}{sep}stream), || vec![{describe}])\n}}",
                 name = op.name,

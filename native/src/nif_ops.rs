@@ -1,7 +1,7 @@
 //! The op NIFs, generated from src/ops/*.ops: one NIF per MLX op, taking the same
 //! arguments as the op and the worker (stream) last.
 use emily::Dtype;
-use rustler::{Env, NifResult, Term};
+use rustler::{Decoder, Env, NifResult, Term};
 
 use crate::error::raise;
 use crate::resources::{Tensor, TensorRes, WorkerArc};
@@ -20,23 +20,30 @@ impl<'a> rustler::Decoder<'a> for DtypeArg {
     }
 }
 
-/// An enum argument of an op, decoded from an atom naming one of its values.
-pub struct EnumArg<T>(pub T);
-
-impl<'a, T: emily::ops::OpEnum> rustler::Decoder<'a> for EnumArg<T> {
-    fn decode(term: Term<'a>) -> NifResult<Self> {
-        let name = term.atom_to_string().map_err(|_| rustler::Error::BadArg)?;
-        T::from_name(&name).map(EnumArg).ok_or_else(|| {
-            let values: Vec<String> = T::VALUES.iter().map(|v| format!(":{v}")).collect();
-            crate::error::argument_error(format!("unknown {} :{name} (one of {})", T::NAME, values.join(", ")))
-        })
-    }
+/// A dtype argument of op `op`, decoded from an atom (`:f32`, `:bf16`, `:bool`, ...).
+fn dtype_arg(term: Term, op: &str, arg: &str) -> NifResult<Dtype> {
+    DtypeArg::decode(term).map(|d| d.0).map_err(|_| {
+        let names: Vec<String> = Dtype::ALL.iter().map(|d| format!(":{}", d.name())).collect();
+        let got = term.atom_to_string().map(|a| format!(":{a}")).unwrap_or_else(|_| format!("{term:?}"));
+        crate::error::argument_error(format!(
+            "{op}: {arg} must be a dtype atom, one of {}, got: {got}",
+            names.join(", ")
+        ))
+    })
 }
 
-impl<T: emily::ops::OpEnum> std::fmt::Display for EnumArg<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, ":{}", self.0.name())
-    }
+/// An enum argument of op `op`, decoded from an atom naming one of its values.
+fn enum_arg<T: emily::ops::OpEnum>(term: Term, op: &str, arg: &str) -> NifResult<T> {
+    let name = term.atom_to_string().ok();
+    name.as_deref().and_then(T::from_name).ok_or_else(|| {
+        let values: Vec<String> = T::VALUES.iter().map(|v| format!(":{v}")).collect();
+        crate::error::argument_error(format!(
+            "{op}: {arg} must be a {} atom, one of {}, got: {}",
+            T::NAME,
+            values.join(", "),
+            name.map(|n| format!(":{n}")).unwrap_or_else(|| format!("{term:?}"))
+        ))
+    })
 }
 
 /// Builds an op with `build` on `stream`, or on the worker's CPU stream where MLX's GPU

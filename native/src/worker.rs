@@ -61,13 +61,13 @@ pub fn submit(op: &str, w: &Arc<Worker>, job: emily::worker::Job) -> NifResult<(
     w.submit(job).map_err(|e| raise(op, e, &[]))
 }
 
-fn device_of(a: Atom) -> NifResult<Device> {
+fn device_of(op: &str, a: Atom) -> NifResult<Device> {
     if a == atoms::cpu() {
         Ok(Device::Cpu)
     } else if a == atoms::gpu() {
         Ok(Device::Gpu)
     } else {
-        Err(crate::error::argument_error(format!("worker_new: unknown device {a:?}; expected :cpu or :gpu")))
+        Err(crate::error::argument_error(format!("{op}: unknown device {a:?}; expected :cpu or :gpu")))
     }
 }
 
@@ -76,7 +76,7 @@ fn device_of(a: Atom) -> NifResult<Device> {
 /// `stream_table_lock` in the C++ shim).
 #[rustler::nif(schedule = "DirtyIo")]
 pub fn worker_new(device: Atom, limit: u64) -> NifResult<WorkerArc> {
-    let device = device_of(device)?;
+    let device = device_of("worker_new", device)?;
     if !device.is_available() {
         return Err(emily_error(format!("worker_new: MLX has no {} device in this build", device.name())));
     }
@@ -106,14 +106,14 @@ pub fn worker_info(w: WorkerArc) -> (u64, Atom, usize, usize, bool) {
 
 #[rustler::nif]
 pub fn device_available(device: Atom) -> NifResult<bool> {
-    Ok(device_of(device)?.is_available())
+    Ok(device_of("device_available", device)?.is_available())
 }
 
 /// MLX's description of `device` as a map with atom keys (`:device_name`,
 /// `:architecture`, `:total_memory`, ...); integers stay integers.
 #[rustler::nif]
 pub fn device_info(env: Env, device: Atom) -> NifResult<Term> {
-    let info = device_of(device)?.info().map_err(|e| raise("device_info", e, &[]))?;
+    let info = device_of("device_info", device)?.info().map_err(|e| raise("device_info", e, &[]))?;
     let pairs = info.into_iter().map(|(k, v)| {
         let value = match v {
             InfoValue::Int(n) => n.encode(env),

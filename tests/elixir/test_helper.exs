@@ -51,27 +51,18 @@ end
 # The GPU tier: EMILY_DEFAULT_DEVICE=gpu (or config :emily, default_device: :gpu) runs every
 # test on the GPU through Emily.Worker.current/0 and Emily.Backend's default device.
 # With MLX's CUDA build (on either device: its allocator serves the CPU too), from_binary and
-# mmap copy, so the aliasing tests are excluded with their reason.
-aliasing_excluded =
+# mmap copy, so the tests tagged :aliasing are excluded, with the reason printed.
+exclude =
   if Emily.memory_stats()[:external_aliasing] == false do
-    why =
-      "MLX's CUDA allocator cannot wrap host memory, so from_binary/mmap copy " <>
-        "(memory_stats().external_aliasing is false)"
+    IO.puts(
+      "Aliasing tests (tag :aliasing): excluded: MLX's CUDA allocator cannot wrap host " <>
+        "memory, so from_binary/mmap copy (memory_stats().external_aliasing is false)"
+    )
 
-    for name <- [
-          "test from_binary without a copy MLX never writes into an aliased BEAM binary, even when it would donate",
-          "test from_binary without a copy aliased binaries are released when MLX frees the array",
-          "test from_binary without a copy a large binary is aliased: same address, nothing copied",
-          "test mmap maps a file region without a copy",
-          "test memory_stats and Emily.Memory reports every figure"
-        ],
-        do: {name, why}
+    [:aliasing | exclude]
   else
-    []
+    exclude
   end
 
-gpu_excluded = aliasing_excluded
-for {name, why} <- gpu_excluded, do: IO.puts("GPU tier: excluded #{inspect(name)}: #{why}")
-
 IO.puts("Default device: #{Emily.Worker.default_device()}")
-ExUnit.start(exclude: exclude ++ Enum.map(gpu_excluded, fn {name, _} -> {:test, name} end))
+ExUnit.start(exclude: exclude)

@@ -201,6 +201,7 @@ defmodule Emily.BridgeTest do
   end
 
   describe "from_binary without a copy" do
+    @tag :aliasing
     test "a large binary is aliased: same address, nothing copied" do
       bin = f32s(1 <<< 16, 2.5)
       before = stats()
@@ -228,6 +229,7 @@ defmodule Emily.BridgeTest do
       assert Emily.to_binary(t) == odd
     end
 
+    @tag :aliasing
     test "MLX never writes into an aliased BEAM binary, even when it would donate" do
       n = 1 <<< 18
       bin = f32s(n, 2.0)
@@ -258,6 +260,7 @@ defmodule Emily.BridgeTest do
       assert binary_part(acc2, 0, byte_size(acc)) == expected
     end
 
+    @tag :aliasing
     test "aliased binaries are released when MLX frees the array" do
       mine = Emily.Memory.handle_bytes()
       collect(mine)
@@ -279,6 +282,7 @@ defmodule Emily.BridgeTest do
       {:ok, path: path}
     end
 
+    @tag :aliasing
     test "maps a file region without a copy", %{path: path} do
       data = for i <- 0..4095, into: <<>>, do: <<i * 0.5::float-32-native>>
       File.write!(path, "HEADER!!" <> data <> "trailer")
@@ -400,6 +404,7 @@ defmodule Emily.BridgeTest do
   end
 
   describe "memory_stats and Emily.Memory" do
+    @tag :aliasing
     test "reports every figure" do
       s = stats()
 

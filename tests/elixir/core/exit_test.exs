@@ -43,8 +43,8 @@ defmodule Emily.ExitTest do
   end
 
   test "a VM halted while its workers evaluate exits with its status, and flushes its output" do
-    # Without the exit handler about 2 in 5 of these children crashed at exit (SIGSEGV in
-    # MLX's allocator, or glibc's heap checks aborting).
+    # Without the exit handler about 2 in 5 such children crash at exit (SIGSEGV in MLX's
+    # allocator, or glibc's heap checks aborting).
     results =
       1..16
       |> Task.async_stream(

@@ -91,7 +91,9 @@ defmodule Emily.OpsCreationTest do
         N.zeros([2_147_483_647, 2_147_483_647, 2_147_483_647], :u8, w())
       end
 
-      assert_raise ArgumentError, ~r/unknown dtype/, fn -> N.zeros([1], :f99, w()) end
+      assert_raise ArgumentError, ~r/zeros: dtype must be a dtype atom.*:f99/, fn ->
+        N.zeros([1], :f99, w())
+      end
     end
   end
 

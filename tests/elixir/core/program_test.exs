@@ -13,12 +13,11 @@ defmodule Emily.ProgramTest do
   end
 
   # Polls `check` for up to two seconds: for effects that follow a process exit.
-  defp eventually(check, tries \\ 200) do
-    cond do
-      check.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(10) && eventually(check, tries - 1)
-    end
+  # Polls `check` every 10 ms for up to 30 s of wall time (a loaded machine frees a dead
+  # process's handles, and so its worker, late).
+  defp eventually(check) do
+    Emily.Case.wait_until(check, tries: :infinity, within: 30_000, every: 10)
+    true
   end
 
   defp ph(shape, type \\ :f32), do: Native.program_placeholder(shape, type, Worker.current())

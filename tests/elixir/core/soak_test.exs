@@ -11,7 +11,6 @@ defmodule Emily.SoakTest do
   import Bitwise
   alias Emily.Native, as: N
 
-  @moduletag :soak
   @moduletag timeout: 300_000
 
   @mib 1 <<< 20
