@@ -406,16 +406,19 @@ pub fn rust_nifs(fams: &[Family]) -> String {
             let mut decode = String::new();
             let mut call = vec![];
             let mut f64_in = vec![];
+            let mut empty_in = vec![];
             let mut describe = vec![];
             for (n, k) in &op.args {
                 let (t, c) = match k {
                     Kind::Array => {
                         f64_in.push(format!("is_f64({n}.array())"));
+                        empty_in.push(format!("{n}.array().size() == 0"));
                         describe.push(format!("{n}.describe()"));
                         ("Tensor".to_string(), format!("{n}.array()"))
                     }
                     Kind::Arrays => {
                         f64_in.push(format!("{n}.iter().any(|t| is_f64(t.array()))"));
+                        empty_in.push(format!("{n}.iter().any(|t| t.array().size() == 0)"));
                         describe.push(format!("described(&{n})"));
                         ("Vec<Tensor>".into(), format!("&array_refs(&{n})"))
                     }
@@ -454,6 +457,7 @@ pub fn rust_nifs(fams: &[Family]) -> String {
             }
             params.push("s: WorkerArc".into());
             let f64_in = if f64_in.is_empty() { "false".to_string() } else { f64_in.join(" || ") };
+            let empty_in = if empty_in.is_empty() { "false".to_string() } else { empty_in.join(" || ") };
             let stream = if op.cpu { "cpu_stream" } else { "stream" };
             let (ret, helper) = if op.many { ("Vec<Tensor>", "build_many") } else { ("Tensor", "build_one") };
             let call = call.join(", ");
@@ -462,7 +466,8 @@ pub fn rust_nifs(fams: &[Family]) -> String {
                 o,
                 "#[rustler::nif]\n#[allow(clippy::too_many_arguments)]\npub fn {name}<'a>({params}) -> rustler::NifResult<{ret}> {{\n{decode}    \
                  let f64_in = {f64_in};\n    \
-                 {helper}(env, &s, {name:?}, s.worker.{stream}(), f64_in, |stream| emily::ops::{fam}::{name}({call}{sep}stream), || vec![{describe}])\n}}",
+                 let empty_in = {empty_in};\n    \
+                 {helper}(env, &s, {name:?}, s.worker.{stream}(), Inputs {{ f64: f64_in, empty: empty_in }}, |stream| emily::ops::{fam}::{name}({call}{sep}stream), || vec![{describe}])\n}}",
                 name = op.name,
                 params = params.join(", "),
                 fam = f.name,

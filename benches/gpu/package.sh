@@ -108,7 +108,7 @@ cp "$root/target/cuda/release/libemily_nif.so" "$app$root/priv/emily_nif.so"
 touch "$app$root/priv/emily_nif.so"
 # The path dependencies the project was compiled with (mix.exs: EMILY_DEPS_PATH, else
 # ../shared/deps beside it), at the same absolute path, for the Nx and model tiers.
-deps_dir="$(cd "$root" && elixir -e 'Code.require_file("mix.exs"); IO.write(Emily.MixProject.local_deps_path() || "")' 2>/dev/null || true)"
+deps_dir="$(cd "$root" && elixir -e 'Mix.start(); Code.require_file("mix.exs"); IO.write(Emily.MixProject.local_deps_path() || "")' 2>/dev/null || true)"
 if [ -n "$deps_dir" ]; then
   mkdir -p "$app$deps_dir"
   (cd "$deps_dir/" && tar --exclude=.git --exclude=_build --exclude=deps --exclude=target -cf - .) |

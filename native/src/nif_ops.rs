@@ -56,18 +56,29 @@ fn enum_arg<T: emily::ops::OpEnum>(term: Term, op: &str, arg: &str) -> NifResult
 ///   int64 scatter, ...) are built again on the CPU.
 ///
 /// `EMILY_GPU_CPU_FALLBACK=0` turns both off (MLX's own behaviour, for diagnosis).
+///
+/// * an empty input (a dimension of size 0) is always built on the CPU: several of MLX's
+///   CUDA kernels divide by a dimension on the host before they launch (rows of a norm,
+///   a softmax or a logsumexp, FFT batches, matmul groups, gather slices), which ends the
+///   process with SIGFPE; on the CPU those ops take empty inputs, and the work is nil.
 fn on_gpu_or_cpu<T>(
     s: &WorkerArc,
     stream: emily::Stream,
-    f64_in: bool,
+    inputs: Inputs,
     f64_out: impl Fn(&T) -> bool,
     build: impl Fn(emily::Stream) -> emily::Result<T>,
 ) -> emily::Result<T> {
-    if stream.device != emily::Device::Gpu.code() || !cpu_fallback() {
+    if stream.device != emily::Device::Gpu.code() {
         return build(stream);
     }
     let cpu = s.worker.cpu_stream();
-    if f64_in {
+    if inputs.empty {
+        return build(cpu);
+    }
+    if !cpu_fallback() {
+        return build(stream);
+    }
+    if inputs.f64 {
         return build(cpu);
     }
     match build(stream) {
@@ -75,6 +86,15 @@ fn on_gpu_or_cpu<T>(
         Err(e) if e.is_gpu_unsupported() => build(cpu).map_err(|_| e),
         r => r,
     }
+}
+
+/// What an op's inputs hold that decides where it is built (see `on_gpu_or_cpu`).
+#[derive(Clone, Copy)]
+struct Inputs {
+    /// a float64 input or dtype argument
+    f64: bool,
+    /// an input with no elements
+    empty: bool,
 }
 
 fn cpu_fallback() -> bool {
@@ -102,11 +122,11 @@ fn build_one<'a>(
     s: &WorkerArc,
     name: &str,
     stream: emily::Stream,
-    f64_in: bool,
+    inputs_are: Inputs,
     build: impl Fn(emily::Stream) -> emily::Result<emily::Array>,
     inputs: impl FnOnce() -> Vec<String>,
 ) -> NifResult<Tensor> {
-    match on_gpu_or_cpu(s, stream, f64_in, |a: &emily::Array| is_f64(a), build) {
+    match on_gpu_or_cpu(s, stream, inputs_are, |a: &emily::Array| is_f64(a), build) {
         Ok(a) => Ok(TensorRes::arc(env, a, &s.worker)),
         Err(e) => Err(raise(name, e, &inputs())),
     }
@@ -119,12 +139,12 @@ fn build_many<'a>(
     s: &WorkerArc,
     name: &str,
     stream: emily::Stream,
-    f64_in: bool,
+    inputs_are: Inputs,
     build: impl Fn(emily::Stream) -> emily::Result<Vec<emily::Array>>,
     inputs: impl FnOnce() -> Vec<String>,
 ) -> NifResult<Vec<Tensor>> {
     let f64_out = |v: &Vec<emily::Array>| v.iter().any(is_f64);
-    match on_gpu_or_cpu(s, stream, f64_in, f64_out, build) {
+    match on_gpu_or_cpu(s, stream, inputs_are, f64_out, build) {
         Ok(v) => Ok(v.into_iter().map(|a| TensorRes::arc(env, a, &s.worker)).collect()),
         Err(e) => Err(raise(name, e, &inputs())),
     }

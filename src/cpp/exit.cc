@@ -7,7 +7,12 @@
 // the exiting process (seen: SIGSEGV in CommonAllocator::malloc under a worker's eval).
 // emily_fast_exit_install() makes those objects exist, then registers a handler, so the
 // handler runs before their destructors: it flushes C stdio and ends the process with
-// _exit(status). Other libraries' later exit handlers are skipped with them.
+// _exit(status). Other libraries' later exit handlers are skipped with them. MLX makes
+// more statics on first use (a GPU backend's device and allocator objects, caches), so
+// the handler is registered again after the 1st, 2nd, 4th, 8th, ... evaluation: the newest
+// registration runs first, and a long-lived process registers it a few dozen times.
+#include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -19,6 +24,9 @@
 
 namespace {
 
+std::atomic<bool> installed{false};
+std::atomic<uint64_t> evaluations{0};
+
 #if defined(__GLIBC__)
 void fast_exit(int status, void*) {
   std::fflush(nullptr);
@@ -27,6 +35,20 @@ void fast_exit(int status, void*) {
 #endif
 
 }  // namespace
+
+namespace emily {
+
+void note_evaluation() {
+  uint64_t n = evaluations.fetch_add(1, std::memory_order_relaxed) + 1;
+  if ((n & (n - 1)) != 0 || !installed.load(std::memory_order_acquire)) return;
+#if defined(__GLIBC__)
+  static std::mutex mu;
+  std::lock_guard<std::mutex> g(mu);
+  on_exit(fast_exit, nullptr);
+#endif
+}
+
+}  // namespace emily
 
 extern "C" {
 
@@ -41,6 +63,7 @@ EMILY_API int emily_fast_exit_install(void) {
       (void)mx::get_active_memory();
       (void)mx::scheduler::scheduler();
       rc = on_exit(fast_exit, nullptr) == 0 ? 1 : -1;
+      installed.store(rc == 1, std::memory_order_release);
     } catch (...) {
       rc = -1;
     }

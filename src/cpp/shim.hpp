@@ -89,13 +89,20 @@ std::shared_mutex& stream_table_lock();
 // (glibc's read-write lock prefers readers, which would starve a creator under load).
 std::atomic<int>& stream_creators_waiting();
 
+// Counts an evaluation; at the 1st, 2nd, 4th, 8th, ... registers the fast-exit handler again
+// (exit.cc), so that it runs before the destructors of MLX statics made since.
+void note_evaluation();
+
 class EvalGuard {
  public:
   explicit EvalGuard(std::shared_mutex& mu) : mu_(mu) {
     while (stream_creators_waiting().load(std::memory_order_acquire) > 0) std::this_thread::yield();
     mu_.lock_shared();
   }
-  ~EvalGuard() { mu_.unlock_shared(); }
+  ~EvalGuard() {
+    mu_.unlock_shared();
+    note_evaluation();
+  }
   EvalGuard(const EvalGuard&) = delete;
   EvalGuard& operator=(const EvalGuard&) = delete;
 

@@ -7,13 +7,15 @@ defmodule Emily.WorkerFaultsTest do
   @moduletag :linux
   alias Emily.Native, as: N
   alias Emily.Worker
-  import Emily.Case, only: [wait_until: 1, wait_until: 2]
+  import Emily.Case, only: [wait_until: 2]
 
-  @n 768
+  # The matrix size of a job that takes a while: 40 matmuls of 768 x 768 f32 take about
+  # 0.3 s on a 2-core CPU; a GPU needs 8192 x 8192 (1.1 TFLOP each) for as long.
+  defp size, do: if(Worker.default_device() == :gpu, do: 8192, else: 768)
 
   # A graph that takes a while to evaluate: `steps` matmuls of n x n f32, kept bounded by a
   # tanh, and its expected first element (every element is equal).
-  defp chain(w, steps, n \\ @n) do
+  defp chain(w, steps, n \\ size()) do
     x = N.full([n, n], 1.0 / n, :f32, w)
     Enum.reduce(1..steps, x, fn _, acc -> N.tanh(N.matmul(acc, x, w), w) end)
   end
@@ -67,7 +69,7 @@ defmodule Emily.WorkerFaultsTest do
   end
 
   # Every element of chain(_, steps) is a_steps, with a_0 = 1/n and a_k+1 = tanh(a_k).
-  defp expected(steps), do: Enum.reduce(1..steps, 1.0 / @n, fn _, a -> :math.tanh(a) end)
+  defp expected(steps), do: Enum.reduce(1..steps, 1.0 / size(), fn _, a -> :math.tanh(a) end)
 
   defp value!(<<v::float-32-native>>), do: v
 
