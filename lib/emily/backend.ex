@@ -124,11 +124,13 @@ if Code.ensure_loaded?(Nx) do
 
     defstruct [:ref, device: :cpu]
 
+    alias Emily.Native, as: N
+
     alias Emily.Backend.{Core, MX, Shape, Reduce, Elementwise, Index, LinAlg, Conv, FFT}
     alias Emily.Backend.{Window, Fallback, Block}
     alias Nx.Tensor, as: T
 
-    import Core, only: [wrap: 3, ref: 2, ref: 3, device_of: 1, worker: 1, fit: 3]
+    import Core, only: [on_device: 3, wrap: 3, ref: 2, ref: 3, device_of: 1, worker: 1, fit: 3]
 
     ## Backend setup
 
@@ -139,35 +141,35 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def constant(%T{type: type, shape: shape} = out, number, opts) do
-      on_device(out, opts, fn w ->
+      created(out, opts, fn w ->
         s = Core.scalar(number, type, w)
-        if shape == {}, do: s, else: MX.broadcast_to(s, Tuple.to_list(shape), w)
+        if shape == {}, do: s, else: N.broadcast_to(s, Tuple.to_list(shape), w)
       end)
     end
 
     @impl true
     def from_binary(%T{type: type, shape: shape} = out, binary, opts) do
-      on_device(out, opts, &Core.upload(type, shape, binary, &1))
+      created(out, opts, &Core.upload(type, shape, binary, &1))
     end
 
     @impl true
     def eye(%T{type: type, shape: shape} = out, opts) do
-      on_device(out, opts, fn w ->
+      created(out, opts, fn w ->
         rank = tuple_size(shape)
         m = elem(shape, rank - 2)
         n = elem(shape, rank - 1)
-        r = MX.eye(m, n, 0, Core.dtype(type), w)
-        if rank > 2, do: MX.broadcast_to(r, Tuple.to_list(shape), w), else: r
+        r = N.eye(m, n, 0, Core.dtype(type), w)
+        if rank > 2, do: N.broadcast_to(r, Tuple.to_list(shape), w), else: r
       end)
     end
 
     @impl true
     def iota(%T{type: type, shape: shape} = out, axis, opts) do
-      on_device(out, opts, &Shape.iota(type, shape, axis, &1))
+      created(out, opts, &Shape.iota(type, shape, axis, &1))
     end
 
     # A tensor made by `fun.(worker)` on the device `opts` name (or the default), as `out`.
-    defp on_device(out, opts, fun) do
+    defp created(out, opts, fun) do
       device = Core.opts_device(opts)
       wrap(fun.(worker(device)), out, device)
     end
@@ -203,7 +205,7 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def backend_copy(%T{} = t, Emily.Backend, opts) do
-      on_device(t, opts, &MX.copy(ref(t, &1), &1))
+      created(t, opts, &N.copy(ref(t, &1), &1))
     end
 
     def backend_copy(%T{shape: shape} = t, backend, opts) do
@@ -255,7 +257,7 @@ if Code.ensure_loaded?(Nx) do
       rest = shape |> Tuple.delete_at(0) |> Tuple.to_list()
 
       slice = fn start, len ->
-        MX.slice(
+        N.slice(
           r,
           [start | List.duplicate(0, rank - 1)],
           [start + len | rest],
@@ -270,7 +272,7 @@ if Code.ensure_loaded?(Nx) do
         if rem != 0 and leftover == :repeat do
           tail = slice.(full * batch, rem)
           head = slice.(0, batch - rem)
-          batches ++ [MX.concatenate([tail, head], 0, w)]
+          batches ++ [N.concatenate([tail, head], 0, w)]
         else
           batches
         end
@@ -280,36 +282,31 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def as_type(%T{type: to} = out, %T{type: from} = t) do
-      device = device_of([t])
-      w = worker(device)
-      wrap(Core.convert(ref(t, w), from, to, w), out, device)
+      on_device([t], out, fn w -> Core.convert(ref(t, w), from, to, w) end)
     end
 
     @impl true
     def bitcast(%T{type: to} = out, %T{type: from} = t) do
-      device = device_of([t])
-      w = worker(device)
+      on_device([t], out, fn w ->
+        r =
+          cond do
+            Core.narrow?(to) or Core.narrow?(from) ->
+              # Narrow types do not live in their own bits: go through their bytes.
+              Core.upload(to, t.shape, to_binary(t, Nx.size(t)), w)
 
-      r =
-        cond do
-          Core.narrow?(to) or Core.narrow?(from) ->
-            # Narrow types do not live in their own bits: go through their bytes.
-            Core.upload(to, t.shape, to_binary(t, Nx.size(t)), w)
+            true ->
+              N.view(ref(t, w), Core.dtype(to), w)
+          end
 
-          true ->
-            MX.view(ref(t, w), Core.dtype(to), w)
-        end
-
-      wrap(r, out, device)
+        r
+      end)
     end
 
     ## Shape
 
     @impl true
     def reshape(%T{shape: shape} = out, t) do
-      device = device_of([t])
-      w = worker(device)
-      wrap(MX.reshape(ref(t, w), Tuple.to_list(shape), w), out, device)
+      on_device([t], out, fn w -> N.reshape(ref(t, w), Tuple.to_list(shape), w) end)
     end
 
     @impl true
@@ -317,70 +314,60 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def broadcast(%T{shape: shape} = out, %T{shape: tshape} = t, shape, axes) do
-      device = device_of([t])
-      w = worker(device)
-      wrap(Shape.broadcast(ref(t, w), tshape, shape, axes, w), out, device)
+      on_device([t], out, fn w -> Shape.broadcast(ref(t, w), tshape, shape, axes, w) end)
     end
 
     @impl true
     def transpose(out, t, axes) do
-      device = device_of([t])
-      w = worker(device)
-      wrap(MX.transpose(ref(t, w), axes, w), out, device)
+      on_device([t], out, fn w -> N.transpose(ref(t, w), axes, w) end)
     end
 
     @impl true
     def pad(%T{type: type} = out, t, pad_value, config) do
-      device = device_of([t, pad_value])
-      w = worker(device)
-      r = Shape.pad(ref(t, type, w), ref(pad_value, type, w), config, w)
-      wrap(r, out, device)
+      on_device([t, pad_value], out, fn w ->
+        r = Shape.pad(ref(t, type, w), ref(pad_value, type, w), config, w)
+        r
+      end)
     end
 
     @impl true
     def reverse(out, %T{shape: shape} = t, axes) do
-      device = device_of([t])
-      w = worker(device)
-      wrap(Shape.reverse(ref(t, w), shape, axes, w), out, device)
+      on_device([t], out, fn w -> Shape.reverse(ref(t, w), shape, axes, w) end)
     end
 
     @impl true
     def slice(out, %T{shape: shape} = t, starts, lengths, strides) do
-      device = device_of([t])
-      w = worker(device)
-      wrap(Shape.slice(ref(t, w), shape, starts, lengths, strides, w), out, device)
+      on_device([t], out, fn w -> Shape.slice(ref(t, w), shape, starts, lengths, strides, w) end)
     end
 
     @impl true
     def put_slice(%T{type: type} = out, %T{shape: shape} = t, starts, slice) do
-      device = device_of([t, slice])
-      w = worker(device)
-      r = Shape.put_slice(ref(t, type, w), shape, starts, ref(slice, type, w), slice.shape, w)
-      wrap(r, out, device)
+      on_device([t, slice], out, fn w ->
+        r = Shape.put_slice(ref(t, type, w), shape, starts, ref(slice, type, w), slice.shape, w)
+        r
+      end)
     end
 
     @impl true
     def concatenate(%T{type: type} = out, tensors, axis) do
-      device = device_of(tensors)
-      w = worker(device)
-      wrap(MX.concatenate(Enum.map(tensors, &ref(&1, type, w)), axis, w), out, device)
+      on_device(tensors, out, fn w ->
+        N.concatenate(Enum.map(tensors, &ref(&1, type, w)), axis, w)
+      end)
     end
 
     @impl true
     def stack(%T{type: type} = out, tensors, axis) do
-      device = device_of(tensors)
-      w = worker(device)
-      wrap(MX.stack(Enum.map(tensors, &ref(&1, type, w)), axis, w), out, device)
+      on_device(tensors, out, fn w -> N.stack(Enum.map(tensors, &ref(&1, type, w)), axis, w) end)
     end
 
     @impl true
     def select(%T{type: type} = out, pred, on_true, on_false) do
-      device = device_of([pred, on_true, on_false])
-      w = worker(device)
-      p = Core.to_bool(ref(pred, w), w)
-      r = MX.where(p, ref(on_true, type, w), ref(on_false, type, w), w)
-      r = broadcast_out(r, out, w)
-      wrap(r, out, device)
+      on_device([pred, on_true, on_false], out, fn w ->
+        p = Core.to_bool(ref(pred, w), w)
+        r = MX.where(p, ref(on_true, type, w), ref(on_false, type, w), w)
+        r = broadcast_out(r, out, w)
+        r
+      end)
     end
 
     @impl true
@@ -400,9 +387,9 @@ if Code.ensure_loaded?(Nx) do
     end
 
     defp broadcast_out(r, %T{shape: shape}, w) do
-      if MX.shape(r) == Tuple.to_list(shape),
+      if N.shape(r) == Tuple.to_list(shape),
         do: r,
-        else: MX.broadcast_to(r, Tuple.to_list(shape), w)
+        else: N.broadcast_to(r, Tuple.to_list(shape), w)
     end
 
     ## Element-wise binary ops
@@ -418,7 +405,7 @@ if Code.ensure_loaded?(Nx) do
         device = device_of([l, r])
         w = worker(device)
         ct = compute_type(type, l.type, r.type)
-        res = MX.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
+        res = N.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
         res = if ct == type, do: res, else: Core.cast(res, type, w)
         wrap(fit(broadcast_out(res, out, w), type, w), out, device)
       end
@@ -437,8 +424,8 @@ if Code.ensure_loaded?(Nx) do
     # every u64; the rest compare as u64.
     defp compare(op, %T{type: {:s, _}} = l, %T{type: {:u, 64}} = r, _device, w) do
       a = ref(l, w)
-      neg = MX.less(a, Core.scalar(0, l.type, w), w)
-      cmp = apply(MX, op, [MX.astype(a, :u64, w), ref(r, w), w])
+      neg = N.less(a, Core.scalar(0, l.type, w), w)
+      cmp = apply(N, op, [N.astype(a, :u64, w), ref(r, w), w])
 
       MX.where(
         neg,
@@ -450,8 +437,8 @@ if Code.ensure_loaded?(Nx) do
 
     defp compare(op, %T{type: {:u, 64}} = l, %T{type: {:s, _}} = r, _device, w) do
       b = ref(r, w)
-      neg = MX.less(b, Core.scalar(0, r.type, w), w)
-      cmp = apply(MX, op, [ref(l, w), MX.astype(b, :u64, w), w])
+      neg = N.less(b, Core.scalar(0, r.type, w), w)
+      cmp = apply(N, op, [ref(l, w), N.astype(b, :u64, w), w])
 
       MX.where(
         neg,
@@ -463,7 +450,7 @@ if Code.ensure_loaded?(Nx) do
 
     defp compare(op, l, r, device, w) do
       type = compare_type(l.type, r.type, device)
-      apply(MX, op, [ref(l, type, w), ref(r, type, w), w])
+      apply(N, op, [ref(l, type, w), ref(r, type, w), w])
     end
 
     defp bool_scalar(b, w), do: Core.to_bool(Core.scalar(if(b, do: 1, else: 0), {:u, 8}, w), w)
@@ -499,7 +486,7 @@ if Code.ensure_loaded?(Nx) do
             MX.where(pick, ref(l, type, w), ref(r, type, w), w)
           else
             ct = compute_type(type, lt, rt)
-            res = MX.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
+            res = N.unquote(mlx)(ref(l, ct, w), ref(r, ct, w), w)
             if ct == type, do: res, else: Core.cast(res, type, w)
           end
 
@@ -545,7 +532,7 @@ if Code.ensure_loaded?(Nx) do
         w = worker(device)
         a = Core.to_bool(ref(l, w), w)
         b = Core.to_bool(ref(r, w), w)
-        res = MX.unquote(mlx)(a, b, w)
+        res = N.unquote(mlx)(a, b, w)
         wrap(broadcast_out(Core.from_bool(res, w), out, w), out, device)
       end
     end
@@ -581,23 +568,23 @@ if Code.ensure_loaded?(Nx) do
     for {nx, mlx, precise} <- @math do
       @impl true
       def unquote(nx)(%T{type: type} = out, t) do
-        device = device_of([t])
-        w = worker(device)
-        x = ref(t, type, w)
+        on_device([t], out, fn w ->
+          x = ref(t, type, w)
 
-        r =
-          if type == {:f, 64},
-            do: MX.precise_unary(x, unquote(precise), w),
-            else: MX.unquote(mlx)(x, w)
+          r =
+            if type == {:f, 64},
+              do: N.precise_unary(x, unquote(precise), w),
+              else: N.unquote(mlx)(x, w)
 
-        wrap(fit(r, type, w), out, device)
+          fit(r, type, w)
+        end)
       end
     end
 
     @impl true
     def cbrt(%T{type: type} = out, t) do
       if type == {:f, 64} do
-        unary(out, t, &MX.precise_unary(&1, :cbrt, &2))
+        unary(out, t, &N.precise_unary(&1, :cbrt, &2))
       else
         unary(out, t, fn x, w -> Elementwise.cbrt(x, type, w) end, type)
       end
@@ -606,51 +593,51 @@ if Code.ensure_loaded?(Nx) do
     @impl true
     def erfc(%T{type: type} = out, t) do
       if type == {:f, 64} do
-        unary(out, t, &MX.precise_unary(&1, :erfc, &2))
+        unary(out, t, &N.precise_unary(&1, :erfc, &2))
       else
-        unary(out, t, fn x, w -> MX.subtract(Core.scalar(1, type, w), MX.erf(x, w), w) end, type)
+        unary(out, t, fn x, w -> N.subtract(Core.scalar(1, type, w), N.erf(x, w), w) end, type)
       end
     end
 
     @impl true
-    def negate(%T{type: type} = out, t), do: unary(out, t, &MX.negative/2, type)
+    def negate(%T{type: type} = out, t), do: unary(out, t, &N.negative/2, type)
 
     @impl true
-    def bitwise_not(%T{type: type} = out, t), do: unary(out, t, &MX.bitwise_invert/2, type)
+    def bitwise_not(%T{type: type} = out, t), do: unary(out, t, &N.bitwise_invert/2, type)
 
     @impl true
-    def conjugate(out, t), do: unary(out, t, &MX.conjugate/2)
+    def conjugate(out, t), do: unary(out, t, &N.conjugate/2)
 
     @impl true
     def sign(%T{type: type} = out, t) do
       if Core.unsigned?(type) do
         unary(out, t, fn x, w ->
-          MX.astype(MX.not_equal(x, Core.scalar(0, type, w), w), Core.dtype(type), w)
+          N.astype(N.not_equal(x, Core.scalar(0, type, w), w), Core.dtype(type), w)
         end)
       else
         # MLX's sign of NaN is 0; keep NaN
         unary(out, t, fn x, w ->
           if Core.float?(type),
-            do: MX.where(MX.isnan(x, w), x, MX.sign(x, w), w),
-            else: MX.sign(x, w)
+            do: MX.where(N.isnan(x, w), x, N.sign(x, w), w),
+            else: N.sign(x, w)
         end)
       end
     end
 
     @impl true
     def abs(%T{type: type} = out, %T{type: in_type} = t) do
-      device = device_of([t])
-      w = worker(device)
-      x = ref(t, w)
+      on_device([t], out, fn w ->
+        x = ref(t, w)
 
-      r =
-        cond do
-          Core.complex?(in_type) -> Core.cast(MX.abs(x, w), type, w)
-          Core.unsigned?(in_type) -> x
-          true -> fit(MX.abs(x, w), type, w)
-        end
+        r =
+          cond do
+            Core.complex?(in_type) -> Core.cast(N.abs(x, w), type, w)
+            Core.unsigned?(in_type) -> x
+            true -> fit(N.abs(x, w), type, w)
+          end
 
-      wrap(r, out, device)
+        r
+      end)
     end
 
     for {nx, mlx} <- [ceil: :ceil, floor: :floor] do
@@ -659,7 +646,7 @@ if Code.ensure_loaded?(Nx) do
         if Core.int?(type) do
           unary(out, t, fn x, _w -> x end)
         else
-          unary(out, t, &(MX.unquote(mlx) / 2), type)
+          unary(out, t, &(N.unquote(mlx) / 2), type)
         end
       end
     end
@@ -676,9 +663,7 @@ if Code.ensure_loaded?(Nx) do
     @impl true
     def real(%T{type: type} = out, %T{type: in_type} = t) do
       if Core.complex?(in_type) do
-        device = device_of([t])
-        w = worker(device)
-        wrap(Core.cast(MX.real(ref(t, w), w), type, w), out, device)
+        on_device([t], out, fn w -> Core.cast(N.real(ref(t, w), w), type, w) end)
       else
         as_type(out, t)
       end
@@ -686,36 +671,34 @@ if Code.ensure_loaded?(Nx) do
 
     @impl true
     def imag(%T{type: type, shape: shape} = out, %T{type: in_type} = t) do
-      device = device_of([t])
-      w = worker(device)
+      on_device([t], out, fn w ->
+        r =
+          if Core.complex?(in_type) do
+            Core.cast(N.imag(ref(t, w), w), type, w)
+          else
+            N.broadcast_to(Core.scalar(0, type, w), Tuple.to_list(shape), w)
+          end
 
-      r =
-        if Core.complex?(in_type) do
-          Core.cast(MX.imag(ref(t, w), w), type, w)
-        else
-          MX.broadcast_to(Core.scalar(0, type, w), Tuple.to_list(shape), w)
-        end
-
-      wrap(r, out, device)
+        r
+      end)
     end
 
     for {nx, mlx} <- [is_nan: :isnan, is_infinity: :isinf] do
       @impl true
       def unquote(nx)(%T{shape: shape} = out, %T{type: in_type} = t) do
-        device = device_of([t])
-        w = worker(device)
+        on_device([t], out, fn w ->
+          r =
+            if Core.int?(in_type) do
+              N.broadcast_to(Core.scalar(0, {:u, 8}, w), Tuple.to_list(shape), w)
+            else
+              Core.from_bool(
+                Elementwise.complex_test(ref(t, w), in_type, &(N.unquote(mlx) / 2), w),
+                w
+              )
+            end
 
-        r =
-          if Core.int?(in_type) do
-            MX.broadcast_to(Core.scalar(0, {:u, 8}, w), Tuple.to_list(shape), w)
-          else
-            Core.from_bool(
-              Elementwise.complex_test(ref(t, w), in_type, &(MX.unquote(mlx) / 2), w),
-              w
-            )
-          end
-
-        wrap(r, out, device)
+          r
+        end)
       end
     end
 
@@ -732,11 +715,11 @@ if Code.ensure_loaded?(Nx) do
     # Applies `fun.(handle, worker)` to `t` converted to the output type; `fit_type`
     # brings narrow results back into range.
     defp unary(%T{type: type} = out, t, fun, fit_type \\ nil) do
-      device = device_of([t])
-      w = worker(device)
-      r = fun.(ref(t, type, w), w)
-      r = if fit_type, do: fit(r, fit_type, w), else: r
-      wrap(r, out, device)
+      on_device([t], out, fn w ->
+        r = fun.(ref(t, type, w), w)
+        r = if fit_type, do: fit(r, fit_type, w), else: r
+        r
+      end)
     end
 
     ## Reductions

@@ -11,7 +11,9 @@ if Code.ensure_loaded?(Nx) do
     checked and `ArgumentError` is raised when they hold NaN or Inf (this evaluates them).
     """
 
-    alias Emily.Backend.{Core, MX}
+    alias Emily.Native, as: N
+
+    alias Emily.Backend.Core
     alias Nx.Tensor, as: T
 
     require Emily.Config
@@ -29,7 +31,7 @@ if Code.ensure_loaded?(Nx) do
         native(
           x,
           fn w, type ->
-            MX.rms_norm(Core.ref(x, type, w), optional(weight, type, w), eps * 1.0, w)
+            N.rms_norm(Core.ref(x, type, w), optional(weight, type, w), eps * 1.0, w)
           end,
           :rms_norm
         )
@@ -52,7 +54,7 @@ if Code.ensure_loaded?(Nx) do
         native(
           x,
           fn w, type ->
-            MX.layer_norm(
+            N.layer_norm(
               Core.ref(x, type, w),
               optional(weight, type, w),
               optional(bias, type, w),
@@ -92,11 +94,11 @@ if Code.ensure_loaded?(Nx) do
             m =
               case mask do
                 nil -> []
-                %T{type: {:u, 8}} = m -> [MX.astype(Core.ref(m, w), :bool, w)]
+                %T{type: {:u, 8}} = m -> [N.astype(Core.ref(m, w), :bool, w)]
                 m -> [Core.ref(m, type, w)]
               end
 
-            MX.scaled_dot_product_attention(
+            N.scaled_dot_product_attention(
               Core.ref(q, type, w),
               Core.ref(k, type, w),
               Core.ref(v, type, w),
@@ -176,7 +178,7 @@ if Code.ensure_loaded?(Nx) do
         Emily.Backend.LinAlg.check_finite!(op, r, w)
       end
 
-      shape = List.to_tuple(MX.shape(r))
+      shape = List.to_tuple(N.shape(r))
 
       Core.wrap(
         r,

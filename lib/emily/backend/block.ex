@@ -6,6 +6,8 @@ if Code.ensure_loaded?(Nx) do
     # columns), run the block's default function, which is itself made of Nx ops on
     # Emily.Backend.
 
+    alias Emily.Native, as: N
+
     alias Emily.Backend.{Core, MX, Reduce, Elementwise, Index, LinAlg, FFT}
     alias Nx.Tensor, as: T
 
@@ -23,7 +25,7 @@ if Code.ensure_loaded?(Nx) do
     defp native(%Nx.Block.LogicalNot{}, %T{} = out, [t]) do
       {device, w} = dw([t])
       x = ref(t, w)
-      r = MX.equal(x, Core.mx_scalar(0, MX.dtype(x), w), w)
+      r = N.equal(x, Core.mx_scalar(0, N.dtype(x), w), w)
       wrap(Core.from_bool(r, w), out, device)
     end
 
@@ -33,10 +35,10 @@ if Code.ensure_loaded?(Nx) do
       r =
         if Core.complex?(t.type) do
           x = ref(t, w)
-          MX.arctan2(MX.imag(x, w), MX.real(x, w), w)
+          N.arctan2(N.imag(x, w), N.real(x, w), w)
         else
           x = ref(t, type, w)
-          MX.arctan2(Core.scalar(0, type, w), x, w)
+          N.arctan2(Core.scalar(0, type, w), x, w)
         end
 
       wrap(fit(Core.cast(r, type, w), type, w), out, device)
@@ -61,7 +63,7 @@ if Code.ensure_loaded?(Nx) do
               nan_propagating_cumulative(unquote(mlx), x, type, axis, reverse, w)
 
             true ->
-              MX.unquote(mlx)(x, axis, reverse, true, w)
+              N.unquote(mlx)(x, axis, reverse, true, w)
           end
 
         wrap(fit(r, type, w), out, device)
@@ -79,7 +81,7 @@ if Code.ensure_loaded?(Nx) do
 
       if Nx.size(out) == 0 do
         wrap(
-          MX.broadcast_to(Core.scalar(0, out.type, w), Tuple.to_list(out.shape), w),
+          N.broadcast_to(Core.scalar(0, out.type, w), Tuple.to_list(out.shape), w),
           out,
           device
         )
@@ -136,17 +138,17 @@ if Code.ensure_loaded?(Nx) do
 
     defp native(%L.Cholesky{}, %T{type: type} = out, [t]) do
       with_real([t], type, fn w, ct ->
-        l = MX.cholesky(ref(t, ct, w), false, w)
+        l = N.cholesky(ref(t, ct, w), false, w)
         wrap(Core.cast(l, type, w), out, device_of([t]))
       end)
     end
 
     defp native(%L.QR{}, {%T{type: type} = qo, %T{} = ro}, [t]) do
       with_real([t], type, fn w, ct ->
-        [q, r] = MX.qr(ref(t, ct, w), w)
+        [q, r] = N.qr(ref(t, ct, w), w)
         {q, r} = {plus_zero(q, w), plus_zero(r, w)}
 
-        if MX.shape(q) == Tuple.to_list(qo.shape) and MX.shape(r) == Tuple.to_list(ro.shape) do
+        if N.shape(q) == Tuple.to_list(qo.shape) and N.shape(r) == Tuple.to_list(ro.shape) do
           d = device_of([t])
           {wrap(Core.cast(q, type, w), qo, d), wrap(Core.cast(r, ro.type, w), ro, d)}
         else
@@ -183,11 +185,11 @@ if Code.ensure_loaded?(Nx) do
             ones = List.duplicate(1, rank)
             zeros = List.duplicate(0, rank)
 
-            {MX.slice(u, zeros, List.replace_at(MX.shape(u), rank - 1, k), ones, w),
-             MX.slice(vt, zeros, List.replace_at(MX.shape(vt), rank - 2, k), ones, w)}
+            {N.slice(u, zeros, List.replace_at(N.shape(u), rank - 1, k), ones, w),
+             N.slice(vt, zeros, List.replace_at(N.shape(vt), rank - 2, k), ones, w)}
           end
 
-        if MX.shape(u) == Tuple.to_list(uo.shape) and MX.shape(vt) == Tuple.to_list(vo.shape) do
+        if N.shape(u) == Tuple.to_list(uo.shape) and N.shape(vt) == Tuple.to_list(vo.shape) do
           d = device_of([t])
 
           {wrap(Core.cast(plus_zero(u, w), type, w), uo, d),
@@ -201,14 +203,14 @@ if Code.ensure_loaded?(Nx) do
 
     defp native(%L.LU{}, {%T{type: ptype} = po, %T{type: type} = lo, %T{} = uo}, [t]) do
       with_real([t], type, fn w, ct ->
-        [piv, l, u] = MX.lu(ref(t, ct, w), w)
+        [piv, l, u] = N.lu(ref(t, ct, w), w)
         # A = L[piv] U, so P is the identity's rows gathered by piv: P[i, piv[i]] = 1.
-        m = List.last(MX.shape(l))
-        rows = MX.arange(0.0, m * 1.0, 1.0, :s64, w)
-        p = MX.equal(MX.expand_dims(MX.astype(piv, :s64, w), [-1], w), rows, w)
+        m = List.last(N.shape(l))
+        rows = N.arange(0.0, m * 1.0, 1.0, :s64, w)
+        p = N.equal(N.expand_dims(N.astype(piv, :s64, w), [-1], w), rows, w)
         d = device_of([t])
 
-        {wrap(Core.convert(MX.astype(p, :u8, w), {:u, 8}, ptype, w), po, d),
+        {wrap(Core.convert(N.astype(p, :u8, w), {:u, 8}, ptype, w), po, d),
          wrap(Core.cast(l, type, w), lo, d), wrap(Core.cast(u, uo.type, w), uo, d)}
       end)
     end
@@ -220,9 +222,9 @@ if Code.ensure_loaded?(Nx) do
 
         x =
           if tuple_size(b.shape) == tuple_size(a.shape) - 1 do
-            MX.squeeze(MX.solve(am, MX.expand_dims(bm, [-1], w), w), [-1], w)
+            N.squeeze(N.solve(am, N.expand_dims(bm, [-1], w), w), [-1], w)
           else
-            MX.solve(am, bm, w)
+            N.solve(am, bm, w)
           end
 
         wrap(Core.cast(x, type, w), out, device_of([a, b]))
@@ -249,11 +251,11 @@ if Code.ensure_loaded?(Nx) do
     # cummin do not): run them with NaN as the identity extreme, then put NaN back from
     # the first NaN on.
     defp nan_propagating_cumulative(op, x, type, axis, reverse, w) do
-      nan = MX.isnan(x, w)
+      nan = N.isnan(x, w)
       fill = if op == :cummax, do: :neg_infinity, else: :infinity
       clean = MX.where(nan, Core.scalar(fill, type, w), x, w)
-      r = apply(MX, op, [clean, axis, reverse, true, w])
-      seen = MX.cummax(MX.astype(nan, :u8, w), axis, reverse, true, w)
+      r = apply(N, op, [clean, axis, reverse, true, w])
+      seen = N.cummax(N.astype(nan, :u8, w), axis, reverse, true, w)
       MX.where(Core.to_bool(seen, w), Core.scalar(:nan, type, w), r, w)
     end
 
@@ -276,58 +278,58 @@ if Code.ensure_loaded?(Nx) do
     end
 
     # x + 0.0 turns -0.0 into 0.0 (LAPACK leaves signed zeros that print as "-0.0").
-    defp plus_zero(x, w), do: MX.add(x, Core.mx_scalar(0, MX.dtype(x), w), w)
+    defp plus_zero(x, w), do: N.add(x, Core.mx_scalar(0, N.dtype(x), w), w)
 
     # Flips each column so its largest-magnitude entry is positive (a deterministic sign
     # convention for eigenvectors).
     defp normalize_columns(v, w) do
-      rank = length(MX.shape(v))
-      absv = MX.abs(v, w)
-      idx = MX.argmax(absv, rank - 2, true, w)
-      pick = MX.take_along_axis(v, idx, rank - 2, w)
-      dt = MX.dtype(v)
+      rank = length(N.shape(v))
+      absv = N.abs(v, w)
+      idx = N.argmax(absv, rank - 2, true, w)
+      pick = N.take_along_axis(v, idx, rank - 2, w)
+      dt = N.dtype(v)
 
       sign =
         MX.where(
-          MX.less(pick, Core.mx_scalar(0, dt, w), w),
+          N.less(pick, Core.mx_scalar(0, dt, w), w),
           Core.mx_scalar(-1, dt, w),
           Core.mx_scalar(1, dt, w),
           w
         )
 
-      MX.multiply(v, sign, w)
+      N.multiply(v, sign, w)
     end
 
     # det = prod(diag(U)) * sign of the permutation (parity of its inversions).
     defp determinant(a, w) do
-      [piv, _l, u] = MX.lu(a, w)
-      dims = MX.shape(u)
+      [piv, _l, u] = N.lu(a, w)
+      dims = N.shape(u)
       rank = length(dims)
       m = List.last(dims)
-      dt = MX.dtype(u)
-      eye = MX.eye(m, m, 0, dt, w)
-      diag = MX.sum(MX.multiply(u, eye, w), [rank - 1], false, w)
-      prod = MX.prod(diag, [rank - 2], false, w)
-      p = MX.astype(piv, :s64, w)
-      gt = MX.greater(MX.expand_dims(p, [-1], w), MX.expand_dims(p, [-2], w), w)
-      i = MX.expand_dims(rows(m, w), [-1], w)
-      j = MX.expand_dims(rows(m, w), [0], w)
+      dt = N.dtype(u)
+      eye = N.eye(m, m, 0, dt, w)
+      diag = N.sum(N.multiply(u, eye, w), [rank - 1], false, w)
+      prod = N.prod(diag, [rank - 2], false, w)
+      p = N.astype(piv, :s64, w)
+      gt = N.greater(N.expand_dims(p, [-1], w), N.expand_dims(p, [-2], w), w)
+      i = N.expand_dims(rows(m, w), [-1], w)
+      j = N.expand_dims(rows(m, w), [0], w)
       # pairs i < j with p[i] > p[j]
-      inv = MX.logical_and(gt, MX.less(i, j, w), w)
-      count = MX.sum(MX.astype(inv, :s64, w), [rank - 2, rank - 1], false, w)
+      inv = N.logical_and(gt, N.less(i, j, w), w)
+      count = N.sum(N.astype(inv, :s64, w), [rank - 2, rank - 1], false, w)
 
       odd =
-        MX.equal(
-          MX.remainder(count, Core.mx_scalar(2, :s64, w), w),
+        N.equal(
+          N.remainder(count, Core.mx_scalar(2, :s64, w), w),
           Core.mx_scalar(1, :s64, w),
           w
         )
 
       sign = MX.where(odd, Core.mx_scalar(-1, dt, w), Core.mx_scalar(1, dt, w), w)
-      MX.multiply(prod, sign, w)
+      N.multiply(prod, sign, w)
     end
 
-    defp rows(m, w), do: MX.arange(0.0, m * 1.0, 1.0, :s64, w)
+    defp rows(m, w), do: N.arange(0.0, m * 1.0, 1.0, :s64, w)
 
     # Nx.all_close's formula (see Nx's default implementation).
     defp all_close(a, b, %Nx.Block.AllClose{equal_nan: equal_nan, rtol: rtol, atol: atol}, w) do
@@ -337,32 +339,32 @@ if Code.ensure_loaded?(Nx) do
       y = ref(b, merged, w)
       ft = if ints?, do: {:f, 64}, else: Nx.Type.to_floating(merged) |> Core.real_type()
       ft = if Core.complex?(merged), do: Core.real_type(merged), else: ft
-      d = MX.abs(MX.subtract(x, y, w), w)
+      d = N.abs(N.subtract(x, y, w), w)
       d = Core.cast(d, ft, w)
-      absb = Core.cast(MX.abs(y, w), ft, w)
-      absb = if ints?, do: MX.abs(ref(b, {:f, 64}, w), w), else: absb
-      tol = MX.add(Core.scalar(atol, ft, w), MX.multiply(Core.scalar(rtol, ft, w), absb, w), w)
-      finite = MX.less_equal(d, tol, w)
+      absb = Core.cast(N.abs(y, w), ft, w)
+      absb = if ints?, do: N.abs(ref(b, {:f, 64}, w), w), else: absb
+      tol = N.add(Core.scalar(atol, ft, w), N.multiply(Core.scalar(rtol, ft, w), absb, w), w)
+      finite = N.less_equal(d, tol, w)
 
       entries =
         if ints? do
           finite
         else
-          inf_a = Elementwise.complex_test(x, merged, &MX.isinf/2, w)
-          inf_b = Elementwise.complex_test(y, merged, &MX.isinf/2, w)
-          e = MX.where(MX.logical_or(inf_a, inf_b, w), MX.equal(x, y, w), finite, w)
+          inf_a = Elementwise.complex_test(x, merged, &N.isinf/2, w)
+          inf_b = Elementwise.complex_test(y, merged, &N.isinf/2, w)
+          e = MX.where(N.logical_or(inf_a, inf_b, w), N.equal(x, y, w), finite, w)
 
           if equal_nan do
-            nan_a = Elementwise.complex_test(x, merged, &MX.isnan/2, w)
-            nan_b = Elementwise.complex_test(y, merged, &MX.isnan/2, w)
-            MX.logical_or(MX.logical_and(nan_a, nan_b, w), e, w)
+            nan_a = Elementwise.complex_test(x, merged, &N.isnan/2, w)
+            nan_b = Elementwise.complex_test(y, merged, &N.isnan/2, w)
+            N.logical_or(N.logical_and(nan_a, nan_b, w), e, w)
           else
             e
           end
         end
 
-      axes = Enum.to_list(0..(length(MX.shape(entries)) - 1)//1)
-      all = if axes == [], do: entries, else: MX.all(entries, axes, false, w)
+      axes = Enum.to_list(0..(length(N.shape(entries)) - 1)//1)
+      all = if axes == [], do: entries, else: N.all(entries, axes, false, w)
       Core.from_bool(all, w)
     end
   end

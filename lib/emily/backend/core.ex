@@ -4,6 +4,8 @@ if Code.ensure_loaded?(Nx) do
     # Shared plumbing of Emily.Backend: MLX handles in and out of Nx tensors, the storage
     # type of each Nx type, Nx's conversion rules, small constants.
 
+    alias Emily.Native, as: N
+
     alias Emily.Backend.MX
     alias Nx.Tensor, as: T
 
@@ -100,19 +102,28 @@ if Code.ensure_loaded?(Nx) do
       d = dtype(type)
 
       ref =
-        case MX.dtype(ref) do
+        case N.dtype(ref) do
           ^d -> ref
-          _ -> MX.astype(ref, d, worker(device))
+          _ -> N.astype(ref, d, worker(device))
         end
 
-      if MX.shape(ref) != Tuple.to_list(shape) do
+      if N.shape(ref) != Tuple.to_list(shape) do
         raise Emily.Error,
           message:
-            "Emily.Backend internal error: MLX produced shape #{inspect(MX.shape(ref))} " <>
+            "Emily.Backend internal error: MLX produced shape #{inspect(N.shape(ref))} " <>
               "for an Nx output of shape #{inspect(shape)}"
       end
 
       %{out | data: %{__struct__: Emily.Backend, ref: ref, device: device}}
+    end
+
+    @doc """
+    The prologue and epilogue of most callbacks: runs `fun.(worker)` on the worker of the
+    device `inputs` live on, and wraps the MLX handle it returns as `out` on that device.
+    """
+    def on_device(inputs, out, fun) do
+      device = device_of(inputs)
+      wrap(fun.(worker(device)), out, device)
     end
 
     @doc """
@@ -210,7 +221,7 @@ if Code.ensure_loaded?(Nx) do
     def convert(ref, from, to, w) do
       cond do
         complex?(from) and not complex?(to) ->
-          convert(MX.real(ref, w), real_type(from), to, w)
+          convert(N.real(ref, w), real_type(from), to, w)
 
         (float?(from) or narrow_float?(from)) and int?(to) ->
           float_to_int(ref, to, w)
@@ -223,13 +234,13 @@ if Code.ensure_loaded?(Nx) do
           narrow(ref, to, w)
 
         narrow?(to) ->
-          narrow(MX.astype(ref, dtype(to), w), to, w)
+          narrow(N.astype(ref, dtype(to), w), to, w)
 
         dtype(from) == dtype(to) ->
           ref
 
         true ->
-          MX.astype(ref, dtype(to), w)
+          N.astype(ref, dtype(to), w)
       end
     end
 
@@ -238,23 +249,23 @@ if Code.ensure_loaded?(Nx) do
     @doc "Casts to the storage dtype of `to` with MLX's own astype (no Nx rules)."
     def cast(ref, to, w) do
       d = dtype(to)
-      if MX.dtype(ref) == d, do: ref, else: MX.astype(ref, d, w)
+      if N.dtype(ref) == d, do: ref, else: N.astype(ref, d, w)
     end
 
     defp float_to_int(x, to, w) do
       wide =
         case to do
           {:u, 64} ->
-            neg = MX.less(x, mx_scalar(0, MX.dtype(x), w), w)
-            via_signed = MX.astype(MX.astype(x, :s64, w), :u64, w)
-            MX.where(neg, via_signed, MX.astype(x, :u64, w), w)
+            neg = N.less(x, mx_scalar(0, N.dtype(x), w), w)
+            via_signed = N.astype(N.astype(x, :s64, w), :u64, w)
+            MX.where(neg, via_signed, N.astype(x, :u64, w), w)
 
           _ ->
-            MX.astype(x, :s64, w)
+            N.astype(x, :s64, w)
         end
 
       d = dtype(to)
-      v = if MX.dtype(wide) == d, do: wide, else: MX.astype(wide, d, w)
+      v = if N.dtype(wide) == d, do: wide, else: N.astype(wide, d, w)
       v = if narrow?(to), do: narrow(v, to, w), else: v
 
       {min_bin, max_bin} = {Nx.Type.min_finite_binary(to), Nx.Type.max_finite_binary(to)}
@@ -262,21 +273,21 @@ if Code.ensure_loaded?(Nx) do
       max = upload(to, {}, max_bin, w)
       zero = scalar(0, to, w)
 
-      v = MX.where(MX.isnan(x, w), zero, v, w)
-      v = MX.where(MX.isposinf(x, w), max, v, w)
-      MX.where(MX.isneginf(x, w), min, v, w)
+      v = MX.where(N.isnan(x, w), zero, v, w)
+      v = MX.where(N.isposinf(x, w), max, v, w)
+      MX.where(N.isneginf(x, w), min, v, w)
     end
 
     # Nx.BinaryBackend writes bf16 as the top half of the f32 (truncation).
     defp f32_to_bf16_trunc(x, from, w) do
-      x = if from == {:f, 64}, do: MX.astype(x, :f32, w), else: x
-      bits = MX.view(x, :u32, w)
-      hi = MX.right_shift(bits, mx_scalar(16, :u32, w), w)
-      isnan = MX.isnan(x, w)
-      hi = MX.astype(hi, :u16, w)
+      x = if from == {:f, 64}, do: N.astype(x, :f32, w), else: x
+      bits = N.view(x, :u32, w)
+      hi = N.right_shift(bits, mx_scalar(16, :u32, w), w)
+      isnan = N.isnan(x, w)
+      hi = N.astype(hi, :u16, w)
       # keep NaN a quiet NaN (truncation could leave a payload-less Inf pattern)
       nan = mx_scalar(0x7FC0, :u16, w)
-      MX.view(MX.where(isnan, nan, hi, w), :bf16, w)
+      N.view(MX.where(isnan, nan, hi, w), :bf16, w)
     end
 
     @doc """
@@ -285,27 +296,27 @@ if Code.ensure_loaded?(Nx) do
     go through Nx's own encoder.
     """
     def narrow(ref, {:u, b}, w) do
-      MX.bitwise_and(ref, mx_scalar(Bitwise.bsl(1, b) - 1, :u8, w), w)
+      N.bitwise_and(ref, mx_scalar(Bitwise.bsl(1, b) - 1, :u8, w), w)
     end
 
     def narrow(ref, {:s, b}, w) do
       sh = mx_scalar(8 - b, :s8, w)
-      MX.right_shift(MX.left_shift(ref, sh, w), sh, w)
+      N.right_shift(N.left_shift(ref, sh, w), sh, w)
     end
 
     def narrow(ref, {:f, 8}, w) do
       # e5m2 is the top byte of an f16; Nx writes it by dropping the low byte (truncation).
-      bits = MX.view(ref, :u16, w)
-      out = MX.view(MX.bitwise_and(bits, mx_scalar(0xFF00, :u16, w), w), :f16, w)
-      MX.where(MX.isnan(ref, w), ref, out, w)
+      bits = N.view(ref, :u16, w)
+      out = N.view(N.bitwise_and(bits, mx_scalar(0xFF00, :u16, w), w), :f16, w)
+      MX.where(N.isnan(ref, w), ref, out, w)
     end
 
     def narrow(ref, {:f8_e4m3fn, 8} = type, w) do
       # Rare: through Nx's own encoder (evaluates), from the values in their own float
       # type (integers as f64).
-      ref = if MX.dtype(ref) in [:f16, :bf16, :f32, :f64], do: ref, else: MX.astype(ref, :f64, w)
-      from = Emily.Dtype.nx_type(MX.dtype(ref))
-      shape = List.to_tuple(MX.shape(ref))
+      ref = if N.dtype(ref) in [:f16, :bf16, :f32, :f64], do: ref, else: N.astype(ref, :f64, w)
+      from = Emily.Dtype.nx_type(N.dtype(ref))
+      shape = List.to_tuple(N.shape(ref))
       bin = Emily.to_binary(ref)
       names = List.duplicate(nil, tuple_size(shape))
       src = Nx.BinaryBackend.from_binary(%T{type: from, shape: shape, names: names}, bin, [])
@@ -317,13 +328,13 @@ if Code.ensure_loaded?(Nx) do
     def fit(ref, type, w), do: if(narrow?(type), do: narrow(ref, type, w), else: ref)
 
     @doc "A u8 array from an MLX bool array (Nx has no boolean type)."
-    def from_bool(ref, w), do: MX.astype(ref, :u8, w)
+    def from_bool(ref, w), do: N.astype(ref, :u8, w)
 
     @doc "A bool array that is true where `ref` is non-zero."
     def to_bool(ref, w) do
-      if MX.dtype(ref) == :bool,
+      if N.dtype(ref) == :bool,
         do: ref,
-        else: MX.not_equal(ref, mx_scalar(0, MX.dtype(ref), w), w)
+        else: N.not_equal(ref, mx_scalar(0, N.dtype(ref), w), w)
     end
 
     ## Shapes

@@ -10,6 +10,8 @@ if Code.ensure_loaded?(Nx) do
     # makes every op here raise ArgumentError on a negative or out-of-range index instead;
     # with the default (false) those checks are not compiled in.
 
+    alias Emily.Native, as: N
+
     alias Emily.Backend.{Core, MX}
     alias Nx.Tensor, as: T
 
@@ -46,10 +48,10 @@ if Code.ensure_loaded?(Nx) do
 
       r =
         if Nx.size(out_shape) == 0 do
-          MX.broadcast_to(Core.scalar(0, t.type, w), out_dims, w)
+          N.broadcast_to(Core.scalar(0, t.type, w), out_dims, w)
         else
           sizes = for {d, i} <- Enum.with_index(dims), do: if(i in axes, do: 1, else: d)
-          MX.reshape(MX.gather(x, parts, axes, sizes, w), out_dims, w)
+          N.reshape(N.gather(x, parts, axes, sizes, w), out_dims, w)
         end
 
       wrap(r, out, device)
@@ -87,21 +89,21 @@ if Code.ensure_loaded?(Nx) do
           x
         else
           sizes = for {d, i} <- Enum.with_index(dims), do: if(i in axes, do: 1, else: d)
-          u = MX.reshape(ref(updates, type, w), batch ++ sizes, w)
+          u = N.reshape(ref(updates, type, w), batch ++ sizes, w)
           u = drop_invalid(u, valid, x, parts, axes, sizes, kind, w)
 
           case kind do
             :add when type in [{:f, 16}, {:bf, 16}] ->
               # accumulate repeated indices in f32, round once (as BinaryBackend sums
               # the updates before adding)
-              MX.scatter_add(MX.astype(x, :f32, w), parts, MX.astype(u, :f32, w), axes, w)
+              N.scatter_add(N.astype(x, :f32, w), parts, N.astype(u, :f32, w), axes, w)
               |> Core.cast(type, w)
 
             :add ->
-              MX.scatter_add(x, parts, u, axes, w)
+              N.scatter_add(x, parts, u, axes, w)
 
             :put ->
-              MX.scatter(x, parts, u, axes, w)
+              N.scatter(x, parts, u, axes, w)
           end
         end
 
@@ -113,36 +115,36 @@ if Code.ensure_loaded?(Nx) do
 
     @doc false
     def clamp(idx, dim, w) do
-      dt = MX.dtype(idx)
-      hi = MX.minimum(idx, Core.mx_scalar(dim - 1, dt, w), w)
+      dt = N.dtype(idx)
+      hi = N.minimum(idx, Core.mx_scalar(dim - 1, dt, w), w)
 
       if dt in [:u8, :u16, :u32, :u64],
         do: hi,
-        else: MX.maximum(hi, Core.mx_scalar(0, dt, w), w)
+        else: N.maximum(hi, Core.mx_scalar(0, dt, w), w)
     end
 
     # A bool array over the index batch: true where every index of the row is in range.
     defp valid_rows(parts, dims, w) do
       parts
       |> Enum.zip_with(dims, fn p, d ->
-        p = MX.astype(p, :s64, w)
-        lo = MX.greater_equal(p, Core.scalar(0, {:s, 64}, w), w)
-        MX.logical_and(lo, MX.less(p, Core.scalar(d, {:s, 64}, w), w), w)
+        p = N.astype(p, :s64, w)
+        lo = N.greater_equal(p, Core.scalar(0, {:s, 64}, w), w)
+        N.logical_and(lo, N.less(p, Core.scalar(d, {:s, 64}, w), w), w)
       end)
-      |> Enum.reduce(&MX.logical_and(&1, &2, w))
+      |> Enum.reduce(&N.logical_and(&1, &2, w))
     end
 
     # Updates of out-of-range rows become no-ops: zero for an add, the element's current
     # value for a put (the row's indices are clamped, so that element exists).
     defp drop_invalid(u, valid, x, parts, axes, sizes, kind, w) do
-      ushape = MX.shape(u)
-      vshape = MX.shape(valid) ++ List.duplicate(1, length(ushape) - length(MX.shape(valid)))
-      valid = MX.reshape(valid, vshape, w)
+      ushape = N.shape(u)
+      vshape = N.shape(valid) ++ List.duplicate(1, length(ushape) - length(N.shape(valid)))
+      valid = N.reshape(valid, vshape, w)
 
       keep =
         case kind do
-          :add -> Core.mx_scalar(0, MX.dtype(u), w)
-          :put -> MX.reshape(MX.gather(x, parts, axes, sizes, w), ushape, w)
+          :add -> Core.mx_scalar(0, N.dtype(u), w)
+          :put -> N.reshape(N.gather(x, parts, axes, sizes, w), ushape, w)
         end
 
       MX.where(valid, u, keep, w)
@@ -162,7 +164,7 @@ if Code.ensure_loaded?(Nx) do
       if Nx.size(idx_shape) == 0 or Nx.size(shape) == 0 do
         {before, [_ | after_]} = Enum.split(Tuple.to_list(shape), axis)
         dims = before ++ Tuple.to_list(idx_shape) ++ after_
-        MX.broadcast_to(MX.astype(Core.mx_scalar(0, :s32, w), MX.dtype(x), w), dims, w)
+        N.broadcast_to(N.astype(Core.mx_scalar(0, :s32, w), N.dtype(x), w), dims, w)
       else
         MX.take(x, idx, axis, w)
       end
@@ -174,23 +176,23 @@ if Code.ensure_loaded?(Nx) do
         check_bounds!(:take_along_axis, [idx], [elem(shape, axis)], w)
       end
 
-      MX.take_along_axis(x, clamp(idx, elem(shape, axis), w), axis, w)
+      N.take_along_axis(x, clamp(idx, elem(shape, axis), w), axis, w)
     end
 
     # [..., k] -> k arrays of shape [...]
-    defp split_indices(idx, ishape, w), do: MX.unstack(idx, tuple_size(ishape) - 1, w)
+    defp split_indices(idx, ishape, w), do: N.unstack(idx, tuple_size(ishape) - 1, w)
 
     @doc false
     def check_bounds!(op, parts, dims, w) do
       Enum.zip_with(parts, dims, fn p, d ->
-        p = MX.astype(p, :s64, w)
-        low = MX.less(p, Core.scalar(0, {:s, 64}, w), w)
-        high = MX.greater_equal(p, Core.scalar(d, {:s, 64}, w), w)
+        p = N.astype(p, :s64, w)
+        low = N.less(p, Core.scalar(0, {:s, 64}, w), w)
+        high = N.greater_equal(p, Core.scalar(d, {:s, 64}, w), w)
 
         bad =
-          MX.any(
-            MX.logical_or(low, high, w),
-            Enum.to_list(0..(length(MX.shape(p)) - 1)//1),
+          N.any(
+            N.logical_or(low, high, w),
+            Enum.to_list(0..(length(N.shape(p)) - 1)//1),
             false,
             w
           )

@@ -6,10 +6,12 @@ if Code.ensure_loaded?(Nx) do
     # `config :emily, debug_detect_nan_inf: true` (compile time) makes dot raise
     # ArgumentError when its result holds NaN or Inf; not compiled in by default.
 
-    alias Emily.Backend.{Core, MX}
+    alias Emily.Native, as: N
+
+    alias Emily.Backend.{Core}
     alias Nx.Tensor, as: T
 
-    import Core, only: [wrap: 3, ref: 3, device_of: 1, worker: 1, fit: 3]
+    import Core, only: [on_device: 3, wrap: 3, ref: 3, device_of: 1, worker: 1, fit: 3]
 
     require Emily.Config
     @nan_inf_check Emily.Config.compile_env(:debug_detect_nan_inf)
@@ -38,10 +40,10 @@ if Code.ensure_loaded?(Nx) do
       res =
         cond do
           Nx.size(out_shape) == 0 ->
-            MX.broadcast_to(Core.scalar(0, type, w), out_dims, w)
+            N.broadcast_to(Core.scalar(0, type, w), out_dims, w)
 
           k == 0 ->
-            MX.broadcast_to(Core.scalar(0, type, w), out_dims, w)
+            N.broadcast_to(Core.scalar(0, type, w), out_dims, w)
 
           true ->
             # Without batch axes, a 2-D matmul: for the common [m, k] x [k, n] product every
@@ -51,10 +53,10 @@ if Code.ensure_loaded?(Nx) do
                 do: {[m, k], [k, n]},
                 else: {[bsz, m, k], [bsz, k, n]}
 
-            a = permute(a, lb ++ lfree ++ lc, w) |> MX.reshape(ashape, w)
-            b = permute(b, rb ++ rc ++ rfree, w) |> MX.reshape(bshape, w)
+            a = permute(a, lb ++ lfree ++ lc, w) |> N.reshape(ashape, w)
+            b = permute(b, rb ++ rc ++ rfree, w) |> N.reshape(bshape, w)
             c = matmul(a, b, type, w)
-            MX.reshape(c, out_dims, w)
+            N.reshape(c, out_dims, w)
         end
 
       res = fit(res, type, w)
@@ -67,7 +69,7 @@ if Code.ensure_loaded?(Nx) do
     end
 
     def permute(x, perm, w) do
-      if perm == Enum.to_list(0..(length(perm) - 1)//1), do: x, else: MX.transpose(x, perm, w)
+      if perm == Enum.to_list(0..(length(perm) - 1)//1), do: x, else: N.transpose(x, perm, w)
     end
 
     # [b, m, k] x [b, k, n]. MLX's matmul takes floating-point and complex types: integer
@@ -79,23 +81,23 @@ if Code.ensure_loaded?(Nx) do
 
     def matmul(a, b, type, w) do
       if mlx_matmul?(type) do
-        MX.matmul(a, b, w)
+        N.matmul(a, b, w)
       else
-        [bs, m, k] = MX.shape(a)
-        [_, _, n] = MX.shape(b)
-        prod = MX.multiply(MX.reshape(a, [bs, m, k, 1], w), MX.reshape(b, [bs, 1, k, n], w), w)
-        MX.sum(prod, [2], false, w)
+        [bs, m, k] = N.shape(a)
+        [_, _, n] = N.shape(b)
+        prod = N.multiply(N.reshape(a, [bs, m, k, 1], w), N.reshape(b, [bs, 1, k, n], w), w)
+        N.sum(prod, [2], false, w)
       end
     end
 
     @doc false
     def check_finite!(op, res, w) do
-      dt = MX.dtype(res)
+      dt = N.dtype(res)
 
       if dt in [:f16, :bf16, :f32, :f64, :c64] do
-        bad = MX.logical_not(MX.isfinite(abs_if_complex(res, w), w), w)
-        axes = Enum.to_list(0..(length(MX.shape(res)) - 1)//1)
-        bad = if axes == [], do: bad, else: MX.any(bad, axes, false, w)
+        bad = N.logical_not(N.isfinite(abs_if_complex(res, w), w), w)
+        axes = Enum.to_list(0..(length(N.shape(res)) - 1)//1)
+        bad = if axes == [], do: bad, else: N.any(bad, axes, false, w)
 
         if Emily.to_binary(bad) != <<0>> do
           raise ArgumentError, "#{op}: result holds NaN or Inf (Emily debug_detect_nan_inf)"
@@ -106,8 +108,8 @@ if Code.ensure_loaded?(Nx) do
     end
 
     defp abs_if_complex(x, w) do
-      if MX.dtype(x) == :c64,
-        do: MX.add(MX.abs(MX.real(x, w), w), MX.abs(MX.imag(x, w), w), w),
+      if N.dtype(x) == :c64,
+        do: N.add(N.abs(N.real(x, w), w), N.abs(N.imag(x, w), w), w),
         else: x
     end
 
@@ -141,16 +143,16 @@ if Code.ensure_loaded?(Nx) do
         x =
           cond do
             left and vector? ->
-              bcol = MX.expand_dims(bm, [-1], w)
-              MX.squeeze(solve_tri(am, bcol, lower, w), [-1], w)
+              bcol = N.expand_dims(bm, [-1], w)
+              N.squeeze(solve_tri(am, bcol, lower, w), [-1], w)
 
             left ->
               solve_tri(am, bm, lower, w)
 
             vector? ->
               # x a = b  <=>  a^T x^T = b^T
-              bcol = MX.expand_dims(bm, [-1], w)
-              MX.squeeze(solve_tri(swap_last(am, w), bcol, not lower, w), [-1], w)
+              bcol = N.expand_dims(bm, [-1], w)
+              N.squeeze(solve_tri(swap_last(am, w), bcol, not lower, w), [-1], w)
 
             true ->
               xt = solve_tri(swap_last(am, w), swap_last(bm, w), not lower, w)
@@ -164,59 +166,59 @@ if Code.ensure_loaded?(Nx) do
     # MLX's linear algebra is real-only: a complex system A x = B is the real system
     # [[Ar, -Ai], [Ai, Ar]] [xr; xi] = [Br; Bi] (not triangular any more: LU solve).
     defp complex_triangular_solve(%T{type: type} = out, a, b, opts) do
-      device = device_of([a, b])
-      w = worker(device)
-      am = ref(a, type, w)
-      bm = ref(b, type, w)
+      on_device([a, b], out, fn w ->
+        am = ref(a, type, w)
+        bm = ref(b, type, w)
 
-      am =
-        case opts[:transform_a] do
-          :transpose -> swap_last(am, w)
-          # Nx's :conjugate conjugates the elements (no transpose)
-          :conjugate -> MX.conjugate(am, w)
-          _ -> am
-        end
+        am =
+          case opts[:transform_a] do
+            :transpose -> swap_last(am, w)
+            # Nx's :conjugate conjugates the elements (no transpose)
+            :conjugate -> N.conjugate(am, w)
+            _ -> am
+          end
 
-      check_nonsingular!(am, w)
-      vector? = tuple_size(b.shape) == tuple_size(a.shape) - 1
-      bm = if vector?, do: MX.expand_dims(bm, [-1], w), else: bm
+        check_nonsingular!(am, w)
+        vector? = tuple_size(b.shape) == tuple_size(a.shape) - 1
+        bm = if vector?, do: N.expand_dims(bm, [-1], w), else: bm
 
-      # x a = b  <=>  a^T x^T = b^T
-      {am, bm} =
-        if Keyword.get(opts, :left_side, true),
-          do: {am, bm},
-          else: {swap_last(am, w), swap_last(bm, w)}
+        # x a = b  <=>  a^T x^T = b^T
+        {am, bm} =
+          if Keyword.get(opts, :left_side, true),
+            do: {am, bm},
+            else: {swap_last(am, w), swap_last(bm, w)}
 
-      n = List.last(MX.shape(am))
-      ar = MX.real(am, w)
-      ai = MX.imag(am, w)
-      top = MX.concatenate([ar, MX.negative(ai, w)], -1, w)
-      bottom = MX.concatenate([ai, ar], -1, w)
-      m = MX.concatenate([top, bottom], -2, w)
-      rhs = MX.concatenate([MX.real(bm, w), MX.imag(bm, w)], -2, w)
-      y = MX.solve(m, rhs, w)
-      dims = MX.shape(y)
-      rank = length(dims)
-      zeros = List.duplicate(0, rank)
-      ones = List.duplicate(1, rank)
-      xr = MX.slice(y, zeros, List.replace_at(dims, rank - 2, n), ones, w)
-      xi = MX.slice(y, List.replace_at(zeros, rank - 2, n), dims, ones, w)
-      i = Core.scalar(Complex.new(0.0, 1.0), {:c, 64}, w)
-      x = MX.add(MX.astype(xr, :c64, w), MX.multiply(MX.astype(xi, :c64, w), i, w), w)
+        n = List.last(N.shape(am))
+        ar = N.real(am, w)
+        ai = N.imag(am, w)
+        top = N.concatenate([ar, N.negative(ai, w)], -1, w)
+        bottom = N.concatenate([ai, ar], -1, w)
+        m = N.concatenate([top, bottom], -2, w)
+        rhs = N.concatenate([N.real(bm, w), N.imag(bm, w)], -2, w)
+        y = N.solve(m, rhs, w)
+        dims = N.shape(y)
+        rank = length(dims)
+        zeros = List.duplicate(0, rank)
+        ones = List.duplicate(1, rank)
+        xr = N.slice(y, zeros, List.replace_at(dims, rank - 2, n), ones, w)
+        xi = N.slice(y, List.replace_at(zeros, rank - 2, n), dims, ones, w)
+        i = Core.scalar(Complex.new(0.0, 1.0), {:c, 64}, w)
+        x = N.add(N.astype(xr, :c64, w), N.multiply(N.astype(xi, :c64, w), i, w), w)
 
-      x = if Keyword.get(opts, :left_side, true), do: x, else: swap_last(x, w)
-      x = if vector?, do: MX.squeeze(x, [-1], w), else: x
-      wrap(x, out, device)
+        x = if Keyword.get(opts, :left_side, true), do: x, else: swap_last(x, w)
+        x = if vector?, do: N.squeeze(x, [-1], w), else: x
+        x
+      end)
     end
 
     # Nx.BinaryBackend raises for a zero on the diagonal; so do we (this evaluates `a`).
     defp check_nonsingular!(a, w) do
-      dims = MX.shape(a)
+      dims = N.shape(a)
       m = List.last(dims)
-      dt = MX.dtype(a)
-      diag = MX.sum(MX.multiply(a, MX.eye(m, m, 0, dt, w), w), [length(dims) - 1], false, w)
-      zero = MX.equal(diag, Core.mx_scalar(0, dt, w), w)
-      any = MX.any(zero, Enum.to_list(0..(length(dims) - 2)), false, w)
+      dt = N.dtype(a)
+      diag = N.sum(N.multiply(a, N.eye(m, m, 0, dt, w), w), [length(dims) - 1], false, w)
+      zero = N.equal(diag, Core.mx_scalar(0, dt, w), w)
+      any = N.any(zero, Enum.to_list(0..(length(dims) - 2)), false, w)
 
       if Emily.to_binary(any) != <<0>> do
         raise ArgumentError, "can't solve for singular matrix"
@@ -230,11 +232,11 @@ if Code.ensure_loaded?(Nx) do
     def compute_type(_), do: {:f, 32}
 
     def swap_last(x, w) do
-      r = length(MX.shape(x))
+      r = length(N.shape(x))
       perm = Enum.to_list(0..(r - 3)//1) ++ [r - 1, r - 2]
-      MX.transpose(x, perm, w)
+      N.transpose(x, perm, w)
     end
 
-    defp solve_tri(a, b, lower, w), do: MX.solve_triangular(a, b, not lower, w)
+    defp solve_tri(a, b, lower, w), do: N.solve_triangular(a, b, not lower, w)
   end
 end

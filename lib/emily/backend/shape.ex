@@ -3,6 +3,8 @@ if Code.ensure_loaded?(Nx) do
     @moduledoc false
     # Creation and data-movement ops of Emily.Backend over MLX handles.
 
+    alias Emily.Native, as: N
+
     alias Emily.Backend.{Core, MX}
     alias Nx.Tensor, as: T
 
@@ -13,7 +15,7 @@ if Code.ensure_loaded?(Nx) do
       case axis do
         nil ->
           n = Nx.size(shape)
-          MX.reshape(arange(n, type, w), dims, w)
+          N.reshape(arange(n, type, w), dims, w)
 
         axis ->
           n = elem(shape, axis)
@@ -22,7 +24,7 @@ if Code.ensure_loaded?(Nx) do
           view =
             dims |> Enum.with_index() |> Enum.map(fn {d, i} -> if i == axis, do: d, else: 1 end)
 
-          MX.broadcast_to(MX.reshape(a, view, w), dims, w)
+          N.broadcast_to(N.reshape(a, view, w), dims, w)
       end
     end
 
@@ -36,7 +38,7 @@ if Code.ensure_loaded?(Nx) do
           true -> {:f, 32}
         end
 
-      a = MX.arange(0.0, n * 1.0, 1.0, Core.dtype(base), w)
+      a = N.arange(0.0, n * 1.0, 1.0, Core.dtype(base), w)
       Core.convert(a, base, type, w)
     end
 
@@ -49,8 +51,8 @@ if Code.ensure_loaded?(Nx) do
       view =
         for i <- 0..(length(dims) - 1)//1, do: Map.get(map, i, 1)
 
-      r = if view == in_dims, do: ref, else: MX.reshape(ref, view, w)
-      if view == dims, do: r, else: MX.broadcast_to(r, dims, w)
+      r = if view == in_dims, do: ref, else: N.reshape(ref, view, w)
+      if view == dims, do: r, else: N.broadcast_to(r, dims, w)
     end
 
     @doc """
@@ -58,7 +60,7 @@ if Code.ensure_loaded?(Nx) do
     (cropping), interior inserts `interior` pad values between elements.
     """
     def pad(ref, value, config, w) do
-      dims = MX.shape(ref)
+      dims = N.shape(ref)
 
       if dims == [] do
         ref
@@ -82,7 +84,7 @@ if Code.ensure_loaded?(Nx) do
             Enum.zip_with(dims, config, fn d, {_, hi, _} -> max(d - max(-hi, 0), 0) end)
 
           stops = Enum.zip_with(starts, stops, &max/2)
-          MX.slice(ref, starts, stops, List.duplicate(1, length(dims)), w)
+          N.slice(ref, starts, stops, List.duplicate(1, length(dims)), w)
         else
           ref
         end
@@ -106,15 +108,15 @@ if Code.ensure_loaded?(Nx) do
               # [.., n, ..] -> [.., n, 1, ..] -> pad the new axis to interior + 1 ->
               # [.., n * (interior + 1), ..] -> drop the trailing `interior`.
               {before, after_} = Enum.split(dims, axis + 1)
-              r = MX.reshape(ref, before ++ [1 | after_], w)
+              r = N.reshape(ref, before ++ [1 | after_], w)
               r = MX.pad(r, [axis + 1], [0], [interior], value, w)
               long = n * (interior + 1)
               merged = Enum.take(dims, axis) ++ [long | Enum.drop(dims, axis + 1)]
-              r = MX.reshape(r, merged, w)
+              r = N.reshape(r, merged, w)
               final = n + (n - 1) * interior
               starts = List.duplicate(0, length(dims))
               stops = List.replace_at(merged, axis, final)
-              r = MX.slice(r, starts, stops, List.duplicate(1, length(dims)), w)
+              r = N.slice(r, starts, stops, List.duplicate(1, length(dims)), w)
               {r, List.replace_at(dims, axis, final)}
           end
       end)
@@ -148,18 +150,18 @@ if Code.ensure_loaded?(Nx) do
         if stops == dims and Enum.all?(starts, &(&1 == 0)) and strides == ones do
           ref
         else
-          MX.slice(ref, starts, stops, strides, w)
+          N.slice(ref, starts, stops, strides, w)
         end
       else
         # Dynamic: MLX clamps the starts like Nx; take the window, then stride it.
         start = dynamic_starts(starts, dims, lengths, w)
         axes = Enum.to_list(0..(length(dims) - 1))
-        r = MX.slice_dynamic(ref, start, axes, lengths, w)
+        r = N.slice_dynamic(ref, start, axes, lengths, w)
 
         if strides == ones do
           r
         else
-          MX.slice(r, List.duplicate(0, length(dims)), lengths, strides, w)
+          N.slice(r, List.duplicate(0, length(dims)), lengths, strides, w)
         end
       end
     end
@@ -181,12 +183,12 @@ if Code.ensure_loaded?(Nx) do
             Enum.zip_with([starts, dims, lengths], fn [s, d, l] -> min(max(s, 0), d - l) end)
 
           stops = Enum.zip_with(starts, lengths, &(&1 + &2))
-          MX.slice_update(ref, upd, starts, stops, List.duplicate(1, length(dims)), w)
+          N.slice_update(ref, upd, starts, stops, List.duplicate(1, length(dims)), w)
 
         true ->
           start = dynamic_starts(starts, dims, lengths, w)
           axes = Enum.to_list(0..(length(dims) - 1))
-          MX.slice_update_dynamic(ref, upd, start, axes, w)
+          N.slice_update_dynamic(ref, upd, start, axes, w)
       end
     end
 
@@ -202,12 +204,12 @@ if Code.ensure_loaded?(Nx) do
 
             %T{} = t ->
               x = Core.ref(t, {:s, 64}, w)
-              x = MX.maximum(x, Core.scalar(0, {:s, 64}, w), w)
-              MX.minimum(x, Core.scalar(hi, {:s, 64}, w), w)
+              x = N.maximum(x, Core.scalar(0, {:s, 64}, w), w)
+              N.minimum(x, Core.scalar(hi, {:s, 64}, w), w)
           end
         end)
 
-      MX.stack(parts, 0, w)
+      N.stack(parts, 0, w)
     end
   end
 end

@@ -4,10 +4,12 @@ if Code.ensure_loaded?(Nx) do
     # Window reductions: the padded input is viewed as [out dims..., window dims...] with
     # MLX's as_strided, laid out contiguously, and reduced over the window axes.
 
+    alias Emily.Native, as: N
+
     alias Emily.Backend.{Core, MX, Shape}
     alias Nx.Tensor, as: T
 
-    import Core, only: [wrap: 3, ref: 3, device_of: 1, worker: 1, fit: 3]
+    import Core, only: [on_device: 3, ref: 3, fit: 3]
 
     for {op, mlx, init} <- [
           {:window_sum, :sum, :zero},
@@ -16,26 +18,26 @@ if Code.ensure_loaded?(Nx) do
           {:window_min, :min, :max}
         ] do
       def unquote(op)(%T{type: type, shape: out_shape} = out, t, window, opts) do
-        device = device_of([t])
-        w = worker(device)
-        x = ref(t, type, w)
-        init = init_value(unquote(init), type, w)
-        rank = tuple_size(window)
-        padding = opts[:padding] || List.duplicate({0, 0}, rank)
-        strides = opts[:strides] || List.duplicate(1, rank)
-        dilations = opts[:window_dilations] || List.duplicate(1, rank)
-        out_dims = Tuple.to_list(out_shape)
+        on_device([t], out, fn w ->
+          x = ref(t, type, w)
+          init = init_value(unquote(init), type, w)
+          rank = tuple_size(window)
+          padding = opts[:padding] || List.duplicate({0, 0}, rank)
+          strides = opts[:strides] || List.duplicate(1, rank)
+          dilations = opts[:window_dilations] || List.duplicate(1, rank)
+          out_dims = Tuple.to_list(out_shape)
 
-        r =
-          if Nx.size(out_shape) == 0 or Nx.size(window) == 0 do
-            MX.broadcast_to(init, out_dims, w)
-          else
-            padded = Shape.pad(x, init, Enum.map(padding, fn {lo, hi} -> {lo, hi, 0} end), w)
-            view = windows(padded, Tuple.to_list(window), strides, dilations, out_dims, w)
-            MX.unquote(mlx)(view, Enum.to_list(rank..(2 * rank - 1)), false, w)
-          end
+          r =
+            if Nx.size(out_shape) == 0 or Nx.size(window) == 0 do
+              N.broadcast_to(init, out_dims, w)
+            else
+              padded = Shape.pad(x, init, Enum.map(padding, fn {lo, hi} -> {lo, hi, 0} end), w)
+              view = windows(padded, Tuple.to_list(window), strides, dilations, out_dims, w)
+              N.unquote(mlx)(view, Enum.to_list(rank..(2 * rank - 1)), false, w)
+            end
 
-        wrap(fit(r, type, w), out, device)
+          fit(r, type, w)
+        end)
       end
     end
 
@@ -49,11 +51,11 @@ if Code.ensure_loaded?(Nx) do
     `[o..., k...]` is `padded[o * stride + k * dilation]`.
     """
     def windows(padded, window, strides, dilations, out_dims, w) do
-      pdims = MX.shape(padded)
+      pdims = N.shape(padded)
       st = Core.strides(pdims)
       outer = Enum.zip_with(strides, st, &(&1 * &2))
       inner = Enum.zip_with(dilations, st, &(&1 * &2))
-      view = MX.as_strided(MX.contiguous(padded, w), out_dims ++ window, outer ++ inner, 0, w)
+      view = N.as_strided(MX.contiguous(padded, w), out_dims ++ window, outer ++ inner, 0, w)
       # MLX's reductions misread views whose strides overlap (measured: max over the
       # window axes of such a view shifts rows), so the windows are laid out first.
       MX.contiguous(view, w)
@@ -73,69 +75,69 @@ if Code.ensure_loaded?(Nx) do
           opts,
           kind
         ) do
-      device = device_of([t, source, init])
-      w = worker(device)
-      rank = tuple_size(window)
-      padding = opts[:padding] || List.duplicate({0, 0}, rank)
-      strides = opts[:strides] || List.duplicate(1, rank)
-      win = Tuple.to_list(window)
-      k = Enum.product(win)
+      on_device([t, source, init], out, fn w ->
+        rank = tuple_size(window)
+        padding = opts[:padding] || List.duplicate({0, 0}, rank)
+        strides = opts[:strides] || List.duplicate(1, rank)
+        win = Tuple.to_list(window)
+        k = Enum.product(win)
 
-      x = ref(t, ttype, w)
-      init_t = ref(init, ttype, w)
-      padded = Shape.pad(x, init_t, Enum.map(padding, fn {lo, hi} -> {lo, hi, 0} end), w)
-      pdims = MX.shape(padded)
+        x = ref(t, ttype, w)
+        init_t = ref(init, ttype, w)
+        padded = Shape.pad(x, init_t, Enum.map(padding, fn {lo, hi} -> {lo, hi, 0} end), w)
+        pdims = N.shape(padded)
 
-      odims =
-        Enum.zip_with([pdims, win, strides], fn [p, wd, s] ->
-          if p >= wd, do: div(p - wd, s) + 1, else: 0
-        end)
+        odims =
+          Enum.zip_with([pdims, win, strides], fn [p, wd, s] ->
+            if p >= wd, do: div(p - wd, s) + 1, else: 0
+          end)
 
-      src = ref(source, type, w)
-      init_o = ref(init, type, w)
+        src = ref(source, type, w)
+        init_o = ref(init, type, w)
 
-      r =
-        if Enum.product(odims) == 0 or k == 0 do
-          MX.broadcast_to(init_o, Tuple.to_list(out_shape), w)
-        else
-          view = windows(padded, win, strides, List.duplicate(1, rank), odims, w)
-          flat = MX.reshape(view, odims ++ [k], w)
-          last = length(odims)
-          fun = if kind == :max, do: &MX.argmax/4, else: &MX.argmin/4
-          a = fun.(MX.flip(flat, last, w), last, false, w)
-          a = MX.astype(a, :s64, w)
-          sel = MX.subtract(Core.scalar(k - 1, {:s, 64}, w), a, w)
+        r =
+          if Enum.product(odims) == 0 or k == 0 do
+            N.broadcast_to(init_o, Tuple.to_list(out_shape), w)
+          else
+            view = windows(padded, win, strides, List.duplicate(1, rank), odims, w)
+            flat = N.reshape(view, odims ++ [k], w)
+            last = length(odims)
+            fun = if kind == :max, do: &N.argmax/4, else: &N.argmin/4
+            a = fun.(MX.flip(flat, last, w), last, false, w)
+            a = N.astype(a, :s64, w)
+            sel = N.subtract(Core.scalar(k - 1, {:s, 64}, w), a, w)
 
-          # linear index into the padded array of each selected element
-          pst = Core.strides(pdims)
-          wst = Core.strides(win)
+            # linear index into the padded array of each selected element
+            pst = Core.strides(pdims)
+            wst = Core.strides(win)
 
-          lin =
-            Enum.reduce(0..(rank - 1), Core.scalar(0, {:s, 64}, w), fn i, acc ->
-              o = Shape.iota({:s, 64}, List.to_tuple(odims), i, w)
-              off = MX.floor_divide(sel, Core.scalar(Enum.at(wst, i), {:s, 64}, w), w)
-              off = MX.remainder(off, Core.scalar(Enum.at(win, i), {:s, 64}, w), w)
+            lin =
+              Enum.reduce(0..(rank - 1), Core.scalar(0, {:s, 64}, w), fn i, acc ->
+                o = Shape.iota({:s, 64}, List.to_tuple(odims), i, w)
+                off = N.floor_divide(sel, Core.scalar(Enum.at(wst, i), {:s, 64}, w), w)
+                off = N.remainder(off, Core.scalar(Enum.at(win, i), {:s, 64}, w), w)
 
-              pos =
-                MX.add(MX.multiply(o, Core.scalar(Enum.at(strides, i), {:s, 64}, w), w), off, w)
+                pos =
+                  N.add(N.multiply(o, Core.scalar(Enum.at(strides, i), {:s, 64}, w), w), off, w)
 
-              MX.add(acc, MX.multiply(pos, Core.scalar(Enum.at(pst, i), {:s, 64}, w), w), w)
-            end)
+                N.add(acc, N.multiply(pos, Core.scalar(Enum.at(pst, i), {:s, 64}, w), w), w)
+              end)
 
-          n = Enum.product(odims)
-          total = Enum.product(pdims)
-          zeros = MX.broadcast_to(Core.scalar(0, type, w), [total], w)
-          zeros = MX.contiguous(zeros, w)
-          upd = MX.reshape(src, [n, 1], w)
-          scat = MX.scatter_add(zeros, [MX.reshape(lin, [n], w)], upd, [0], w)
-          scat = MX.reshape(scat, pdims, w)
-          starts = Enum.map(padding, fn {lo, _} -> lo end)
-          stops = Enum.zip_with(starts, Tuple.to_list(tshape), &(&1 + &2))
-          inner = MX.slice(scat, starts, stops, List.duplicate(1, rank), w)
-          MX.add(inner, init_o, w)
-        end
+            n = Enum.product(odims)
+            total = Enum.product(pdims)
+            zeros = N.broadcast_to(Core.scalar(0, type, w), [total], w)
+            zeros = MX.contiguous(zeros, w)
+            upd = N.reshape(src, [n, 1], w)
+            scat = N.scatter_add(zeros, [N.reshape(lin, [n], w)], upd, [0], w)
+            scat = N.reshape(scat, pdims, w)
+            starts = Enum.map(padding, fn {lo, _} -> lo end)
+            stops = Enum.zip_with(starts, Tuple.to_list(tshape), &(&1 + &2))
+            inner = N.slice(scat, starts, stops, List.duplicate(1, rank), w)
+            N.add(inner, init_o, w)
+          end
 
-      wrap(fit(r, type, w), out, device)
+        fit(r, type, w)
+      end)
     end
   end
 end
