@@ -42,15 +42,21 @@ fn a_truncation_waits_for_the_copy_and_the_bytes_stay() {
     assert_eq!(mapped::stats().mappings, before.mappings + 2);
     // readers running through the copy see the same bytes throughout
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let reading = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let reader = s.spawn(|| {
             let mut reads = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 assert_eq!(a.as_ref(), &bytes[..2 * MIB]);
                 reads += 1;
+                reading.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             reads
         });
+        // (on a loaded machine the reader may start late: truncate once it reads)
+        while !reading.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::yield_now();
+        }
         // this process truncates it: the open waits until the watcher has copied
         std::fs::File::create(&path).unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
