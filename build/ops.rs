@@ -252,6 +252,40 @@ fn kind_name(k: &Kind) -> String {
     }
 }
 
+/// How an argument of kind `k` named `n` crosses from a Rust wrapper to the C function: its
+/// type in the `extern` declaration, in the wrapper, the expression passed, and any line
+/// the wrapper needs first.
+struct RustArg {
+    ffi: String,
+    api: String,
+    conv: String,
+    prep: String,
+}
+
+fn rust_arg(n: &str, k: &Kind) -> RustArg {
+    let arg =
+        |ffi: &str, api: &str, conv: String| RustArg { ffi: ffi.into(), api: api.into(), conv, prep: String::new() };
+    match k {
+        Kind::Array => arg("*const ffi::emily_array", "&Array", format!("{n}.as_ptr()")),
+        Kind::Arrays => RustArg {
+            prep: format!(
+                "        let {n}: Vec<*const ffi::emily_array> = {n}.iter().map(|a| a.as_ptr()).collect();\n"
+            ),
+            ..arg(
+                "ffi::emily_arrays",
+                "&[&Array]",
+                format!("ffi::emily_arrays {{ ptr: {n}.as_ptr(), len: {n}.len() }}"),
+            )
+        },
+        Kind::Ints => arg("ffi::emily_ints", "&[i64]", format!("ffi::emily_ints::of({n})")),
+        Kind::Int => arg("i64", "i64", n.to_string()),
+        Kind::Float => arg("f64", "f64", n.to_string()),
+        Kind::Bool => arg("bool", "bool", n.to_string()),
+        Kind::Dtype => arg("i32", "Dtype", format!("{n}.code()")),
+        Kind::Enum(e) => arg(&camel(e), &camel(e), n.to_string()),
+    }
+}
+
 /// The core crate's `ops` modules: one per family, with its enums, the C declarations and
 /// one safe wrapper per op (`name(args..., stream) -> Result<Array | Vec<Array>>`).
 pub fn rust_ops(fams: &[Family]) -> String {
@@ -291,17 +325,7 @@ pub fn rust_ops(fams: &[Family]) -> String {
         for op in &f.ops {
             let mut params = vec!["s: ffi::emily_stream".to_string()];
             for (n, k) in &op.args {
-                let t = match k {
-                    Kind::Array => "*const ffi::emily_array".to_string(),
-                    Kind::Arrays => "ffi::emily_arrays".into(),
-                    Kind::Ints => "ffi::emily_ints".into(),
-                    Kind::Int => "i64".into(),
-                    Kind::Float => "f64".into(),
-                    Kind::Bool => "bool".into(),
-                    Kind::Dtype => "i32".into(),
-                    Kind::Enum(e) => camel(e),
-                };
-                params.push(format!("{n}: {t}"));
+                params.push(format!("{n}: {}", rust_arg(n, k).ffi));
             }
             params.push(if op.many {
                 "outs: ffi::emily_outs".into()
@@ -322,24 +346,10 @@ pub fn rust_ops(fams: &[Family]) -> String {
             let mut prep = String::new();
             let mut conv = vec![];
             for (n, k) in &op.args {
-                let (t, c) = match k {
-                    Kind::Array => ("&Array".to_string(), format!("{n}.as_ptr()")),
-                    Kind::Arrays => {
-                        let _ = writeln!(
-                            prep,
-                            "        let {n}: Vec<*const ffi::emily_array> = {n}.iter().map(|a| a.as_ptr()).collect();"
-                        );
-                        ("&[&Array]".into(), format!("ffi::emily_arrays {{ ptr: {n}.as_ptr(), len: {n}.len() }}"))
-                    }
-                    Kind::Ints => ("&[i64]".into(), format!("ffi::emily_ints::of({n})")),
-                    Kind::Int => ("i64".into(), n.clone()),
-                    Kind::Float => ("f64".into(), n.clone()),
-                    Kind::Bool => ("bool".into(), n.clone()),
-                    Kind::Dtype => ("Dtype".into(), format!("{n}.code()")),
-                    Kind::Enum(e) => (camel(e), n.clone()),
-                };
-                params.push(format!("{n}: {t}"));
-                conv.push(c);
+                let arg = rust_arg(n, k);
+                prep.push_str(&arg.prep);
+                params.push(format!("{n}: {}", arg.api));
+                conv.push(arg.conv);
             }
             params.push("s: Stream".into());
             let conv = conv.join(", ");
