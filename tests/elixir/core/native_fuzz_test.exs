@@ -43,18 +43,22 @@ defmodule Emily.NativeFuzzTest do
   defp w, do: Emily.Worker.current()
   defp t(values, shape, type), do: Emily.Case.t(values, shape, type)
 
-  # Whether `fun` (a call of NIF `name`) raises with a message that says what was wrong:
-  # rustler's "argument error" for a term of the wrong type, else one naming the NIF.
+  # A NIF's exception says what was wrong: rustler's "argument error" for a term of the
+  # wrong type, else a message naming the NIF.
+  defp assert_says_what(name, e) do
+    message = Exception.message(e)
+
+    assert message == "argument error" or message =~ to_string(name),
+           "#{name} raised #{inspect(e.__struct__)} without naming itself: #{message}"
+  end
+
+  # Whether `fun` (a call of NIF `name`) raises, with a message that says what was wrong.
   defp raises?(name, fun) do
     fun.()
     false
   rescue
     e in [ArgumentError, Emily.Error] ->
-      message = Exception.message(e)
-
-      assert message == "argument error" or message =~ to_string(name),
-             "#{name} raised #{inspect(e.__struct__)} without naming itself: #{message}"
-
+      assert_says_what(name, e)
       true
   end
 
@@ -269,11 +273,7 @@ defmodule Emily.NativeFuzzTest do
     settle(result)
     check_memory_counter(name)
   rescue
-    e in [ArgumentError, Emily.Error] ->
-      message = Exception.message(e)
-
-      assert message == "argument error" or message =~ to_string(name),
-             "#{name} raised #{inspect(e.__struct__)} without naming itself: #{message}"
+    e in [ArgumentError, Emily.Error] -> assert_says_what(name, e)
   end
 
   test "every op raises on a wrong-typed argument in any position" do
