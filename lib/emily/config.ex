@@ -57,7 +57,7 @@ defmodule Emily.Config do
 
     case env && System.get_env(env) do
       v when v in [nil, ""] ->
-        check!(key, type, Application.get_env(:emily, key, default), "config :emily, #{key}")
+        check!(key, type, Application.get_env(:emily, key, default), :config)
 
       v ->
         check!(key, type, parse_env(type, v), env)
@@ -80,7 +80,7 @@ defmodule Emily.Config do
   @doc false
   def __checked__(key, value) do
     {^key, _env, _default, type, _read, _doc} = List.keyfind(@settings, key, 0)
-    check!(key, type, value, "config :emily, #{key}")
+    check!(key, type, value, :config)
   end
 
   defp unknown!(key), do: raise(ArgumentError, "Emily.Config: no setting #{inspect(key)}")
@@ -98,12 +98,16 @@ defmodule Emily.Config do
     end
   end
 
+  # `source`: :config, or the environment variable the value came from (named only when
+  # the value is refused: get/1 runs on hot paths such as Emily.Worker.await/2).
   defp check!(key, type, value, source) do
     if valid?(type, value) do
       value
     else
+      from = if source == :config, do: "config :emily, #{key}", else: source
+
       raise ArgumentError,
-            "#{source} must be #{describe(type)}, got: #{inspect(value)} (Emily.Config #{inspect(key)})"
+            "#{from} must be #{describe(type)}, got: #{inspect(value)} (Emily.Config #{inspect(key)})"
     end
   end
 
