@@ -86,6 +86,10 @@ fn main() {
             build.file(&path);
         }
     }
+    if let Some(sleef) = find_sleef() {
+        build.define("EMILY_CPU_KERNELS", None);
+        compile_kernels(&sleef);
+    }
     build.compile("emily_shim");
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=mlx");
@@ -110,6 +114,58 @@ fn main() {
         println!("cargo:cuda=1");
     }
     link_openblas();
+}
+
+/// SLEEF (Debian: libsleef-dev), which Emily's CPU kernels (src/cpp/kernels) are built on:
+/// the directory holding sleef.h, on x86_64 Linux only. `EMILY_SLEEF=0` builds without
+/// the kernels (MLX's own CPU kernels then run everywhere); without SLEEF the build says so.
+fn find_sleef() -> Option<std::path::PathBuf> {
+    println!("cargo:rerun-if-env-changed=EMILY_SLEEF");
+    println!("cargo:rerun-if-env-changed=EMILY_SLEEF_DIR");
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if matches!(std::env::var("EMILY_SLEEF").as_deref(), Ok("0" | "false")) || os != "linux" || arch != "x86_64" {
+        return None;
+    }
+    let prefix = std::env::var("EMILY_SLEEF_DIR").ok();
+    let candidates: Vec<std::path::PathBuf> = match &prefix {
+        Some(p) => vec![std::path::Path::new(p).join("include")],
+        None => ["/usr/include/x86_64-linux-gnu", "/usr/include", "/usr/local/include"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .collect(),
+    };
+    let found = candidates.into_iter().find(|d| d.join("sleef.h").exists());
+    if found.is_none() {
+        println!(
+            "cargo:warning=Emily: SLEEF not found (apt-get install libsleef-dev, or EMILY_SLEEF_DIR); \
+             building without Emily's CPU kernels, so transcendental ops run MLX's slower ones"
+        );
+    }
+    if let Some(p) = &prefix {
+        println!("cargo:rustc-link-search=native={}/lib", p);
+    }
+    found
+}
+
+/// One static library per ISA from src/cpp/kernels, each compiled with its ISA's flags (the
+/// rest of the shim stays baseline x86_64; cpu_kernels.cc picks one at run time).
+fn compile_kernels(sleef_include: &std::path::Path) {
+    for (isa, flags) in [("avx512", &["-mavx512f", "-mfma", "-mavx2"][..]), ("avx2", &["-mavx2", "-mfma"][..])] {
+        let mut b = cc::Build::new();
+        b.cpp(true).std("c++20").include("src/cpp").include(sleef_include).opt_level(3).debug(false);
+        // GCC 12 warns about its own _mm512_undefined_ps inside _mm512_sqrt_ps.
+        b.flag_if_supported("-Wno-maybe-uninitialized");
+        for f in flags {
+            b.flag(f);
+        }
+        b.file(format!("src/cpp/kernels/{isa}.cc"));
+        b.compile(&format!("emily_kernels_{isa}"));
+    }
+    for entry in std::fs::read_dir("src/cpp/kernels").expect("src/cpp/kernels") {
+        println!("cargo:rerun-if-changed={}", entry.expect("src/cpp/kernels entry").path().display());
+    }
+    println!("cargo:rustc-link-lib=dylib=sleef");
 }
 
 /// MLX built with its CUDA backend (the `mlx-cuda-*` wheels): their headers bring CCCL,

@@ -11,6 +11,7 @@ import Config
 #     direct_execution: true,     # MLX's CPU kernels run in the evaluating thread (env EMILY_DIRECT_EXECUTION)
 #     lane: :native,              # Emily.Compiler's default lane: :native | :fused | :evaluator
 #     fallback: :warn,            # ops run on Nx.BinaryBackend: :silent | :warn | :raise
+#     cpu_kernels: true,          # Emily's SLEEF CPU kernels for exp, tanh, erf, ... (env EMILY_CPU_KERNELS)
 #     tf32: false,                # let MLX run f32 matmuls in TF32 on NVIDIA GPUs
 #     gc_threshold: 268_435_456,  # bytes of tensor-handle growth that make the largest holders collect
 #     gc_pressure: true,          # false turns those requests off

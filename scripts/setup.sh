@@ -29,7 +29,7 @@ mkdir -p "$CACHE"
 
 # --- Debian packages: Erlang/OTP, OpenBLAS, build tools -------------------------------
 need_pkgs=()
-for p in erlang-nox erlang-dev erlang-src libopenblas0-pthread g++ make xz-utils unzip; do
+for p in erlang-nox erlang-dev erlang-src libopenblas0-pthread libsleef-dev g++ make xz-utils unzip; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

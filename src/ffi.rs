@@ -67,6 +67,8 @@ extern "C" {
     pub fn emily_direct_available() -> c_int;
     pub fn emily_synchronize(s: emily_stream) -> c_int;
     pub fn emily_mlx_version() -> *const c_char;
+    pub fn emily_cpu_kernels(on: c_int) -> c_int;
+    pub fn emily_cpu_kernels_isa() -> *const c_char;
 
     pub fn emily_array_contiguous(s: emily_stream, a: *const emily_array, out: *mut *mut emily_array) -> c_int;
     pub fn emily_eval(arrays: emily_arrays) -> c_int;

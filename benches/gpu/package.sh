@@ -50,12 +50,12 @@ fi
 
 # --- Debian packages: Erlang/OTP 25 (what Mix and ExUnit use) and OpenBLAS -----------------
 DEBS="$CACHE/gpu-debs"
-if [ ! -f "$DEBS/.done" ]; then
+if [ ! -f "$DEBS/.done" ] || ! ls "$DEBS"/libsleef3_*.deb >/dev/null 2>&1; then
   log "apt-get download Erlang/OTP and OpenBLAS"
   rm -rf "$DEBS" && mkdir -p "$DEBS"
   (cd "$DEBS" && apt-get download -q erlang-base erlang-crypto erlang-asn1 erlang-public-key \
     erlang-ssl erlang-inets erlang-syntax-tools erlang-tools erlang-runtime-tools \
-    erlang-parsetools libopenblas0-pthread libgfortran5 libquadmath0 2>&1 | grep -v unsandboxed >&2) || true
+    erlang-parsetools libopenblas0-pthread libgfortran5 libquadmath0 libsleef3 2>&1 | grep -v unsandboxed >&2) || true
   ls "$DEBS"/erlang-base_*.deb >/dev/null
   touch "$DEBS/.done"
 fi

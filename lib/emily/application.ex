@@ -11,6 +11,7 @@ defmodule Emily.Application do
     Emily.Worker.start_defaults()
     Emily.Worker.set_inline_eval(Emily.Config.get(:inline_eval))
     Emily.Worker.set_direct_execution(Emily.Config.get(:direct_execution))
+    Emily.Native.cpu_kernels(Emily.Config.get(:cpu_kernels))
     Emily.Memory.configure_from_env()
 
     children = [

@@ -15,6 +15,8 @@ defmodule Emily.Config do
      "`Emily.Compiler`'s default lane"},
     {:fallback, nil, :warn, {:in, [:silent, :warn, :raise]}, :call,
      "what `Emily.Backend` does for the few ops it runs on `Nx.BinaryBackend`"},
+    {:cpu_kernels, "EMILY_CPU_KERNELS", true, :boolean, :start,
+     "Emily's vectorised, multi-threaded CPU kernels for exp, tanh, erf, ... (false: MLX's)"},
     {:tf32, nil, false, :boolean, :start,
      "let MLX run f32 matrix products in TF32 on NVIDIA GPUs"},
     {:gc_threshold, nil, 268_435_456, :pos_integer, :start,

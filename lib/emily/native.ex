@@ -64,6 +64,8 @@ defmodule Emily.Native do
     direct_execution: 1,
     direct_execution_available: 0,
     mlx_version: 0,
+    cpu_kernels: 1,
+    cpu_kernels_isa: 0,
     # the bridge
     from_binary: 4,
     shape: 1,

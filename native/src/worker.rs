@@ -161,6 +161,19 @@ pub fn direct_execution_available() -> Option<bool> {
     emily::direct::direct_available()
 }
 
+/// Turns Emily's CPU kernels on or off for ops built from now on (`Emily.Config`'s
+/// `cpu_kernels`); returns the previous setting, or nil where there are none.
+#[rustler::nif]
+pub fn cpu_kernels(on: bool) -> Option<bool> {
+    emily::set_cpu_kernels(on)
+}
+
+/// The instruction set of Emily's CPU kernels here, or nil without them.
+#[rustler::nif]
+pub fn cpu_kernels_isa() -> Option<String> {
+    emily::cpu_kernels_isa()
+}
+
 #[rustler::nif]
 pub fn mlx_version() -> String {
     emily::mlx_version()

@@ -29,6 +29,7 @@ defmodule Mix.Tasks.Emily.Doctor do
 
     info("BLAS", blas())
     info("Kernels", direct_execution())
+    info("CPU kernels", cpu_kernels())
     info("malloc", malloc())
 
     info(
@@ -71,6 +72,17 @@ defmodule Mix.Tasks.Emily.Doctor do
   end
 
   defp gib(bytes), do: Float.round(bytes / 1024 ** 3, 1)
+
+  defp cpu_kernels do
+    case Emily.Native.cpu_kernels_isa() do
+      nil ->
+        "MLX's (this build has no SLEEF kernels, or this CPU lacks AVX2+FMA)"
+
+      isa ->
+        on? = Emily.Config.get(:cpu_kernels)
+        "Emily's, SLEEF #{isa}#{if on?, do: "", else: " (off: config :emily, :cpu_kernels)"}"
+    end
+  end
 
   defp blas do
     maps = "/proc/self/maps"

@@ -1,0 +1,79 @@
+"""The rows of benches/cpu_kernels.exs for one peer (argv[1]: jax or torch), in its own process.
+
+Prints one line per row: "<name> <best ms>". Inputs are the same as the Elixir side's:
+1M f32 values over each op's range, softmax over the last axis of 128 x 32000 f32.
+"""
+import sys
+import time
+
+import numpy as np
+
+N = 1_000_000
+RANGES = {
+    "exp": (-10, 10), "expm1": (-10, 10), "log": (0.01, 100), "log1p": (0, 100),
+    "sin": (-10, 10), "cos": (-10, 10), "tanh": (-10, 10), "sigmoid": (-10, 10),
+    "erf": (-5, 5), "sqrt": (0, 100), "rsqrt": (0.01, 100), "gelu": (-5, 5),
+}
+
+
+def inputs(op):
+    lo, hi = RANGES[op]
+    return np.linspace(lo, hi, N, dtype=np.float32)
+
+
+def best_ms(fn, reps=20, rounds=5):
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / reps * 1000)
+    return best
+
+
+def softmax_input():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((128, 32000), dtype=np.float32)
+
+
+def jax_rows():
+    import jax
+    import jax.numpy as jnp
+
+    fns = {
+        "exp": jnp.exp, "expm1": jnp.expm1, "log": jnp.log, "log1p": jnp.log1p,
+        "sin": jnp.sin, "cos": jnp.cos, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
+        "erf": jax.scipy.special.erf, "sqrt": jnp.sqrt, "rsqrt": jax.lax.rsqrt,
+        "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    }
+    for op, f in fns.items():
+        g = jax.jit(f)
+        x = jnp.asarray(inputs(op))
+        yield op, best_ms(lambda: g(x).block_until_ready())
+    sm = jax.jit(lambda x: jax.nn.softmax(x, axis=-1))
+    x = jnp.asarray(softmax_input())
+    yield "softmax", best_ms(lambda: sm(x).block_until_ready(), reps=5)
+
+
+def torch_rows():
+    import torch
+
+    fns = {
+        "exp": torch.exp, "expm1": torch.expm1, "log": torch.log, "log1p": torch.log1p,
+        "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+        "erf": torch.erf, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
+        "gelu": torch.nn.functional.gelu,
+    }
+    with torch.no_grad():
+        for op, f in fns.items():
+            x = torch.from_numpy(inputs(op))
+            yield op, best_ms(lambda: f(x))
+        x = torch.from_numpy(softmax_input())
+        yield "softmax", best_ms(lambda: torch.softmax(x, dim=-1), reps=5)
+
+
+if __name__ == "__main__":
+    rows = jax_rows() if sys.argv[1] == "jax" else torch_rows()
+    for name, ms in rows:
+        print(name, ms, flush=True)

@@ -1,0 +1,18 @@
+// Emily's CPU kernels as MLX primitives (cpu_kernels.cc; the kernels are in src/cpp/kernels).
+#pragma once
+
+#include <optional>
+
+#include "kernels/kernels.hpp"
+#include "shim.hpp"
+
+namespace emily::kernels {
+
+// Whether this build has the kernels and this CPU runs them.
+bool available();
+
+// The array computing `op` of `a` with Emily's kernel, or nullopt where MLX's own primitive
+// is to be used (a GPU stream, an integer or float64 dtype, no kernels for this CPU).
+std::optional<mx::array> unary(UnaryOp op, const mx::array& a, mx::Stream s);
+
+}  // namespace emily::kernels

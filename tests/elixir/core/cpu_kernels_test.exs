@@ -1,0 +1,199 @@
+defmodule Emily.CpuKernelsTest do
+  # Emily's CPU kernels (src/cpp/kernels, via cpu_kernels.cc): an accuracy sweep of each op
+  # against the C library in float64 (precise_unary) rounded to float32, special values,
+  # float16/bfloat16, strided and broadcast inputs, sizes around the vector width and the
+  # pool's threshold, and agreement with MLX's own kernels.
+  use ExUnit.Case, async: false
+  import Emily.OpsCase
+  alias Emily.Native, as: N
+
+  @moduletag :cpu_kernels
+
+  # {op, precise_unary op, sweep range, worst ulp allowed}. sigmoid is e / (1 + e) or
+  # 1 / (1 + e) with e = e^-|x|: two roundings after exp, so 2 ulp.
+  @ops [
+    {:exp, :exp, {-87.0, 88.0}, 1},
+    {:expm1, :expm1, {-20.0, 88.0}, 1},
+    {:log, :log, {1.0e-30, 1.0e30}, 1},
+    {:log1p, :log1p, {-0.999, 1.0e20}, 1},
+    {:sin, :sin, {-100.0, 100.0}, 1},
+    {:cos, :cos, {-100.0, 100.0}, 1},
+    {:tanh, :tanh, {-10.0, 10.0}, 1},
+    {:sigmoid, :sigmoid, {-90.0, 20.0}, 2},
+    {:erf, :erf, {-5.0, 5.0}, 1},
+    {:sqrt, :sqrt, {0.0, 1.0e30}, 0},
+    {:rsqrt, :rsqrt, {1.0e-30, 1.0e30}, 1}
+  ]
+
+  @specials [:nan, :infinity, :neg_infinity, -0.0, 0.0, 1.0e-40, -1.0e-40, 1.0e-45]
+
+  setup_all do
+    if N.cpu_kernels_isa() == nil,
+      do: {:skip, "this build or CPU has no Emily CPU kernels"},
+      else: :ok
+  end
+
+  setup do
+    on_exit(fn -> N.cpu_kernels(true) end)
+    :ok
+  end
+
+  defp f32(values), do: tensor(values, [length(values)], {:f, 32})
+
+  defp floats(t), do: for(<<x::float-32-native <- Emily.to_binary(t)>>, do: x)
+  defp bits(t), do: for(<<x::signed-32-native <- Emily.to_binary(t)>>, do: x)
+
+  # float32 bit patterns as integers ordered like the floats they encode.
+  defp ordered(b) when b < 0, do: -(b + 2_147_483_648)
+  defp ordered(b), do: b
+
+  defp nan?(b), do: Bitwise.band(b, 0x7FFFFFFF) > 0x7F800000
+
+  # The largest distance in ulp between two float32 tensors; NaN must meet NaN.
+  defp worst_ulp(got, want) do
+    Enum.zip(bits(got), bits(want))
+    |> Enum.reduce(0, fn {g, w}, acc ->
+      cond do
+        nan?(g) and nan?(w) -> acc
+        nan?(g) or nan?(w) -> :infinity
+        acc == :infinity -> acc
+        true -> max(acc, abs(ordered(g) - ordered(w)))
+      end
+    end)
+  end
+
+  # Values over [lo, hi]: a linear grid, a geometric one for wide ranges, and random float32
+  # bit patterns that fall in the range.
+  defp sweep({lo, hi}, n) do
+    linear = for i <- 0..(n - 1), do: lo + (hi - lo) * i / (n - 1)
+
+    geometric =
+      for sign <- [1, -1], i <- 0..(n - 1), lo < 0 or sign == 1 do
+        {a, b} = if sign == 1, do: {max(lo, 1.0e-30), hi}, else: {1.0e-30, -lo}
+        v = sign * :math.exp(:math.log(a) + (:math.log(b) - :math.log(a)) * i / (n - 1))
+        v
+      end
+      |> Enum.filter(&(&1 >= lo and &1 <= hi))
+
+    :rand.seed(:exsss, {7, 11, 13})
+
+    random =
+      Stream.repeatedly(fn ->
+        <<x::float-32-native>> = <<:rand.uniform(0x7F7FFFFF)::32-native>>
+        x * Enum.random([1, -1])
+      end)
+      |> Stream.filter(&(&1 >= lo and &1 <= hi))
+      |> Enum.take(n)
+
+    linear ++ geometric ++ random
+  end
+
+  defp reference(op, x32) do
+    x64 = N.astype(x32, :f64, w())
+    N.astype(N.precise_unary(x64, op, w()), :f32, w())
+  end
+
+  test "each op is within its ulp bound of the C library over its domain, special values included" do
+    for {op, precise, range, bound} <- @ops do
+      x = f32(sweep(range, 20_000) ++ @specials)
+      got = apply(N, op, [x, w()])
+      worst = worst_ulp(got, reference(precise, x))
+
+      assert worst != :infinity and worst <= bound,
+             "#{op}: worst #{inspect(worst)} ulp (bound #{bound}) over #{inspect(range)}"
+    end
+  end
+
+  test "special values come out as the C library's" do
+    x = f32(@specials)
+
+    for {op, precise, _range, _bound} <- @ops do
+      got = bits(apply(N, op, [x, w()]))
+      want = bits(reference(precise, x))
+
+      for {g, e, input} <- Enum.zip([got, want, @specials]) do
+        assert g == e or (nan?(g) and nan?(e)),
+               "#{op}(#{inspect(input)}): bits #{Integer.to_string(g, 16)}, C library #{Integer.to_string(e, 16)}"
+      end
+    end
+  end
+
+  test "float16 and bfloat16 are computed in float32 and rounded once" do
+    values = sweep({-4.0, 4.0}, 2_000)
+
+    for type <- [:f16, :bf16],
+        {op, _precise, _range, _bound} <- @ops,
+        op not in [:log, :sqrt, :rsqrt] do
+      x32 = f32(values)
+      x = N.astype(x32, type, w())
+      # The float32 kernel on the same (rounded) inputs, rounded to the type: the same values.
+      want = N.astype(apply(N, op, [N.astype(x, :f32, w()), w()]), type, w())
+      got = apply(N, op, [x, w()])
+      assert N.dtype(got) == type
+      assert Emily.to_binary(got) == Emily.to_binary(want), "#{op} on #{type}"
+    end
+  end
+
+  test "every length gives the values the element would get alone: tails, vector widths, the pool" do
+    for n <- [1, 7, 15, 16, 17, 33, 131_071, 131_072, 300_001] do
+      x = N.arange(0.0, n * 1.0, 1.0, :f32, w())
+
+      x =
+        N.subtract(
+          N.multiply(x, N.scalar(6.0 / n, :f32, w()), w()),
+          N.scalar(3.0, :f32, w()),
+          w()
+        )
+
+      assert N.shape(x) == [n]
+
+      for op <- [:exp, :tanh, :erf] do
+        got = floats(apply(N, op, [x, w()]))
+        # Each element computed in a 16-element array of its own.
+        probe = Enum.take_every(0..(n - 1), max(div(n, 97), 1)) |> Enum.to_list()
+
+        for i <- probe do
+          xi = N.slice(x, [i], [i + 1], [1], w())
+          alone = hd(floats(apply(N, op, [N.broadcast_to(xi, [16], w()), w()])))
+          assert Enum.at(got, i) == alone, "#{op} at #{i} of #{n}"
+        end
+      end
+    end
+  end
+
+  test "strided and broadcast inputs give the values of their dense copies" do
+    base = N.reshape(N.arange(-2.0, 2.0, 4.0 / 4096, :f32, w()), [64, 64], w())
+    t = N.transpose(base, [1, 0], w())
+    s = N.slice(base, [1, 0], [64, 64], [3, 5], w())
+    b = N.broadcast_to(N.slice(base, [0, 0], [1, 64], [1, 1], w()), [8, 64], w())
+
+    for view <- [t, s, b], op <- [:exp, :sin, :sigmoid] do
+      dense = N.astype(N.astype(view, :f64, w()), :f32, w())
+
+      assert Emily.to_binary(apply(N, op, [view, w()])) ==
+               Emily.to_binary(apply(N, op, [dense, w()]))
+
+      assert N.shape(apply(N, op, [view, w()])) == N.shape(view)
+    end
+  end
+
+  test "with cpu_kernels off the ops are MLX's, and no closer to the C library than Emily's" do
+    x = f32(sweep({-10.0, 10.0}, 5_000))
+
+    for op <- [:exp, :expm1, :sin, :cos, :tanh, :sigmoid, :erf] do
+      ours = apply(N, op, [x, w()])
+      assert N.cpu_kernels(false) == true
+      theirs = apply(N, op, [x, w()])
+      Emily.eval([theirs])
+      assert N.cpu_kernels(true) == false
+      want = reference(op, x)
+      assert worst_ulp(ours, want) <= worst_ulp(theirs, want), "#{op}"
+    end
+  end
+
+  test "integer and float64 inputs keep MLX's paths" do
+    i = tensor([1, 2, 3], [3], {:s, 32})
+    assert N.dtype(N.exp(i, w())) == :f32
+    assert N.dtype(N.exp(tensor([0.5, 1.0], [2], {:f, 64}), w())) == :f64
+  end
+end
