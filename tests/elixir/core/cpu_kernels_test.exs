@@ -4,7 +4,7 @@ defmodule Emily.CpuKernelsTest do
   # float16/bfloat16, strided and broadcast inputs, sizes around the vector width and the
   # pool's threshold, and agreement with MLX's own kernels.
   use ExUnit.Case, async: false
-  import Emily.OpsCase
+  import Emily.OpsCase, only: [tensor: 3]
   alias Emily.Native, as: N
 
   @moduletag :cpu_kernels
@@ -37,6 +37,9 @@ defmodule Emily.CpuKernelsTest do
     on_exit(fn -> N.cpu_kernels(true) end)
     :ok
   end
+
+  # The kernels run on CPU streams, whatever the default device.
+  defp cw, do: Emily.Worker.current(:cpu)
 
   defp f32(values), do: tensor(values, [length(values)], {:f, 32})
 
@@ -89,14 +92,14 @@ defmodule Emily.CpuKernelsTest do
   end
 
   defp reference(op, x32) do
-    x64 = N.astype(x32, :f64, w())
-    N.astype(N.precise_unary(x64, op, w()), :f32, w())
+    x64 = N.astype(x32, :f64, cw())
+    N.astype(N.precise_unary(x64, op, cw()), :f32, cw())
   end
 
   test "each op is within its ulp bound of the C library over its domain, special values included" do
     for {op, precise, range, bound} <- @ops do
       x = f32(sweep(range, 20_000) ++ @specials)
-      got = apply(N, op, [x, w()])
+      got = apply(N, op, [x, cw()])
       worst = worst_ulp(got, reference(precise, x))
 
       assert worst != :infinity and worst <= bound,
@@ -108,7 +111,7 @@ defmodule Emily.CpuKernelsTest do
     x = f32(@specials)
 
     for {op, precise, _range, _bound} <- @ops do
-      got = bits(apply(N, op, [x, w()]))
+      got = bits(apply(N, op, [x, cw()]))
       want = bits(reference(precise, x))
 
       for {g, e, input} <- Enum.zip([got, want, @specials]) do
@@ -125,10 +128,10 @@ defmodule Emily.CpuKernelsTest do
         {op, _precise, _range, _bound} <- @ops,
         op not in [:log, :sqrt, :rsqrt] do
       x32 = f32(values)
-      x = N.astype(x32, type, w())
+      x = N.astype(x32, type, cw())
       # The float32 kernel on the same (rounded) inputs, rounded to the type: the same values.
-      want = N.astype(apply(N, op, [N.astype(x, :f32, w()), w()]), type, w())
-      got = apply(N, op, [x, w()])
+      want = N.astype(apply(N, op, [N.astype(x, :f32, cw()), cw()]), type, cw())
+      got = apply(N, op, [x, cw()])
       assert N.dtype(got) == type
       assert Emily.to_binary(got) == Emily.to_binary(want), "#{op} on #{type}"
     end
@@ -136,25 +139,25 @@ defmodule Emily.CpuKernelsTest do
 
   test "every length gives the values the element would get alone: tails, vector widths, the pool" do
     for n <- [1, 7, 15, 16, 17, 33, 131_071, 131_072, 300_001] do
-      x = N.arange(0.0, n * 1.0, 1.0, :f32, w())
+      x = N.arange(0.0, n * 1.0, 1.0, :f32, cw())
 
       x =
         N.subtract(
-          N.multiply(x, N.scalar(6.0 / n, :f32, w()), w()),
-          N.scalar(3.0, :f32, w()),
-          w()
+          N.multiply(x, N.scalar(6.0 / n, :f32, cw()), cw()),
+          N.scalar(3.0, :f32, cw()),
+          cw()
         )
 
       assert N.shape(x) == [n]
 
       for op <- [:exp, :tanh, :erf] do
-        got = floats(apply(N, op, [x, w()]))
+        got = floats(apply(N, op, [x, cw()]))
         # Each element computed in a 16-element array of its own.
         probe = Enum.take_every(0..(n - 1), max(div(n, 97), 1)) |> Enum.to_list()
 
         for i <- probe do
-          xi = N.slice(x, [i], [i + 1], [1], w())
-          alone = hd(floats(apply(N, op, [N.broadcast_to(xi, [16], w()), w()])))
+          xi = N.slice(x, [i], [i + 1], [1], cw())
+          alone = hd(floats(apply(N, op, [N.broadcast_to(xi, [16], cw()), cw()])))
           assert Enum.at(got, i) == alone, "#{op} at #{i} of #{n}"
         end
       end
@@ -162,18 +165,18 @@ defmodule Emily.CpuKernelsTest do
   end
 
   test "strided and broadcast inputs give the values of their dense copies" do
-    base = N.reshape(N.arange(-2.0, 2.0, 4.0 / 4096, :f32, w()), [64, 64], w())
-    t = N.transpose(base, [1, 0], w())
-    s = N.slice(base, [1, 0], [64, 64], [3, 5], w())
-    b = N.broadcast_to(N.slice(base, [0, 0], [1, 64], [1, 1], w()), [8, 64], w())
+    base = N.reshape(N.arange(-2.0, 2.0, 4.0 / 4096, :f32, cw()), [64, 64], cw())
+    t = N.transpose(base, [1, 0], cw())
+    s = N.slice(base, [1, 0], [64, 64], [3, 5], cw())
+    b = N.broadcast_to(N.slice(base, [0, 0], [1, 64], [1, 1], cw()), [8, 64], cw())
 
     for view <- [t, s, b], op <- [:exp, :sin, :sigmoid] do
-      dense = N.astype(N.astype(view, :f64, w()), :f32, w())
+      dense = N.astype(N.astype(view, :f64, cw()), :f32, cw())
 
-      assert Emily.to_binary(apply(N, op, [view, w()])) ==
-               Emily.to_binary(apply(N, op, [dense, w()]))
+      assert Emily.to_binary(apply(N, op, [view, cw()])) ==
+               Emily.to_binary(apply(N, op, [dense, cw()]))
 
-      assert N.shape(apply(N, op, [view, w()])) == N.shape(view)
+      assert N.shape(apply(N, op, [view, cw()])) == N.shape(view)
     end
   end
 
@@ -181,9 +184,9 @@ defmodule Emily.CpuKernelsTest do
     x = f32(sweep({-10.0, 10.0}, 5_000))
 
     for op <- [:exp, :expm1, :sin, :cos, :tanh, :sigmoid, :erf] do
-      ours = apply(N, op, [x, w()])
+      ours = apply(N, op, [x, cw()])
       assert N.cpu_kernels(false) == true
-      theirs = apply(N, op, [x, w()])
+      theirs = apply(N, op, [x, cw()])
       Emily.eval([theirs])
       assert N.cpu_kernels(true) == false
       want = reference(op, x)
@@ -193,7 +196,7 @@ defmodule Emily.CpuKernelsTest do
 
   test "integer and float64 inputs keep MLX's paths" do
     i = tensor([1, 2, 3], [3], {:s, 32})
-    assert N.dtype(N.exp(i, w())) == :f32
-    assert N.dtype(N.exp(tensor([0.5, 1.0], [2], {:f, 64}), w())) == :f64
+    assert N.dtype(N.exp(i, cw())) == :f32
+    assert N.dtype(N.exp(tensor([0.5, 1.0], [2], {:f, 64}), cw())) == :f64
   end
 end
