@@ -162,7 +162,8 @@ pub fn direct_execution_available() -> Option<bool> {
 }
 
 /// Turns Emily's CPU kernels on or off for ops built from now on (`Emily.Config`'s
-/// `cpu_kernels`); returns the previous setting, or nil where there are none.
+/// `cpu_kernels`; programs `Emily.Compiler` captured before keep the primitives they hold);
+/// returns the previous setting, or nil where there are none.
 #[rustler::nif]
 pub fn cpu_kernels(on: bool) -> Option<bool> {
     emily::set_cpu_kernels(on)
