@@ -19,6 +19,9 @@ namespace {
 constexpr size_t kCheapNodes = 64;
 constexpr double kCheapElements = 1 << 18;
 constexpr double kTranscendentalUnits = 32;
+// Emily's vectorised CPU kernels (cpu_kernels.cc, primitives named "Emily<Op>"): 1M-element
+// exp in ~0.3 ms, about an add's cost.
+constexpr double kKernelUnits = 2;
 constexpr double kMatmulUnitsPerMac = 1.0 / 64;
 
 bool transcendental_primitive(std::string_view n) {
@@ -55,7 +58,10 @@ void add_cost(Cost& c, const mx::array& a) {
     c.elements += out * static_cast<double>(a.inputs()[0].shape(-1)) * kMatmulUnitsPerMac;
     return;
   }
-  if (transcendental_primitive(name)) out *= kTranscendentalUnits;
+  if (name.rfind("Emily", 0) == 0 && name != "EmilyPreciseUnary")
+    out *= kKernelUnits;
+  else if (transcendental_primitive(name))
+    out *= kTranscendentalUnits;
   c.elements += out;
   for (const auto& in : a.inputs()) c.elements += static_cast<double>(in.size());
 }

@@ -186,21 +186,22 @@ void densify(const mx::array& src, mx::array& dst) {
   return densify_as<uint16_t>(src, dst);
 }
 
+// Primitive names: "Emily" and MLX's name for the same op (cost.cc weighs them).
 const char* op_name(UnaryOp op) {
   switch (op) {
-    case UnaryOp::exp: return "exp";
-    case UnaryOp::expm1: return "expm1";
-    case UnaryOp::log: return "log";
-    case UnaryOp::log1p: return "log1p";
-    case UnaryOp::sin: return "sin";
-    case UnaryOp::cos: return "cos";
-    case UnaryOp::tanh: return "tanh";
-    case UnaryOp::sigmoid: return "sigmoid";
-    case UnaryOp::erf: return "erf";
-    case UnaryOp::sqrt: return "sqrt";
-    case UnaryOp::rsqrt: return "rsqrt";
+    case UnaryOp::exp: return "EmilyExp";
+    case UnaryOp::expm1: return "EmilyExpm1";
+    case UnaryOp::log: return "EmilyLog";
+    case UnaryOp::log1p: return "EmilyLog1p";
+    case UnaryOp::sin: return "EmilySin";
+    case UnaryOp::cos: return "EmilyCos";
+    case UnaryOp::tanh: return "EmilyTanh";
+    case UnaryOp::sigmoid: return "EmilySigmoid";
+    case UnaryOp::erf: return "EmilyErf";
+    case UnaryOp::sqrt: return "EmilySqrt";
+    case UnaryOp::rsqrt: return "EmilyRsqrt";
   }
-  return "unary";
+  return "EmilyUnary";
 }
 
 class FastUnary : public mx::UnaryPrimitive {
