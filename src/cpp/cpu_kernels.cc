@@ -186,7 +186,7 @@ void densify(const mx::array& src, mx::array& dst) {
   return densify_as<uint16_t>(src, dst);
 }
 
-// Primitive names: "Emily" and MLX's name for the same op (cost.cc weighs them).
+// Primitive names: "Emily" and MLX's name for the same op.
 const char* op_name(UnaryOp op) {
   switch (op) {
     case UnaryOp::exp: return "EmilyExp";
@@ -264,16 +264,32 @@ class FastUnary : public mx::UnaryPrimitive {
 };
 #endif
 
-}  // namespace
-
-namespace {
 std::atomic<bool> enabled{true};
-}
+
+}  // namespace
 
 bool available() {
 #if defined(EMILY_CPU_KERNELS)
   return unary_kernel() != nullptr;
 #else
+  return false;
+#endif
+}
+
+const char* isa() {
+#if defined(EMILY_CPU_KERNELS)
+  auto k = unary_kernel();
+  if (k == avx512::unary_f32) return "avx512";
+  if (k == avx2::unary_f32) return "avx2";
+#endif
+  return nullptr;
+}
+
+bool is_kernel(const mx::Primitive& p) {
+#if defined(EMILY_CPU_KERNELS)
+  return dynamic_cast<const FastUnary*>(&p) != nullptr;
+#else
+  (void)p;
   return false;
 #endif
 }
@@ -302,13 +318,6 @@ EMILY_API int emily_cpu_kernels(int on) {
   return emily::kernels::enabled.exchange(on != 0) ? 1 : 0;
 }
 
-EMILY_API const char* emily_cpu_kernels_isa(void) {
-#if defined(EMILY_CPU_KERNELS) && defined(__x86_64__)
-  if (!emily::kernels::available()) return nullptr;
-  return __builtin_cpu_supports("avx512f") ? "avx512" : "avx2";
-#else
-  return nullptr;
-#endif
-}
+EMILY_API const char* emily_cpu_kernels_isa(void) { return emily::kernels::isa(); }
 
 }  // extern "C"

@@ -11,6 +11,12 @@ namespace emily::kernels {
 // Whether this build has the kernels and this CPU runs them.
 bool available();
 
+// The instruction set of the kernels in use ("avx512", "avx2"), or nullptr without them.
+const char* isa();
+
+// Whether `p` is one of these kernels' primitives (cost.cc weighs them).
+bool is_kernel(const mx::Primitive& p);
+
 // The array computing `op` of `a` with Emily's kernel, or nullopt where MLX's own primitive
 // is to be used (a GPU stream, an integer or float64 dtype, no kernels for this CPU).
 std::optional<mx::array> unary(UnaryOp op, const mx::array& a, mx::Stream s);
