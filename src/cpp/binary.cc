@@ -1,10 +1,11 @@
 // Elementwise binary ops with broadcasting:
 // int emily_<op>(emily_stream s, const emily_array* a, const emily_array* b, emily_array** out).
 // Declared in src/ops/binary.ops.
+#include "cpu_kernels.hpp"
 #include "shim.hpp"
 
 #define EMILY_BINARY_OPS(X)                                                                 \
-  X(add) X(subtract) X(multiply) X(divide) X(power) X(maximum)                          \
+  X(add) X(subtract) X(multiply) X(divide) X(maximum)                                   \
   X(minimum) X(arctan2) X(logaddexp) X(equal) X(not_equal) X(less) X(less_equal)          \
   X(greater) X(greater_equal) X(logical_and) X(logical_or) X(bitwise_and) X(bitwise_or)    \
   X(bitwise_xor) X(left_shift) X(right_shift)
@@ -19,6 +20,16 @@ extern "C" {
   }
 EMILY_BINARY_OPS(X)
 #undef X
+
+// Emily's CPU kernel for float32/float16/bfloat16 on a CPU stream (cpu_kernels.cc), MLX's
+// primitive elsewhere.
+EMILY_API int emily_power(emily_stream s, const emily_array* a, const emily_array* b, emily_array** out) {
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto fast = kernels::binary(kernels::BinaryOp::pow, a->a, b->a, st);
+    put(out, fast ? std::move(*fast) : mx::power(a->a, b->a, st));
+  })
+}
 }
 
 // Integer floor_divide and remainder never reach the CPU's divide instruction with a

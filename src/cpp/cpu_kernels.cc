@@ -1,15 +1,20 @@
-// Emily's CPU kernels in MLX's graph: a custom primitive (FastUnary) whose eval_cpu runs the
-// SLEEF kernels of src/cpp/kernels on a pool of threads. The unary ops of unary.cc build it
-// for float32, float16 and bfloat16 arrays on CPU streams when the kernels are built in
-// (build.rs: x86_64 with SLEEF) and the CPU has AVX2+FMA or AVX-512F; otherwise they build
-// MLX's own primitive. float16 and bfloat16 are computed in float32.
+// Emily's CPU kernels in MLX's graph: custom primitives whose eval_cpu runs the SLEEF
+// kernels of src/cpp/kernels on a pool of threads. FastUnary (exp, erf, ... of unary.cc),
+// FastBinary (power, binary.cc) and FastReduce (sum, max, min and mean over trailing axes,
+// reduce.cc) are built for float32, float16 and bfloat16 arrays on CPU streams when the
+// kernels are built in (build.rs: x86_64 with SLEEF) and the CPU has AVX2+FMA or AVX-512F;
+// otherwise the ops build MLX's own primitives. float16 and bfloat16 are computed in float32
+// (reductions accumulate in float32 and round once).
 #include "cpu_kernels.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -107,49 +112,131 @@ class Pool {
 namespace {
 
 #if defined(EMILY_CPU_KERNELS)
-using UnaryF32 = void (*)(UnaryOp, const float*, float*, size_t);
-
-UnaryF32 pick_unary() {
+const Isa* pick_isa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return avx512::unary_f32;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2::unary_f32;
+  if (__builtin_cpu_supports("avx512f")) return &avx512::isa;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &avx2::isa;
 #endif
   return nullptr;
 }
 
-UnaryF32 unary_kernel() {
-  static UnaryF32 k = pick_unary();
+const Isa* kernel_isa() {
+  static const Isa* k = pick_isa();
   return k;
 }
 
 // Inputs below this many elements run on the evaluating thread alone.
 constexpr size_t kParallelMin = size_t{1} << 17;
 constexpr size_t kChunkMin = size_t{1} << 15;
-// float16/bfloat16 are widened through a float32 buffer of this many elements.
+// float16/bfloat16 are widened through float32 buffers of this many elements.
 constexpr size_t kWiden = 2048;
 
-template <typename T>
-void unary_widened(UnaryF32 k, UnaryOp op, const T* in, T* out, size_t n) {
-  float a[kWiden], b[kWiden];
+// fn(begin, end) over [0, n) in pieces of at least `grain` (rounded to 64), on the pool when
+// n elements of work (`work`) are enough to be worth it.
+template <typename F>
+void parallel_ranges(size_t n, size_t work, size_t grain, F fn) {
+  if (work < kParallelMin || n < 2) return fn(0, n);
+  auto& pool = Pool::get();
+  size_t chunks = std::min(std::max<size_t>(1, n / grain), 4 * (pool.threads() + 1));
+  size_t step = (n + chunks - 1) / chunks;
+  step = (step + 63) & ~size_t{63};
+  chunks = (n + step - 1) / step;
+  pool.run(chunks, [&](size_t c) { fn(c * step, std::min(n, (c + 1) * step)); });
+}
+
+// fn(float* a, float* b, ..., m) over float32 views of `n` elements of arrays of dtype `dt`
+// at `ptrs`: the arrays themselves for float32, kWiden-element float32 copies for
+// float16/bfloat16 (`writes` names the one to convert back).
+template <typename T, size_t K, typename F>
+void widened(const std::array<const void*, K>& in, void* out, size_t n, F fn) {
+  float buf[K + 1][kWiden];
   for (size_t i = 0; i < n; i += kWiden) {
     size_t m = std::min(kWiden, n - i);
-    for (size_t j = 0; j < m; j++) a[j] = static_cast<float>(in[i + j]);
-    k(op, a, b, m);
-    for (size_t j = 0; j < m; j++) out[i + j] = static_cast<T>(b[j]);
+    for (size_t k = 0; k < K; k++) {
+      const T* src = static_cast<const T*>(in[k]);
+      if (src == nullptr) continue;
+      for (size_t j = 0; j < m; j++) buf[k][j] = static_cast<float>(src[i + j]);
+    }
+    fn(buf, i, m);
+    if (out != nullptr)
+      for (size_t j = 0; j < m; j++) static_cast<T*>(out)[i + j] = static_cast<T>(buf[K][j]);
   }
 }
 
-void unary_range(UnaryF32 k, UnaryOp op, mx::Dtype dt, const void* in, void* out, size_t begin, size_t end) {
+void unary_range(const Isa* k, UnaryOp op, mx::Dtype dt, const void* in, void* out, size_t begin, size_t end) {
+  size_t n = end - begin;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    widened<T, 1>({static_cast<const T*>(in) + begin}, static_cast<T*>(out) + begin, n,
+                  [&](float (*buf)[kWiden], size_t, size_t m) { k->unary(op, buf[0], buf[1], m); });
+  };
   switch (dt) {
     case mx::float32:
-      return k(op, static_cast<const float*>(in) + begin, static_cast<float*>(out) + begin, end - begin);
-    case mx::float16:
-      return unary_widened(k, op, static_cast<const mx::float16_t*>(in) + begin,
-                           static_cast<mx::float16_t*>(out) + begin, end - begin);
-    case mx::bfloat16:
-      return unary_widened(k, op, static_cast<const mx::bfloat16_t*>(in) + begin,
-                           static_cast<mx::bfloat16_t*>(out) + begin, end - begin);
+      return k->unary(op, static_cast<const float*>(in) + begin, static_cast<float*>(out) + begin, n);
+    case mx::float16: return run(mx::float16_t{});
+    case mx::bfloat16: return run(mx::bfloat16_t{});
+    default: return;
+  }
+}
+
+// Elements [begin, end) of a binary op; a scalar operand (per `layout`) is not offset.
+void binary_range(const Isa* k, BinaryOp op, Operands layout, mx::Dtype dt, const void* a, const void* b,
+                  void* out, size_t begin, size_t end) {
+  size_t n = end - begin;
+  size_t oa = layout == Operands::scalar_a ? 0 : begin, ob = layout == Operands::scalar_b ? 0 : begin;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* ta = static_cast<const T*>(a) + oa;
+    const T* tb = static_cast<const T*>(b) + ob;
+    float sa = static_cast<float>(ta[0]), sb = static_cast<float>(tb[0]);
+    widened<T, 2>({layout == Operands::scalar_a ? nullptr : ta, layout == Operands::scalar_b ? nullptr : tb},
+                  static_cast<T*>(out) + begin, n, [&](float (*buf)[kWiden], size_t, size_t m) {
+                    const float* pa = layout == Operands::scalar_a ? &sa : buf[0];
+                    const float* pb = layout == Operands::scalar_b ? &sb : buf[1];
+                    k->binary(op, layout, pa, pb, buf[2], m);
+                  });
+  };
+  switch (dt) {
+    case mx::float32:
+      return k->binary(op, layout, static_cast<const float*>(a) + oa, static_cast<const float*>(b) + ob,
+                       static_cast<float*>(out) + begin, n);
+    case mx::float16: return run(mx::float16_t{});
+    case mx::bfloat16: return run(mx::bfloat16_t{});
+    default: return;
+  }
+}
+
+float combine(ReduceOp op, float x, float y) {
+  if (op == ReduceOp::sum) return x + y;
+  if (std::isnan(x) || std::isnan(y)) return std::numeric_limits<float>::quiet_NaN();
+  return op == ReduceOp::max ? std::max(x, y) : std::min(x, y);
+}
+
+// The reduction of elements [begin, end) of `in`, in float32.
+float reduce_range(const Isa* k, ReduceOp op, mx::Dtype dt, const void* in, size_t begin, size_t end) {
+  if (dt == mx::float32) return k->reduce(op, static_cast<const float*>(in) + begin, end - begin);
+  bool first = true;
+  float acc = 0.0f;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    widened<T, 1>({static_cast<const T*>(in) + begin}, nullptr, end - begin,
+                  [&](float (*buf)[kWiden], size_t, size_t m) {
+                    float r = k->reduce(op, buf[0], m);
+                    acc = first ? r : combine(op, acc, r);
+                    first = false;
+                  });
+  };
+  if (dt == mx::float16) run(mx::float16_t{});
+  if (dt == mx::bfloat16) run(mx::bfloat16_t{});
+  return acc;
+}
+
+void store(mx::Dtype dt, void* out, size_t i, float v) {
+  switch (dt) {
+    case mx::float32: static_cast<float*>(out)[i] = v; return;
+    case mx::float16: static_cast<mx::float16_t*>(out)[i] = static_cast<mx::float16_t>(v); return;
+    case mx::bfloat16: static_cast<mx::bfloat16_t*>(out)[i] = static_cast<mx::bfloat16_t>(v); return;
     default: return;
   }
 }
@@ -186,6 +273,29 @@ void densify(const mx::array& src, mx::array& dst) {
   return densify_as<uint16_t>(src, dst);
 }
 
+// `in` itself when row-contiguous, else a row-contiguous copy made on the stream first
+// (MLX's kernels walk strides instead; these need dense memory).
+mx::array dense(const mx::array& in, mx::cpu::CommandEncoder& enc) {
+  if (in.flags().row_contiguous) return in;
+  mx::array d(in.shape(), in.dtype(), nullptr, {});
+  d.set_data(mx::allocator::malloc(d.nbytes()));
+  enc.set_input_array(in);
+  enc.set_output_array(d);
+  enc.dispatch([src = in, dst = d]() mutable { densify(src, dst); });
+  enc.add_temporary(d);
+  return d;
+}
+
+// `out` takes the buffer of `in` when MLX may donate it, else a fresh row-contiguous one.
+void alloc_like(mx::array& out, const mx::array& in) {
+  if (in.flags().row_contiguous && in.is_donatable() && in.itemsize() == out.itemsize() &&
+      in.data_size() == out.size()) {
+    out.copy_shared_buffer(in);
+    return;
+  }
+  out.set_data(mx::allocator::malloc(out.nbytes()));
+}
+
 // Primitive names: "Emily" and MLX's name for the same op.
 const char* op_name(UnaryOp op) {
   switch (op) {
@@ -204,9 +314,47 @@ const char* op_name(UnaryOp op) {
   return "EmilyUnary";
 }
 
-class FastUnary : public mx::UnaryPrimitive {
+const char* op_name(BinaryOp) { return "EmilyPower"; }
+
+const char* op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "EmilySum";
+    case ReduceOp::max: return "EmilyMax";
+    case ReduceOp::min: return "EmilyMin";
+  }
+  return "EmilyReduce";
+}
+
+// The base of Emily's kernel primitives (is_kernel finds them by it): CPU streams only.
+class KernelPrimitive : public mx::UnaryPrimitive {
  public:
-  FastUnary(mx::Stream s, UnaryOp op) : mx::UnaryPrimitive(s), op_(op) {}
+  using mx::UnaryPrimitive::UnaryPrimitive;
+
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("[cpu_kernels] Emily's CPU kernels do not run on a GPU stream");
+  }
+};
+
+// One op of enum type Op.
+template <typename Op>
+class Kernel : public KernelPrimitive {
+ public:
+  Kernel(mx::Stream s, Op op) : KernelPrimitive(s), op_(op) {}
+
+  const char* name() const override { return op_name(op_); }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const Kernel*>(&other);
+    return o != nullptr && o->op_ == op_;
+  }
+
+ protected:
+  Op op_;
+};
+
+class FastUnary : public Kernel<UnaryOp> {
+ public:
+  using Kernel::Kernel;
 
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     auto& enc = mx::cpu::get_command_encoder(stream());
@@ -214,18 +362,7 @@ class FastUnary : public mx::UnaryPrimitive {
     if (given.flags().contiguous && given.is_donatable() && given.itemsize() == out.itemsize()) {
       out.copy_shared_buffer(given);
     }
-    mx::array in = given;
-    if (!in.flags().contiguous) {
-      // Strided or broadcast input: a row-contiguous copy first (MLX's unary ops walk the
-      // strides instead; these kernels need dense memory).
-      mx::array dense(in.shape(), in.dtype(), nullptr, {});
-      dense.set_data(mx::allocator::malloc(dense.nbytes()));
-      enc.set_input_array(in);
-      enc.set_output_array(dense);
-      enc.dispatch([src = in, dst = dense]() mutable { densify(src, dst); });
-      enc.add_temporary(dense);
-      in = dense;
-    }
+    mx::array in = given.flags().contiguous ? given : dense(given, enc);
     if (!out.data_shared_ptr()) {
       out.set_data(mx::allocator::malloc(in.data_size() * out.itemsize()), in.data_size(), in.strides(),
                    in.flags());
@@ -233,34 +370,91 @@ class FastUnary : public mx::UnaryPrimitive {
     enc.set_input_array(in);
     enc.set_output_array(out);
     enc.dispatch([src = in.data<void>(), dst = out.data<void>(), n = in.data_size(), dt = in.dtype(),
-                  op = op_, k = unary_kernel()]() {
-      if (n < kParallelMin) return unary_range(k, op, dt, src, dst, 0, n);
-      auto& pool = Pool::get();
-      size_t chunks = std::min(n / kChunkMin, 4 * (pool.threads() + 1));
-      size_t step = (n + chunks - 1) / chunks;
-      step = (step + 63) & ~size_t{63};
-      chunks = (n + step - 1) / step;
-      pool.run(chunks, [&](size_t c) { unary_range(k, op, dt, src, dst, c * step, std::min(n, (c + 1) * step)); });
+                  op = op_, k = kernel_isa()]() {
+      parallel_ranges(n, n, kChunkMin, [&](size_t b, size_t e) { unary_range(k, op, dt, src, dst, b, e); });
     });
-  }
-
-  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
-    throw std::runtime_error("[cpu_kernels] Emily's CPU kernels do not run on a GPU stream");
-  }
-
-  const char* name() const override { return op_name(op_); }
-
-  bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const FastUnary*>(&other);
-    return o != nullptr && o->op_ == op_;
   }
 
   std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
     return {inputs[0].shape()};
   }
+};
+
+// A binary op of two arrays of one shape and dtype (broadcast already): each is read as
+// one element for all (a broadcast scalar) or as dense memory.
+class FastBinary : public Kernel<BinaryOp> {
+ public:
+  using Kernel::Kernel;
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    mx::array a = inputs[0], b = inputs[1];
+    bool sa = a.data_size() == 1, sb = b.data_size() == 1;
+    if (sa && sb) sa = false;
+    if (!sa) a = dense(a, enc);
+    if (!sb) b = dense(b, enc);
+    alloc_like(out, sa ? b : a);
+    Operands layout = sa ? Operands::scalar_a : sb ? Operands::scalar_b : Operands::both;
+    enc.set_input_array(a);
+    enc.set_input_array(b);
+    enc.set_output_array(out);
+    enc.dispatch([pa = a.data<void>(), pb = b.data<void>(), dst = out.data<void>(), n = out.size(),
+                  dt = out.dtype(), op = op_, layout, k = kernel_isa()]() {
+      parallel_ranges(n, n, kChunkMin,
+                      [&](size_t s, size_t e) { binary_range(k, op, layout, dt, pa, pb, dst, s, e); });
+    });
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    return {inputs[0].shape()};
+  }
+};
+
+// A reduction over the trailing axes: `out` has one element per row of `cols` elements.
+class FastReduce : public Kernel<ReduceOp> {
+ public:
+  FastReduce(mx::Stream s, ReduceOp op, mx::Shape out_shape) : Kernel(s, op), shape_(std::move(out_shape)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    mx::array in = dense(inputs[0], enc);
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    enc.set_input_array(in);
+    enc.set_output_array(out);
+    enc.dispatch([src = in.data<void>(), dst = out.data<void>(), rows = out.size(), total = in.size(),
+                  dt = in.dtype(), op = op_, k = kernel_isa()]() {
+      size_t cols = total / rows;
+      // Few long rows: each row is split into parts reduced apart, then combined.
+      size_t parts = 1;
+      if (total >= kParallelMin && rows < Pool::get().threads() + 1)
+        parts = std::max<size_t>(1, std::min(cols / kChunkMin, 2 * (Pool::get().threads() + 1)));
+      size_t part = (cols + parts - 1) / parts;
+      std::vector<float> partial(rows * parts);
+      parallel_ranges(rows * parts, total, std::max<size_t>(1, kChunkMin / std::min(cols, kChunkMin)),
+                      [&](size_t b, size_t e) {
+                        for (size_t t = b; t < e; t++) {
+                          size_t r = t / parts, p = t % parts;
+                          size_t lo = r * cols + p * part, hi = r * cols + std::min(cols, (p + 1) * part);
+                          partial[t] = reduce_range(k, op, dt, src, lo, hi);
+                        }
+                      });
+      for (size_t r = 0; r < rows; r++) {
+        float acc = partial[r * parts];
+        for (size_t p = 1; p < parts; p++) acc = combine(op, acc, partial[r * parts + p]);
+        store(dt, dst, r, acc);
+      }
+    });
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const FastReduce*>(&other);
+    return o != nullptr && o->op_ == op_ && o->shape_ == shape_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>&) override { return {shape_}; }
 
  private:
-  UnaryOp op_;
+  mx::Shape shape_;
 };
 #endif
 
@@ -270,7 +464,7 @@ std::atomic<bool> enabled{true};
 
 bool available() {
 #if defined(EMILY_CPU_KERNELS)
-  return unary_kernel() != nullptr;
+  return kernel_isa() != nullptr;
 #else
   return false;
 #endif
@@ -278,33 +472,81 @@ bool available() {
 
 const char* isa() {
 #if defined(EMILY_CPU_KERNELS)
-  auto k = unary_kernel();
-  if (k == avx512::unary_f32) return "avx512";
-  if (k == avx2::unary_f32) return "avx2";
+  if (auto k = kernel_isa()) return k->name;
 #endif
   return nullptr;
 }
 
 bool is_kernel(const mx::Primitive& p) {
 #if defined(EMILY_CPU_KERNELS)
-  return dynamic_cast<const FastUnary*>(&p) != nullptr;
+  return dynamic_cast<const KernelPrimitive*>(&p) != nullptr;
 #else
   (void)p;
   return false;
 #endif
 }
 
-std::optional<mx::array> unary(UnaryOp op, const mx::array& a, mx::Stream s) {
+namespace {
+// Whether a kernel may be built for dtype `dt` on stream `s`.
+bool usable(mx::Dtype dt, mx::Stream s) {
 #if defined(EMILY_CPU_KERNELS)
-  if (s.device != mx::Device::cpu || unary_kernel() == nullptr || !enabled.load(std::memory_order_relaxed))
-    return std::nullopt;
-  auto dt = a.dtype();
-  if (dt != mx::float32 && dt != mx::float16 && dt != mx::bfloat16) return std::nullopt;
-  return mx::array(a.shape(), dt, std::make_shared<FastUnary>(s, op), {a});
+  return s.device == mx::Device::cpu && kernel_isa() != nullptr && enabled.load(std::memory_order_relaxed) &&
+         (dt == mx::float32 || dt == mx::float16 || dt == mx::bfloat16);
+#else
+  (void)dt;
+  (void)s;
+  return false;
+#endif
+}
+}  // namespace
+
+std::optional<mx::array> unary(UnaryOp op, const mx::array& a, mx::Stream s) {
+  if (!usable(a.dtype(), s)) return std::nullopt;
+#if defined(EMILY_CPU_KERNELS)
+  return mx::array(a.shape(), a.dtype(), std::make_shared<FastUnary>(s, op), {a});
 #else
   (void)op;
-  (void)a;
-  (void)s;
+  return std::nullopt;
+#endif
+}
+
+std::optional<mx::array> binary(BinaryOp op, const mx::array& a, const mx::array& b, mx::Stream s) {
+  auto dt = mx::promote_types(a.dtype(), b.dtype());
+  if (!usable(dt, s)) return std::nullopt;
+#if defined(EMILY_CPU_KERNELS)
+  // Broadcasting and promotion as MLX's ops do them (they raise on shapes that do not
+  // broadcast).
+  auto both = mx::broadcast_arrays({mx::astype(a, dt, s), mx::astype(b, dt, s)}, s);
+  auto shape = both[0].shape();
+  return mx::array(std::move(shape), dt, std::make_shared<FastBinary>(s, op), std::move(both));
+#else
+  (void)op;
+  return std::nullopt;
+#endif
+}
+
+std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vector<int>& axes, bool keepdims,
+                                mx::Stream s) {
+  if (!usable(a.dtype(), s) || a.size() == 0 || axes.empty()) return std::nullopt;
+  int nd = static_cast<int>(a.ndim());
+  std::vector<int> norm;
+  for (int ax : axes) {
+    if (ax < -nd || ax >= nd) return std::nullopt;  // MLX's op raises
+    norm.push_back(ax < 0 ? ax + nd : ax);
+  }
+  std::sort(norm.begin(), norm.end());
+  // The trailing axes, each once.
+  for (size_t i = 0; i < norm.size(); i++)
+    if (norm[i] != nd - static_cast<int>(norm.size()) + static_cast<int>(i)) return std::nullopt;
+#if defined(EMILY_CPU_KERNELS)
+  int lead = nd - static_cast<int>(norm.size());
+  mx::Shape shape(a.shape().begin(), a.shape().begin() + lead);
+  if (keepdims) shape.resize(nd, 1);
+  auto sh = shape;
+  return mx::array(std::move(sh), a.dtype(), std::make_shared<FastReduce>(s, op, std::move(shape)), {a});
+#else
+  (void)op;
+  (void)keepdims;
   return std::nullopt;
 #endif
 }

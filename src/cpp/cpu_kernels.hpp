@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "kernels/kernels.hpp"
 #include "shim.hpp"
@@ -20,5 +21,13 @@ bool is_kernel(const mx::Primitive& p);
 // The array computing `op` of `a` with Emily's kernel, or nullopt where MLX's own primitive
 // is to be used (a GPU stream, an integer or float64 dtype, no kernels for this CPU).
 std::optional<mx::array> unary(UnaryOp op, const mx::array& a, mx::Stream s);
+
+// The same for `op` of `a` and `b` (promoted to one dtype and broadcast as MLX's ops do).
+std::optional<mx::array> binary(BinaryOp op, const mx::array& a, const mx::array& b, mx::Stream s);
+
+// The same for the reduction of `a` over `axes` when they are its trailing axes (each once,
+// negative ones counted from the end; nullopt for others, and for an empty `a`).
+std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vector<int>& axes, bool keepdims,
+                                mx::Stream s);
 
 }  // namespace emily::kernels

@@ -1,5 +1,6 @@
 // Reductions over axes, arg-reductions, cumulative ops.
 // Declared in src/ops/reduce.ops.
+#include "cpu_kernels.hpp"
 #include "shim.hpp"
 
 using namespace emily;
@@ -16,8 +17,11 @@ mx::array as_float(const mx::array& a, mx::Stream s) {
 
 // int emily_<op>(emily_stream s, const emily_array* a, emily_ints axes, bool keepdims,
 //                emily_array** out)
-#define EMILY_REDUCE_OPS(X) \
-  X(sum) X(prod) X(max) X(min) X(all) X(any) X(mean) X(median)
+#define EMILY_REDUCE_OPS(X) X(prod) X(all) X(any) X(median)
+
+// The ones Emily's CPU kernels also compute (cpu_kernels.cc) over trailing axes of float32,
+// float16 and bfloat16 arrays on a CPU stream; MLX's primitives elsewhere.
+#define EMILY_KERNEL_REDUCE_OPS(X) X(sum) X(max) X(min)
 
 // int emily_<op>(emily_stream s, const emily_array* a, int64_t axis, bool reverse,
 //                bool inclusive, emily_array** out)
@@ -32,6 +36,35 @@ extern "C" {
   }
 EMILY_REDUCE_OPS(X)
 #undef X
+
+#define X(name)                                                                              \
+  EMILY_API int emily_##name(emily_stream s, const emily_array* a, emily_ints axes,          \
+                             bool keepdims, emily_array** out) {                             \
+    EMILY_GUARD({                                                                            \
+      auto st = stream(s);                                                                   \
+      auto ax = ints(axes);                                                                  \
+      auto fast = kernels::reduce(kernels::ReduceOp::name, a->a, ax, keepdims, st);          \
+      put(out, fast ? std::move(*fast) : mx::name(a->a, ax, keepdims, st));                  \
+    })                                                                                       \
+  }
+EMILY_KERNEL_REDUCE_OPS(X)
+#undef X
+
+// MLX's mean is its sum times 1/n; the sum is Emily's kernel where reduce() builds one.
+EMILY_API int emily_mean(emily_stream s, const emily_array* a, emily_ints axes, bool keepdims,
+                         emily_array** out) {
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto ax = ints(axes);
+    auto fast = kernels::reduce(kernels::ReduceOp::sum, a->a, ax, keepdims, st);
+    if (fast) {
+      double n = static_cast<double>(a->a.size()) / static_cast<double>(std::max<size_t>(1, fast->size()));
+      put(out, mx::multiply(*fast, mx::array(1.0 / n, fast->dtype()), st));
+    } else {
+      put(out, mx::mean(a->a, ax, keepdims, st));
+    }
+  })
+}
 
 #define X(name)                                                                              \
   EMILY_API int emily_##name(emily_stream s, const emily_array* a, int64_t axis, bool reverse, \

@@ -1,7 +1,26 @@
-// f32 unary kernels for AVX2 with FMA (compiled with -mavx2 -mfma; see unary_isa.hpp).
+// f32 kernels for AVX2 with FMA (compiled with -mavx2 -mfma; see isa.hpp).
 #include <immintrin.h>
 
+namespace {
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+inline float hmin(__m256 v) {
+  __m128 s = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_min_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_min_ss(s, _mm_movehdup_ps(s)));
+}
+}  // namespace
+
 #define EMILY_ISA_NS avx2
+#define EMILY_ISA_STR "avx2"
 #define V __m256
 #define W 8
 #define LOAD _mm256_loadu_ps
@@ -10,9 +29,16 @@
 #define SQRT _mm256_sqrt_ps
 #define ADD _mm256_add_ps
 #define SUB _mm256_sub_ps
+#define MUL _mm256_mul_ps
 #define DIV _mm256_div_ps
+#define MAX _mm256_max_ps
+#define MIN _mm256_min_ps
 #define ABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), (x))
 #define SET1 _mm256_set1_ps
 #define SELECT_LT(x, c, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((x), (c), _CMP_LT_OQ))
+#define HSUM hsum
+#define HMAX hmax
+#define HMIN hmin
+#define HAS_NAN(x) (_mm256_movemask_ps(_mm256_cmp_ps((x), (x), _CMP_UNORD_Q)) != 0)
 
-#include "kernels/unary_isa.hpp"
+#include "kernels/isa.hpp"

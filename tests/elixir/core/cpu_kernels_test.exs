@@ -1,8 +1,9 @@
 defmodule Emily.CpuKernelsTest do
   # Emily's CPU kernels (src/cpp/kernels, via cpu_kernels.cc): an accuracy sweep of each op
-  # against the C library in float64 (precise_unary) rounded to float32, special values,
-  # float16/bfloat16, strided and broadcast inputs, sizes around the vector width and the
-  # pool's threshold, and agreement with MLX's own kernels.
+  # against the C library in float64 (precise_unary, MLX's float64 power) rounded to
+  # float32, special values, float16/bfloat16, strided and broadcast inputs, sizes around the
+  # vector width and the pool's threshold, and agreement with MLX's own kernels; reductions
+  # over trailing axes against float64 sums and exact maxima.
   use ExUnit.Case, async: false
   import Emily.OpsCase, only: [tensor: 3]
   alias Emily.Native, as: N
@@ -43,7 +44,23 @@ defmodule Emily.CpuKernelsTest do
 
   defp f32(values), do: tensor(values, [length(values)], {:f, 32})
 
-  defp floats(t), do: for(<<x::float-32-native <- Emily.to_binary(t)>>, do: x)
+  defp floats(t) do
+    for <<b::binary-4 <- Emily.to_binary(t)>> do
+      case b do
+        <<x::float-32-native>> -> x
+        <<_::32-native>> -> special(b)
+      end
+    end
+  end
+
+  defp special(<<b::unsigned-32-native>>) do
+    cond do
+      b == 0x7F800000 -> :infinity
+      b == 0xFF800000 -> :neg_infinity
+      true -> :nan
+    end
+  end
+
   defp bits(t), do: for(<<x::signed-32-native <- Emily.to_binary(t)>>, do: x)
 
   # float32 bit patterns as integers ordered like the floats they encode.
@@ -194,9 +211,211 @@ defmodule Emily.CpuKernelsTest do
     end
   end
 
+  ## power
+
+  defp pow_reference(x, y) do
+    N.astype(N.power(N.astype(x, :f64, cw()), N.astype(y, :f64, cw()), cw()), :f32, cw())
+  end
+
+  test "power is within 1 ulp of the C library, for array and scalar exponents" do
+    :rand.seed(:exsss, {3, 5, 7})
+    n = 20_000
+    xs = for _ <- 1..n, do: :math.exp(:rand.uniform() * 20 - 10)
+    ys = for _ <- 1..n, do: :rand.uniform() * 20 - 10
+    # negative bases with integer exponents, and results near overflow and underflow
+    xs = xs ++ for(i <- 1..200, do: -i / 7) ++ List.duplicate(3.0, 200)
+    ys = ys ++ for(i <- 1..200, do: rem(i, 9) - 4.0) ++ for(i <- 1..200, do: -95 + i * 0.9)
+    {x, y} = {f32(xs), f32(ys)}
+    worst = worst_ulp(N.power(x, y, cw()), pow_reference(x, y))
+    assert worst != :infinity and worst <= 1, "power: worst #{inspect(worst)} ulp"
+
+    for e <- [2.0, 0.5, 3.0, -1.0, 1.0e-3] do
+      ye = N.broadcast_to(N.scalar(e, :f32, cw()), [length(xs)], cw())
+      got = N.power(x, N.scalar(e, :f32, cw()), cw())
+      assert N.shape(got) == [length(xs)]
+      worst = worst_ulp(got, pow_reference(x, ye))
+      assert worst != :infinity and worst <= 1, "x ** #{e}: worst #{inspect(worst)} ulp"
+    end
+
+    # a scalar base
+    got = N.power(N.scalar(1.5, :f32, cw()), y, cw())
+    xb = N.broadcast_to(N.scalar(1.5, :f32, cw()), [length(ys)], cw())
+    assert worst_ulp(got, pow_reference(xb, y)) <= 1
+  end
+
+  test "x ** 2 is exactly x * x" do
+    x = f32(sweep({-1.0e19, 1.0e19}, 5_000) ++ @specials)
+    got = N.power(x, N.scalar(2.0, :f32, cw()), cw())
+    assert Emily.to_binary(got) == Emily.to_binary(N.multiply(x, x, cw()))
+  end
+
+  test "power's special values come out as the C library's" do
+    specials = [
+      :nan,
+      :infinity,
+      :neg_infinity,
+      -0.0,
+      0.0,
+      1.0,
+      -1.0,
+      0.5,
+      -2.0,
+      3.0,
+      2.5,
+      1.0e-40
+    ]
+
+    pairs = for a <- specials, b <- specials, do: {a, b}
+    x = f32(Enum.map(pairs, &elem(&1, 0)))
+    y = f32(Enum.map(pairs, &elem(&1, 1)))
+    got = bits(N.power(x, y, cw()))
+    want = bits(pow_reference(x, y))
+
+    for {g, e, {a, b}} <- Enum.zip([got, want, pairs]) do
+      assert g == e or (nan?(g) and nan?(e)),
+             "#{inspect(a)} ** #{inspect(b)}: bits #{Integer.to_string(g, 16)}, C library #{Integer.to_string(e, 16)}"
+    end
+  end
+
+  test "power on float16/bfloat16 is float32's rounded once; broadcasting follows MLX" do
+    x32 = f32(Enum.take(sweep({0.1, 4.0}, 1_000), 2_500))
+    y32 = f32(Enum.take(sweep({-3.0, 3.0}, 1_000), 2_500))
+
+    for type <- [:f16, :bf16] do
+      {x, y} = {N.astype(x32, type, cw()), N.astype(y32, type, cw())}
+      want = N.astype(N.power(N.astype(x, :f32, cw()), N.astype(y, :f32, cw()), cw()), type, cw())
+      got = N.power(x, y, cw())
+      assert N.dtype(got) == type
+      assert Emily.to_binary(got) == Emily.to_binary(want)
+    end
+
+    col = N.reshape(N.arange(1.0, 5.0, 1.0, :f32, cw()), [4, 1], cw())
+    row = N.reshape(N.arange(0.0, 3.0, 1.0, :f32, cw()), [1, 3], cw())
+    assert N.shape(N.power(col, row, cw())) == [4, 3]
+
+    assert floats(N.power(col, row, cw())) == [
+             1.0,
+             1.0,
+             1.0,
+             1.0,
+             2.0,
+             4.0,
+             1.0,
+             3.0,
+             9.0,
+             1.0,
+             4.0,
+             16.0
+           ]
+
+    assert N.dtype(N.power(tensor([2, 3], [2], {:s, 32}), tensor([2, 2], [2], {:s, 32}), cw())) ==
+             :s32
+  end
+
+  ## reductions
+
+  defp random_f32(shape, seed) do
+    :rand.seed(:exsss, {seed, 1, 2})
+    n = Enum.product(shape)
+    N.reshape(f32(for(_ <- 1..n, do: :rand.normal() * 10)), shape, cw())
+  end
+
+  defp close?(got, want, rel) do
+    Enum.zip(floats(got), floats(want))
+    |> Enum.all?(fn {g, w} -> abs(g - w) <= rel * max(1.0, abs(w)) end)
+  end
+
+  test "sum, max, min and mean over trailing axes match float64 sums and exact extremes" do
+    for {shape, axes} <- [
+          {[7], [0]},
+          {[3, 17], [1]},
+          {[3, 17], [-1]},
+          {[4, 5, 33], [1, 2]},
+          {[4, 5, 33], [2, 1]},
+          {[64, 64], [0, 1]},
+          {[1, 1_000_003], [1]},
+          {[2, 300_000], [-1]},
+          {[5_000, 64], [1]}
+        ],
+        keep <- [false, true] do
+      x = random_f32(shape, length(shape) + hd(shape))
+      x64 = N.astype(x, :f64, cw())
+      want_sum = N.astype(N.sum(x64, axes, keep, cw()), :f32, cw())
+      got = N.sum(x, axes, keep, cw())
+      assert N.shape(got) == N.shape(want_sum) and N.dtype(got) == :f32
+      assert close?(got, want_sum, 1.0e-5), "sum #{inspect(shape)} over #{inspect(axes)}"
+
+      want_mean = N.astype(N.mean(x64, axes, keep, cw()), :f32, cw())
+      assert close?(N.mean(x, axes, keep, cw()), want_mean, 1.0e-5), "mean #{inspect(shape)}"
+
+      for op <- [:max, :min] do
+        want = N.astype(apply(N, op, [x64, axes, keep, cw()]), :f32, cw())
+        got = apply(N, op, [x, axes, keep, cw()])
+        assert N.shape(got) == N.shape(want)
+
+        assert Emily.to_binary(got) == Emily.to_binary(want),
+               "#{op} #{inspect(shape)} over #{inspect(axes)}"
+      end
+    end
+  end
+
+  test "reductions: NaN anywhere in a row gives NaN; infinities; strided inputs; other axes" do
+    rows = [
+      [1.0, :nan, 3.0],
+      [:infinity, 1.0, 2.0],
+      [:neg_infinity, -1.0, 5.0],
+      [-0.0, 0.0, 1.0e-45]
+    ]
+
+    x =
+      N.reshape(f32(List.flatten(for r <- rows, do: r ++ List.duplicate(0.5, 37))), [4, 40], cw())
+
+    assert [s0, s1, s2, _] = floats(N.sum(x, [1], false, cw()))
+    assert s0 == :nan and s1 == :infinity and s2 == :neg_infinity
+    assert [m0, m1, m2, _] = floats(N.max(x, [1], false, cw()))
+    assert m0 == :nan and m1 == :infinity and m2 == 5.0
+    assert [n0, n1, n2, _] = floats(N.min(x, [1], false, cw()))
+    assert n0 == :nan and n1 == 0.5 and n2 == :neg_infinity
+
+    big = random_f32([96, 96], 9)
+    t = N.transpose(big, [1, 0], cw())
+    s = N.slice(big, [0, 1], [96, 96], [2, 3], cw())
+
+    for view <- [t, s], op <- [:sum, :max, :min] do
+      dense = N.astype(N.astype(view, :f64, cw()), :f32, cw())
+
+      assert Emily.to_binary(apply(N, op, [view, [-1], false, cw()])) ==
+               Emily.to_binary(apply(N, op, [dense, [-1], false, cw()]))
+    end
+
+    # leading axes keep MLX's kernels, with the same values
+    want = N.astype(N.sum(N.astype(big, :f64, cw()), [0], false, cw()), :f32, cw())
+    assert close?(N.sum(big, [0], false, cw()), want, 1.0e-5)
+  end
+
+  test "reductions of float16/bfloat16 accumulate in float32 and round once" do
+    x32 = random_f32([8, 3000], 4)
+
+    for type <- [:f16, :bf16], op <- [:sum, :max, :min] do
+      x = N.astype(x32, type, cw())
+      want = N.astype(apply(N, op, [N.astype(x, :f32, cw()), [1], false, cw()]), type, cw())
+      got = apply(N, op, [x, [1], false, cw()])
+      assert N.dtype(got) == type
+
+      if op == :sum,
+        do: assert(close?(N.astype(got, :f32, cw()), N.astype(want, :f32, cw()), 1.0e-2)),
+        else: assert(Emily.to_binary(got) == Emily.to_binary(want))
+    end
+  end
+
   test "integer and float64 inputs keep MLX's paths" do
     i = tensor([1, 2, 3], [3], {:s, 32})
     assert N.dtype(N.exp(i, cw())) == :f32
     assert N.dtype(N.exp(tensor([0.5, 1.0], [2], {:f, 64}), cw())) == :f64
+
+    assert Emily.to_binary(N.sum(tensor([1, 2, 3], [1, 3], {:s, 32}), [1], false, cw())) ==
+             <<6::32-native>>
+
+    assert N.dtype(N.max(tensor([0.5, 1.0], [2], {:f, 64}), [0], false, cw())) == :f64
   end
 end

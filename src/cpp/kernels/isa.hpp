@@ -1,0 +1,147 @@
+// One ISA's f32 kernels over SLEEF, included by avx512.cc and avx2.cc, each compiled with
+// its ISA's flags (build.rs). Before including, define:
+//   EMILY_ISA_NS    the namespace (avx512, avx2)
+//   V, W            SLEEF's vector type and its width in floats
+//   LOAD, STORE     unaligned load/store of V
+//   SLEEF(f, u)     the SLEEF name of float function f at accuracy u for this ISA
+//   SQRT, ADD, SUB, MUL, DIV, MAX, MIN, ABS, SET1, SELECT_LT(x, c, a, b)   (x < c ? a : b,
+//                   lane-wise)
+//   HSUM, HMAX, HMIN   the sum, max, min of a vector's lanes, as a float
+//   HAS_NAN(x)      nonzero when a lane of x is NaN
+// The tail (n % W elements) runs through the same vector code on a padded copy, so every
+// element of an array gets the same instructions whatever its position.
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+
+#include <sleef.h>
+
+#include "kernels/kernels.hpp"
+
+namespace emily::kernels::EMILY_ISA_NS {
+
+namespace {
+
+template <typename F>
+inline void map(const float* in, float* out, size_t n, F f) {
+  size_t i = 0;
+  for (; i + W <= n; i += W) STORE(out + i, f(LOAD(in + i)));
+  if (i < n) {
+    alignas(64) float buf[W] = {0};
+    std::memcpy(buf, in + i, (n - i) * sizeof(float));
+    STORE(buf, f(LOAD(buf)));
+    std::memcpy(out + i, buf, (n - i) * sizeof(float));
+  }
+}
+
+// f(a[i], b[i]) over n elements, or with a (or b) one element for all.
+template <typename F>
+inline void map2(Operands layout, const float* a, const float* b, float* out, size_t n, F f) {
+  if (layout == Operands::scalar_a) {
+    V va = SET1(a[0]);
+    return map(b, out, n, [&](V x) { return f(va, x); });
+  }
+  if (layout == Operands::scalar_b) {
+    V vb = SET1(b[0]);
+    return map(a, out, n, [&](V x) { return f(x, vb); });
+  }
+  size_t i = 0;
+  for (; i + W <= n; i += W) STORE(out + i, f(LOAD(a + i), LOAD(b + i)));
+  if (i < n) {
+    alignas(64) float ba[W] = {0}, bb[W] = {0};
+    std::memcpy(ba, a + i, (n - i) * sizeof(float));
+    std::memcpy(bb, b + i, (n - i) * sizeof(float));
+    STORE(ba, f(LOAD(ba), LOAD(bb)));
+    std::memcpy(out + i, ba, (n - i) * sizeof(float));
+  }
+}
+
+// Four accumulators over 4W elements a step, then the rest W at a time, then the tail
+// padded with the identity `pad`; `step(acc, x)` folds x into acc, `lanes` reduces a vector.
+template <typename S, typename L>
+inline float fold(const float* in, size_t n, float pad, S step, L lanes) {
+  V a0 = SET1(pad), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = step(a0, LOAD(in + i));
+    a1 = step(a1, LOAD(in + i + W));
+    a2 = step(a2, LOAD(in + i + 2 * W));
+    a3 = step(a3, LOAD(in + i + 3 * W));
+  }
+  for (; i + W <= n; i += W) a0 = step(a0, LOAD(in + i));
+  if (i < n) {
+    alignas(64) float buf[W];
+    for (size_t j = 0; j < W; j++) buf[j] = pad;
+    std::memcpy(buf, in + i, (n - i) * sizeof(float));
+    a1 = step(a1, LOAD(buf));
+  }
+  return lanes(step(step(a0, a1), step(a2, a3)));
+}
+
+bool any_nan(const float* in, size_t n) {
+  size_t i = 0;
+  int nan = 0;
+  for (; i + W <= n; i += W) nan |= HAS_NAN(LOAD(in + i));
+  for (; i < n; i++) nan |= std::isnan(in[i]);
+  return nan != 0;
+}
+
+void unary(UnaryOp op, const float* in, float* out, size_t n) {
+  switch (op) {
+    case UnaryOp::exp: return map(in, out, n, [](V x) { return SLEEF(exp, u10)(x); });
+    // expm1(x) and log1p(x) are x itself for |x| < 2^-25 (SLEEF's flush denormals to 0).
+    case UnaryOp::expm1:
+      return map(in, out, n, [](V x) { return SELECT_LT(ABS(x), SET1(0x1p-25f), x, SLEEF(expm1, u10)(x)); });
+    case UnaryOp::log: return map(in, out, n, [](V x) { return SLEEF(log, u10)(x); });
+    case UnaryOp::log1p:
+      return map(in, out, n, [](V x) { return SELECT_LT(ABS(x), SET1(0x1p-25f), x, SLEEF(log1p, u10)(x)); });
+    case UnaryOp::sin: return map(in, out, n, [](V x) { return SLEEF(sin, u10)(x); });
+    case UnaryOp::cos: return map(in, out, n, [](V x) { return SLEEF(cos, u10)(x); });
+    case UnaryOp::tanh: return map(in, out, n, [](V x) { return SLEEF(tanh, u10)(x); });
+    case UnaryOp::erf: return map(in, out, n, [](V x) { return SLEEF(erf, u10)(x); });
+    case UnaryOp::sqrt: return map(in, out, n, [](V x) { return SQRT(x); });
+    case UnaryOp::rsqrt: return map(in, out, n, [](V x) { return DIV(SET1(1.0f), SQRT(x)); });
+    case UnaryOp::sigmoid:
+      // With e = e^-|x| (which never overflows): e / (1 + e) for x < 0, 1 / (1 + e)
+      // otherwise; tiny results stay denormal instead of flushing to 0.
+      return map(in, out, n, [](V x) {
+        V one = SET1(1.0f);
+        V e = SLEEF(exp, u10)(SUB(SET1(0.0f), ABS(x)));
+        V d = ADD(one, e);
+        return SELECT_LT(x, SET1(0.0f), DIV(e, d), DIV(one, d));
+      });
+  }
+}
+
+void binary(BinaryOp op, Operands layout, const float* a, const float* b, float* out, size_t n) {
+  switch (op) {
+    case BinaryOp::pow:
+      // x^2 is x * x (correctly rounded, as the C library's powf is there); Nx.variance
+      // squares this way.
+      if (layout == Operands::scalar_b && b[0] == 2.0f) return map(a, out, n, [](V x) { return MUL(x, x); });
+      return map2(layout, a, b, out, n, [](V x, V y) { return SLEEF(pow, u10)(x, y); });
+  }
+}
+
+float reduce(ReduceOp op, const float* in, size_t n) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  switch (op) {
+    case ReduceOp::sum:
+      return fold(in, n, 0.0f, [](V acc, V x) { return ADD(acc, x); }, [](V v) { return HSUM(v); });
+    // MAX/MIN return their second operand where either is NaN: NaNs are found apart.
+    case ReduceOp::max:
+      if (any_nan(in, n)) return std::numeric_limits<float>::quiet_NaN();
+      return fold(in, n, -inf, [](V acc, V x) { return MAX(acc, x); }, [](V v) { return HMAX(v); });
+    case ReduceOp::min:
+      if (any_nan(in, n)) return std::numeric_limits<float>::quiet_NaN();
+      return fold(in, n, inf, [](V acc, V x) { return MIN(acc, x); }, [](V v) { return HMIN(v); });
+  }
+  return 0.0f;
+}
+
+}  // namespace
+
+const Isa isa = {EMILY_ISA_STR, unary, binary, reduce};
+
+}  // namespace emily::kernels::EMILY_ISA_NS
