@@ -325,6 +325,16 @@ const char* op_name(ReduceOp op) {
   return "EmilyReduce";
 }
 
+const char* op_name(RowOp op) {
+  switch (op) {
+    case RowOp::softmax_div:
+    case RowOp::softmax_mul: return "EmilySoftmax";
+    case RowOp::log_softmax: return "EmilyLogSoftmax";
+    case RowOp::logsumexp: return "EmilyLogSumExp";
+  }
+  return "EmilyRows";
+}
+
 // The base of Emily's kernel primitives (is_kernel finds them by it): CPU streams only.
 class KernelPrimitive : public mx::UnaryPrimitive {
  public:
@@ -347,6 +357,8 @@ class Kernel : public KernelPrimitive {
     auto* o = dynamic_cast<const Kernel*>(&other);
     return o != nullptr && o->op_ == op_;
   }
+
+  Op op() const { return op_; }
 
  protected:
   Op op_;
@@ -456,6 +468,74 @@ class FastReduce : public Kernel<ReduceOp> {
  private:
   mx::Shape shape_;
 };
+
+// A row op over rows of `cols` elements: the trailing axes (logsumexp, `out` one element a
+// row) or the last axis (the softmaxes, `out` the input's shape). Rows are split over the pool.
+class FastRows : public Kernel<RowOp> {
+ public:
+  FastRows(mx::Stream s, RowOp op, mx::Shape out_shape) : Kernel(s, op), shape_(std::move(out_shape)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    mx::array in = dense(inputs[0], enc);
+    if (op_ == RowOp::logsumexp)
+      out.set_data(mx::allocator::malloc(out.nbytes()));
+    else
+      alloc_like(out, in);
+    enc.set_input_array(in);
+    enc.set_output_array(out);
+    size_t rows = op_ == RowOp::logsumexp ? out.size() : in.size() / std::max<int>(1, in.shape().back());
+    enc.dispatch([src = in.data<void>(), dst = out.data<void>(), rows, total = in.size(), dt = in.dtype(),
+                  op = op_, k = kernel_isa()]() {
+      size_t cols = total / rows;
+      parallel_ranges(rows, total, std::max<size_t>(1, kChunkMin / std::min(cols, kChunkMin)),
+                      [&](size_t b, size_t e) {
+                        std::vector<float> buf;
+                        bool f32 = dt == mx::float32;
+                        if (!f32 || op == RowOp::logsumexp) buf.resize(f32 ? cols : 2 * cols);
+                        for (size_t r = b; r < e; r++) row(k, op, dt, src, dst, r, cols, buf);
+                      });
+    });
+  }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const FastRows*>(&other);
+    return o != nullptr && o->op_ == op_ && o->shape_ == shape_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>&) override { return {shape_}; }
+
+ private:
+  // Row r: float32 in place; float16/bfloat16 widened into buf (input, then output).
+  static void row(const Isa* k, RowOp op, mx::Dtype dt, const void* src, void* dst, size_t r, size_t cols,
+                  std::vector<float>& buf) {
+    bool lse = op == RowOp::logsumexp;
+    if (dt == mx::float32) {
+      const float* in = static_cast<const float*>(src) + r * cols;
+      float* out = lse ? buf.data() : static_cast<float*>(dst) + r * cols;
+      k->row(op, in, out, cols);
+      if (lse) static_cast<float*>(dst)[r] = out[0];
+      return;
+    }
+    float* a = buf.data();
+    float* b = buf.data() + cols;
+    auto run = [&](auto tag) {
+      using T = decltype(tag);
+      const T* in = static_cast<const T*>(src) + r * cols;
+      for (size_t j = 0; j < cols; j++) a[j] = static_cast<float>(in[j]);
+      k->row(op, a, b, cols);
+      T* out = static_cast<T*>(dst);
+      if (lse)
+        out[r] = static_cast<T>(b[0]);
+      else
+        for (size_t j = 0; j < cols; j++) out[r * cols + j] = static_cast<T>(b[j]);
+    };
+    if (dt == mx::float16) run(mx::float16_t{});
+    if (dt == mx::bfloat16) run(mx::bfloat16_t{});
+  }
+
+  mx::Shape shape_;
+};
 #endif
 
 std::atomic<bool> enabled{true};
@@ -525,9 +605,10 @@ std::optional<mx::array> binary(BinaryOp op, const mx::array& a, const mx::array
 #endif
 }
 
-std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vector<int>& axes, bool keepdims,
-                                mx::Stream s) {
-  if (!usable(a.dtype(), s) || a.size() == 0 || axes.empty()) return std::nullopt;
+namespace {
+// The shape of a reduction of `a` over `axes` when they are its trailing axes, each once.
+std::optional<mx::Shape> trailing_reduction(const mx::array& a, const std::vector<int>& axes, bool keepdims) {
+  if (a.size() == 0 || axes.empty()) return std::nullopt;
   int nd = static_cast<int>(a.ndim());
   std::vector<int> norm;
   for (int ax : axes) {
@@ -535,20 +616,65 @@ std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vect
     norm.push_back(ax < 0 ? ax + nd : ax);
   }
   std::sort(norm.begin(), norm.end());
-  // The trailing axes, each once.
-  for (size_t i = 0; i < norm.size(); i++)
-    if (norm[i] != nd - static_cast<int>(norm.size()) + static_cast<int>(i)) return std::nullopt;
-#if defined(EMILY_CPU_KERNELS)
   int lead = nd - static_cast<int>(norm.size());
+  for (size_t i = 0; i < norm.size(); i++)
+    if (norm[i] != lead + static_cast<int>(i)) return std::nullopt;
   mx::Shape shape(a.shape().begin(), a.shape().begin() + lead);
   if (keepdims) shape.resize(nd, 1);
-  auto sh = shape;
-  return mx::array(std::move(sh), a.dtype(), std::make_shared<FastReduce>(s, op, std::move(shape)), {a});
+  return shape;
+}
+}  // namespace
+
+std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vector<int>& axes, bool keepdims,
+                                mx::Stream s) {
+  if (!usable(a.dtype(), s)) return std::nullopt;
+  auto shape = trailing_reduction(a, axes, keepdims);
+  if (!shape) return std::nullopt;
+#if defined(EMILY_CPU_KERNELS)
+  auto sh = *shape;
+  return mx::array(std::move(sh), a.dtype(), std::make_shared<FastReduce>(s, op, std::move(*shape)), {a});
 #else
   (void)op;
-  (void)keepdims;
   return std::nullopt;
 #endif
+}
+
+std::optional<mx::array> logsumexp(const mx::array& a, const std::vector<int>& axes, bool keepdims, mx::Stream s) {
+  if (!usable(a.dtype(), s)) return std::nullopt;
+  auto shape = trailing_reduction(a, axes, keepdims);
+  if (!shape) return std::nullopt;
+#if defined(EMILY_CPU_KERNELS)
+  auto sh = *shape;
+  return mx::array(std::move(sh), a.dtype(), std::make_shared<FastRows>(s, RowOp::logsumexp, std::move(*shape)),
+                   {a});
+#else
+  return std::nullopt;
+#endif
+}
+
+std::shared_ptr<mx::Primitive> last_axis_primitive(RowOp op, const mx::Shape& shape, mx::Dtype dt, mx::Stream s) {
+  if (op == RowOp::logsumexp || !usable(dt, s) || shape.empty() || shape.back() == 0) return nullptr;
+#if defined(EMILY_CPU_KERNELS)
+  return std::make_shared<FastRows>(s, op, shape);
+#else
+  return nullptr;
+#endif
+}
+
+std::optional<UnaryOp> unary_op(const mx::Primitive& p) {
+#if defined(EMILY_CPU_KERNELS)
+  if (auto* k = dynamic_cast<const FastUnary*>(&p)) return k->op();
+#endif
+  (void)p;
+  return std::nullopt;
+}
+
+std::optional<ReduceOp> reduce_op(const mx::Primitive& p) {
+#if defined(EMILY_CPU_KERNELS)
+  if (auto* k = dynamic_cast<const FastReduce*>(&p)) return k->op();
+#endif
+  (void)p;
+  return std::nullopt;
 }
 
 }  // namespace emily::kernels

@@ -1,6 +1,7 @@
 // Emily's CPU kernels as MLX primitives (cpu_kernels.cc; the kernels are in src/cpp/kernels).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -29,5 +30,16 @@ std::optional<mx::array> binary(BinaryOp op, const mx::array& a, const mx::array
 // negative ones counted from the end; nullopt for others, and for an empty `a`).
 std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vector<int>& axes, bool keepdims,
                                 mx::Stream s);
+
+// The same for logsumexp over the trailing axes of `a`.
+std::optional<mx::array> logsumexp(const mx::array& a, const std::vector<int>& axes, bool keepdims, mx::Stream s);
+
+// A primitive computing `op` (a softmax) over the last axis of an array of `shape` and `dt`,
+// for program rewrites (program.cc); null where MLX's primitives are to be used.
+std::shared_ptr<mx::Primitive> last_axis_primitive(RowOp op, const mx::Shape& shape, mx::Dtype dt, mx::Stream s);
+
+// The op of one of these kernels' primitives, or nullopt for any other primitive.
+std::optional<UnaryOp> unary_op(const mx::Primitive& p);
+std::optional<ReduceOp> reduce_op(const mx::Primitive& p);
 
 }  // namespace emily::kernels

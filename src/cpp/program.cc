@@ -31,9 +31,11 @@
 #include <optional>
 #include <algorithm>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include "mlx/compile_impl.h"
+#include "cpu_kernels.hpp"
 #include "mlx/primitives.h"
 #include "shim.hpp"
 
@@ -210,8 +212,119 @@ struct Tape {
     return !(gpu && complex);
   }
 
+  // Softmaxes composed of Emily's CPU kernels become one row kernel (cpu_kernels.cc), done
+  // once after fold(): with D = x - max(x), E = exp(D), S = sum(E) (max and sum over the last
+  // axis, kept), the node computing E / S, (1 / S) * E or -log(S) + D (Nx's softmax, Axon's
+  // softmax and log_softmax; broadcasts between them) computes from x alone. The nodes it
+  // replaces stay for any other reader; replay builds but never evaluates unread ones.
+  void rewrite_softmax() {
+    std::vector<int> producer(n_regs, -1);
+    Reg r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++)
+      for (size_t o = 0; o < nodes[k].shapes.size(); o++) producer[r++] = static_cast<int>(k);
+    auto node = [&](Reg x) -> const Node* {
+      int k = x < producer.size() ? producer[x] : -1;
+      return k < 0 || nodes[k].shapes.size() != 1 ? nullptr : &nodes[k];
+    };
+    auto named = [&](Reg x, const char* name, size_t arity) -> const Node* {
+      const Node* n = node(x);
+      return n && n->in.size() == arity && std::strcmp(n->prim->name(), name) == 0 ? n : nullptr;
+    };
+    auto unbroadcast = [&](Reg x) {
+      const Node* n = named(x, "Broadcast", 1);
+      return n ? n->in[0] : x;
+    };
+    // x's register when `m` is its reduction by `op` over the last axis of `full`, kept.
+    auto last_axis = [&](Reg m, kernels::ReduceOp op, const mx::Shape& full) -> std::optional<Reg> {
+      const Node* n = node(m);
+      if (!n || n->in.size() != 1 || kernels::reduce_op(*n->prim) != op) return std::nullopt;
+      mx::Shape kept = full;
+      kept.back() = 1;
+      if (n->shapes[0] != kept) return std::nullopt;
+      return n->in[0];
+    };
+    auto is_one = [&](Reg c) {
+      if (c < n_in || c >= n_in + consts.size()) return false;
+      const mx::array& a = consts[c - n_in];
+      if (a.data_size() != 1 || !a.is_available()) return false;
+      switch (a.dtype()) {
+        case mx::float32: return a.data<float>()[0] == 1.0f;
+        case mx::float16: return static_cast<float>(a.data<mx::float16_t>()[0]) == 1.0f;
+        case mx::bfloat16: return static_cast<float>(a.data<mx::bfloat16_t>()[0]) == 1.0f;
+        default: return false;
+      }
+    };
+    // x when d is x - max(x) (over the last axis, kept) of x's own shape.
+    auto centred = [&](Reg d, const mx::Shape& shape) -> std::optional<Reg> {
+      const Node* n = named(d, "Subtract", 2);
+      if (!n || n->shapes[0] != shape) return std::nullopt;
+      auto x = last_axis(unbroadcast(n->in[1]), kernels::ReduceOp::max, shape);
+      if (!x || *x != n->in[0]) return std::nullopt;
+      return x;
+    };
+    // (D, x) when s is sum(exp(D)) with D centred x.
+    auto exp_sum = [&](Reg s, const mx::Shape& shape) -> std::optional<std::pair<Reg, Reg>> {
+      auto e = last_axis(s, kernels::ReduceOp::sum, shape);
+      if (!e) return std::nullopt;
+      const Node* en = node(*e);
+      if (!en || en->in.size() != 1 || kernels::unary_op(*en->prim) != kernels::UnaryOp::exp) return std::nullopt;
+      auto x = centred(en->in[0], shape);
+      if (!x) return std::nullopt;
+      return std::make_pair(en->in[0], *x);
+    };
+    std::vector<std::pair<size_t, Node>> found;
+    for (size_t k = 0; k < nodes.size(); k++) {
+      const Node& n = nodes[k];
+      if (n.shapes.size() != 1 || n.in.size() != 2 || n.shapes[0].empty()) continue;
+      const mx::Shape& shape = n.shapes[0];
+      std::string_view name = n.prim->name();
+      std::optional<Reg> x;
+      kernels::RowOp op;
+      if (name == "Divide") {
+        // E / S
+        auto ds = exp_sum(unbroadcast(n.in[1]), shape);
+        const Node* en = node(n.in[0]);
+        if (ds && en && en->in.size() == 1 && en->in[0] == ds->first) x = ds->second;
+        op = kernels::RowOp::softmax_div;
+      } else if (name == "Multiply" || name == "Add") {
+        bool mul = name == "Multiply";
+        for (int side = 0; side < 2 && !x; side++) {
+          Reg other = n.in[1 - side];
+          const Node* f = named(unbroadcast(n.in[side]), mul ? "Divide" : "Negative", mul ? 2 : 1);
+          if (!f) continue;
+          Reg s = f->in.back();
+          if (mul && !is_one(f->in[0])) continue;
+          if (!mul) {
+            const Node* l = named(s, "EmilyLog", 1);
+            if (!l) continue;
+            s = l->in[0];
+          }
+          auto ds = exp_sum(s, shape);
+          if (!ds) continue;
+          // (1 / S) * E: `other` is E = exp(D); -log(S) + D: `other` is D.
+          const Node* en = node(other);
+          bool ok = mul ? (en && en->in.size() == 1 && en->in[0] == ds->first &&
+                           kernels::unary_op(*en->prim) == kernels::UnaryOp::exp)
+                        : other == ds->first;
+          if (ok) x = ds->second;
+        }
+        op = mul ? kernels::RowOp::softmax_mul : kernels::RowOp::log_softmax;
+      }
+      if (!x) continue;
+      auto prim = kernels::last_axis_primitive(op, shape, n.dtypes[0], n.prim->stream());
+      if (!prim) continue;
+      found.emplace_back(k, Node{prim, {*x}, n.shapes, n.dtypes});
+    }
+    if (found.empty()) return;
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& [k, m] : found) nodes[k] = std::move(m);
+  }
+
   std::vector<mx::array> run(const std::vector<mx::array>& inputs, bool fused) {
-    if (!folded) fold();
+    if (!folded) {
+      fold();
+      rewrite_softmax();
+    }
     if (!fused || nodes.empty() || !fusable(inputs)) return replay(inputs);
     if (!compiled) {
       uintptr_t id = next_fun_id.fetch_add(1);

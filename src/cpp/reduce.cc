@@ -76,7 +76,12 @@ EMILY_SCAN_OPS(X)
 
 EMILY_API int emily_logsumexp(emily_stream s, const emily_array* a, emily_ints axes, bool keepdims,
                               emily_array** out) {
-  EMILY_GUARD(put(out, mx::logsumexp(as_float(a->a, stream(s)), ints(axes), keepdims, stream(s))))
+  EMILY_GUARD({
+    auto st = stream(s);
+    auto ax = ints(axes);
+    auto fast = kernels::logsumexp(a->a, ax, keepdims, st);
+    put(out, fast ? std::move(*fast) : mx::logsumexp(as_float(a->a, st), ax, keepdims, st));
+  })
 }
 
 EMILY_API int emily_logcumsumexp(emily_stream s, const emily_array* a, int64_t axis, bool reverse, bool inclusive,

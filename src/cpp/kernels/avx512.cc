@@ -1,6 +1,24 @@
 // f32 kernels for AVX-512F (compiled with -mavx512f -mfma; see isa.hpp).
 #include <immintrin.h>
 
+// Lane reductions through two 256-bit halves (GCC 12's _mm512_reduce_*_ps warn of an
+// uninitialised value inside its own header).
+namespace {
+template <typename F>
+inline float lanes(__m512 v, F op) {
+  alignas(64) float b[16];
+  _mm512_store_ps(b, v);
+  __m256 h = op(_mm256_load_ps(b), _mm256_load_ps(b + 8));
+  __m128 s = _mm256_castps256_ps128(op(h, _mm256_permute2f128_ps(h, h, 1)));
+  s = _mm256_castps256_ps128(op(_mm256_castps128_ps256(s), _mm256_castps128_ps256(_mm_movehl_ps(s, s))));
+  s = _mm256_castps256_ps128(op(_mm256_castps128_ps256(s), _mm256_castps128_ps256(_mm_movehdup_ps(s))));
+  return _mm_cvtss_f32(s);
+}
+inline float hsum(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); }); }
+inline float hmax(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); }); }
+inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _mm256_min_ps(a, b); }); }
+}  // namespace
+
 #define EMILY_ISA_NS avx512
 #define EMILY_ISA_STR "avx512"
 #define V __m512
@@ -18,9 +36,9 @@
 #define ABS _mm512_abs_ps
 #define SET1 _mm512_set1_ps
 #define SELECT_LT(x, c, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (c), _CMP_LT_OQ), (b), (a))
-#define HSUM _mm512_reduce_add_ps
-#define HMAX _mm512_reduce_max_ps
-#define HMIN _mm512_reduce_min_ps
+#define HSUM hsum
+#define HMAX hmax
+#define HMIN hmin
 #define HAS_NAN(x) (_mm512_cmp_ps_mask((x), (x), _CMP_UNORD_Q) != 0)
 
 #include "kernels/isa.hpp"

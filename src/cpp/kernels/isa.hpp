@@ -140,8 +140,40 @@ float reduce(ReduceOp op, const float* in, size_t n) {
   return 0.0f;
 }
 
+// SLEEF's log of one float (the value EmilyLog gives it).
+float log1(float s) {
+  alignas(64) float b[W];
+  STORE(b, SLEEF(log, u10)(SET1(s)));
+  return b[0];
+}
+
+void row(RowOp op, const float* in, float* out, size_t n) {
+  float m = reduce(ReduceOp::max, in, n);
+  V vm = SET1(m);
+  // e = exp(x - m), into out, then its sum as reduce() sums (the composed form's order).
+  map(in, out, n, [&](V x) { return SLEEF(exp, u10)(SUB(x, vm)); });
+  float s = reduce(ReduceOp::sum, out, n);
+  switch (op) {
+    case RowOp::softmax_div: {
+      V vs = SET1(s);
+      return map(out, out, n, [&](V e) { return DIV(e, vs); });
+    }
+    case RowOp::softmax_mul: {
+      V r = SET1(1.0f / s);
+      return map(out, out, n, [&](V e) { return MUL(r, e); });
+    }
+    case RowOp::log_softmax: {
+      V nl = SET1(-log1(s));
+      return map(in, out, n, [&](V x) { return ADD(nl, SUB(x, vm)); });
+    }
+    case RowOp::logsumexp:
+      out[0] = std::isinf(m) ? m : log1(s) + m;
+      return;
+  }
+}
+
 }  // namespace
 
-const Isa isa = {EMILY_ISA_STR, unary, binary, reduce};
+const Isa isa = {EMILY_ISA_STR, unary, binary, reduce, row};
 
 }  // namespace emily::kernels::EMILY_ISA_NS

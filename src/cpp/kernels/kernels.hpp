@@ -9,6 +9,11 @@ namespace emily::kernels {
 enum class UnaryOp { exp, expm1, log, log1p, sin, cos, tanh, sigmoid, erf, sqrt, rsqrt };
 enum class BinaryOp { pow };
 enum class ReduceOp { sum, max, min };
+// Row ops over the last axis. softmax_div is e / sum(e), softmax_mul e * (1 / sum(e)) (the
+// two forms composed softmaxes take), with e = exp(x - max(x)); log_softmax is
+// (x - max(x)) + -log(sum(e)); logsumexp is log(sum(e)) + max(x), or max(x) where that is
+// infinite. Each rounds as its composed form does in float32.
+enum class RowOp { softmax_div, softmax_mul, log_softmax, logsumexp };
 
 // How the operands of a binary kernel are laid out: both `n` elements, or one of them a
 // single element applied to every element of the other.
@@ -21,6 +26,9 @@ struct Isa {
   void (*binary)(BinaryOp op, Operands layout, const float* a, const float* b, float* out, size_t n);
   // The reduction of `n` elements (n > 0); NaN in, NaN out for max and min.
   float (*reduce)(ReduceOp op, const float* in, size_t n);
+  // One row of `n` elements (n > 0) into `out` (n elements; logsumexp: out[0], with out[1..n)
+  // used as scratch).
+  void (*row)(RowOp op, const float* in, float* out, size_t n);
 };
 
 namespace avx512 {

@@ -408,6 +408,144 @@ defmodule Emily.CpuKernelsTest do
     end
   end
 
+  ## softmax and logsumexp
+
+  defmodule Softmaxes do
+    import Nx.Defn
+
+    defn nx_softmax(x) do
+      e = Nx.exp(x - Nx.reduce_max(x, axes: [-1], keep_axes: true))
+      e / Nx.sum(e, axes: [-1], keep_axes: true)
+    end
+
+    defn(axon_softmax(x), do: Axon.Activations.softmax(x, axis: -1))
+    defn(axon_log_softmax(x), do: Axon.Activations.log_softmax(x, axis: -1))
+
+    # e is read again after the softmax: the nodes it replaces stay for it.
+    defn softmax_and_e(x) do
+      e = Nx.exp(x - Nx.reduce_max(x, axes: [-1], keep_axes: true))
+      {e / Nx.sum(e, axes: [-1], keep_axes: true), e}
+    end
+
+    # max over the first axis: not a softmax over the last one
+    defn not_a_softmax(x) do
+      e = Nx.exp(x - Nx.reduce_max(x, axes: [0], keep_axes: true))
+      e / Nx.sum(e, axes: [-1], keep_axes: true)
+    end
+  end
+
+  # Each call captures anew (the program cache is shared between lanes), so its stats come.
+  defp run_lane(fun, x, lane) do
+    Emily.Compiler.clear_cache()
+
+    f =
+      Nx.Defn.jit(fun,
+        compiler: Emily.Compiler,
+        lane: lane,
+        device: :cpu,
+        debug_options: [stats: self()]
+      )
+
+    out = f.(x)
+
+    prims =
+      receive do
+        {:emily_compiler, st} -> Emily.Native.program_primitives(st.program)
+      after
+        0 -> []
+      end
+
+    {out, prims}
+  end
+
+  defp nx_f32(values, shape),
+    do:
+      Nx.from_binary(Emily.to_binary(f32(values)), :f32, backend: {Emily.Backend, device: :cpu})
+      |> Nx.reshape(shape)
+
+  test "composed softmaxes run as one kernel in the native and fused lanes, with the evaluator's float32 bits" do
+    :rand.seed(:exsss, {5, 6, 7})
+
+    for shape <- [{3, 7}, {2, 5, 64}, {32, 300}, {4, 40_000}] do
+      n = Tuple.product(shape)
+      x = nx_f32(for(_ <- 1..n, do: :rand.normal() * 8), shape)
+
+      for {fun, name} <- [
+            {&Softmaxes.nx_softmax/1, "EmilySoftmax"},
+            {&Softmaxes.axon_softmax/1, "EmilySoftmax"},
+            {&Softmaxes.axon_log_softmax/1, "EmilyLogSoftmax"}
+          ] do
+        {want, _} = run_lane(fun, x, :evaluator)
+
+        for lane <- [:native, :fused] do
+          {got, prims} = run_lane(fun, x, lane)
+          assert name in prims, "#{inspect(fun)} #{lane}: #{inspect(prims)}"
+
+          assert Nx.to_binary(got) == Nx.to_binary(want),
+                 "#{inspect(fun)} #{lane} #{inspect(shape)}"
+        end
+      end
+    end
+  end
+
+  test "softmax rows with NaN, infinities and one element give the composed form's values" do
+    rows = [
+      [1.0, :nan, 3.0],
+      [:infinity, 1.0, 2.0],
+      [:neg_infinity, :neg_infinity, :neg_infinity],
+      [-1.0e30, 0.0, 1.0e30]
+    ]
+
+    x = nx_f32(List.flatten(rows), {4, 3})
+
+    for fun <- [&Softmaxes.nx_softmax/1, &Softmaxes.axon_softmax/1, &Softmaxes.axon_log_softmax/1] do
+      {want, _} = run_lane(fun, x, :evaluator)
+      {got, prims} = run_lane(fun, x, :native)
+
+      assert Enum.any?(prims, &String.starts_with?(&1, "EmilyLogSoftmax")) or
+               "EmilySoftmax" in prims
+
+      assert Nx.to_binary(got) == Nx.to_binary(want)
+    end
+
+    one = nx_f32([2.0, -3.0], {2, 1})
+    {got, _} = run_lane(&Softmaxes.nx_softmax/1, one, :native)
+    assert Nx.to_flat_list(got) == [1.0, 1.0]
+  end
+
+  test "softmax rewrites keep other readers and leave other patterns alone" do
+    x = nx_f32(Enum.map(1..24, &(&1 / 3)), {4, 6})
+    {{sm, e}, prims} = run_lane(&Softmaxes.softmax_and_e/1, x, :native)
+    {{sm0, e0}, _} = run_lane(&Softmaxes.softmax_and_e/1, x, :evaluator)
+    assert "EmilySoftmax" in prims and "EmilyExp" in prims
+    assert Nx.to_binary(sm) == Nx.to_binary(sm0) and Nx.to_binary(e) == Nx.to_binary(e0)
+
+    {got, prims} = run_lane(&Softmaxes.not_a_softmax/1, x, :native)
+    {want, _} = run_lane(&Softmaxes.not_a_softmax/1, x, :evaluator)
+    refute "EmilySoftmax" in prims
+    assert Nx.to_binary(got) == Nx.to_binary(want)
+  end
+
+  test "logsumexp over trailing axes is within float32 rounding of float64's, infinities as MLX's" do
+    x = random_f32([6, 5, 300], 8)
+    x64 = N.astype(x, :f64, cw())
+
+    for axes <- [[2], [1, 2], [-1]], keep <- [false, true] do
+      want = N.astype(N.logsumexp(x64, axes, keep, cw()), :f32, cw())
+      got = N.logsumexp(x, axes, keep, cw())
+      assert N.shape(got) == N.shape(want)
+      assert close?(got, want, 1.0e-6), "logsumexp over #{inspect(axes)}"
+    end
+
+    rows = [[:infinity, 1.0], [:neg_infinity, :neg_infinity], [:nan, 1.0], [1.0e30, 1.0e30]]
+
+    got =
+      floats(N.logsumexp(f32(List.flatten(rows)) |> N.reshape([4, 2], cw()), [1], false, cw()))
+
+    assert [:infinity, :neg_infinity, :nan, big] = got
+    assert_in_delta big, 1.0e30, 1.0e24
+  end
+
   test "integer and float64 inputs keep MLX's paths" do
     i = tensor([1, 2, 3], [3], {:s, 32})
     assert N.dtype(N.exp(i, cw())) == :f32
