@@ -1,6 +1,7 @@
 # Emily's CPU kernels (src/cpp/kernels) next to MLX's own, JAX jit (XLA) and PyTorch, in one
-# run: best ms over 5 rounds of 20 calls, 1M f32 elements per op, softmax over the last axis
-# of 128 x 32000 f32 (Nx's composed form through Emily.Compiler's native lane).
+# run: best ms over 5 rounds of 20 calls, 1M f32 elements per op (pow: x ** y, y over
+# [-3, 3]); softmax (Nx's composed form through Emily.Compiler's native lane), sum and max
+# over the last axis of 128 x 32000 f32.
 #
 #     mix run benches/cpu_kernels.exs
 #
@@ -25,9 +26,12 @@ defmodule CpuKernelsBench do
     erf: {-5, 5},
     sqrt: {0, 100},
     rsqrt: {0.01, 100},
-    gelu: {-5, 5}
+    gelu: {-5, 5},
+    pow: {0.01, 100}
   ]
+  @rows_ops [:softmax, :sum_last, :max_last]
   def ops, do: Keyword.keys(@ranges)
+  def rows_ops, do: @rows_ops
 
   def input(op) do
     {lo, hi} = @ranges[op]
@@ -43,6 +47,14 @@ defmodule CpuKernelsBench do
 
   def fun(:gelu), do: Nx.Defn.jit(&gelu/1, compiler: Emily.Compiler)
   def fun(:softmax), do: Nx.Defn.jit(&softmax/1, compiler: Emily.Compiler)
+  def fun(:sum_last), do: &Nx.sum(&1, axes: [-1])
+  def fun(:max_last), do: &Nx.reduce_max(&1, axes: [-1])
+
+  def fun(:pow) do
+    y = Nx.linspace(-3, 3, n: @n, type: :f32) |> Nx.backend_transfer(Emily.Backend)
+    &Nx.pow(&1, y)
+  end
+
   def fun(op), do: fn x -> apply(Nx, op, [x]) end
 
   def best_ms(f, reps \\ 20, rounds \\ 5) do
@@ -57,7 +69,7 @@ defmodule CpuKernelsBench do
 
   def time(op, x) do
     f = fun(op)
-    reps = if op == :softmax, do: 5, else: 20
+    reps = if op in @rows_ops, do: 5, else: 20
     best_ms(fn -> Emily.eval(f.(x).data.ref) end, reps)
   end
 
@@ -87,8 +99,8 @@ torch = CpuKernelsBench.peer("torch")
 softmax_x = Nx.Random.normal(Nx.Random.key(0), shape: {128, 32000}, type: :f32) |> elem(0)
 
 rows =
-  for op <- CpuKernelsBench.ops() ++ [:softmax] do
-    x = if op == :softmax, do: softmax_x, else: CpuKernelsBench.input(op)
+  for op <- CpuKernelsBench.ops() ++ CpuKernelsBench.rows_ops() do
+    x = if op in CpuKernelsBench.rows_ops(), do: softmax_x, else: CpuKernelsBench.input(op)
     # Captured programs keep the primitives they were built with: each setting captures anew.
     Emily.Native.cpu_kernels(false)
     Emily.Compiler.clear_cache()

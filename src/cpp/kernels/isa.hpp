@@ -59,23 +59,30 @@ inline void map2(Operands layout, const float* a, const float* b, float* out, si
 
 // Four accumulators over 4W elements a step, then the rest W at a time, then the tail
 // padded with the identity `pad`; `step(acc, x)` folds x into acc, `lanes` reduces a vector.
+// With `nans`, *nans is set when x - x was NaN somewhere (a NaN or an infinity in `in`).
 template <typename S, typename L>
-inline float fold(const float* in, size_t n, float pad, S step, L lanes) {
-  V a0 = SET1(pad), a1 = a0, a2 = a0, a3 = a0;
+inline float fold(const float* in, size_t n, float pad, S step, L lanes, bool* nans = nullptr) {
+  V a0 = SET1(pad), a1 = a0, a2 = a0, a3 = a0, z = SET1(0.0f);
+  auto take = [&](V& acc, V x) {
+    acc = step(acc, x);
+    if (nans) z = ADD(z, SUB(x, x));
+  };
   size_t i = 0;
   for (; i + 4 * W <= n; i += 4 * W) {
-    a0 = step(a0, LOAD(in + i));
-    a1 = step(a1, LOAD(in + i + W));
-    a2 = step(a2, LOAD(in + i + 2 * W));
-    a3 = step(a3, LOAD(in + i + 3 * W));
+    take(a0, LOAD(in + i));
+    take(a1, LOAD(in + i + W));
+    take(a2, LOAD(in + i + 2 * W));
+    take(a3, LOAD(in + i + 3 * W));
   }
-  for (; i + W <= n; i += W) a0 = step(a0, LOAD(in + i));
+  for (; i + W <= n; i += W) take(a0, LOAD(in + i));
   if (i < n) {
     alignas(64) float buf[W];
     for (size_t j = 0; j < W; j++) buf[j] = pad;
     std::memcpy(buf, in + i, (n - i) * sizeof(float));
     a1 = step(a1, LOAD(buf));
+    for (size_t j = i; j < n && nans; j++) *nans = *nans || !std::isfinite(in[j]);
   }
+  if (nans) *nans = *nans || HAS_NAN(z);
   return lanes(step(step(a0, a1), step(a2, a3)));
 }
 
@@ -129,13 +136,18 @@ float reduce(ReduceOp op, const float* in, size_t n) {
   switch (op) {
     case ReduceOp::sum:
       return fold(in, n, 0.0f, [](V acc, V x) { return ADD(acc, x); }, [](V v) { return HSUM(v); });
-    // MAX/MIN return their second operand where either is NaN: NaNs are found apart.
-    case ReduceOp::max:
-      if (any_nan(in, n)) return std::numeric_limits<float>::quiet_NaN();
-      return fold(in, n, -inf, [](V acc, V x) { return MAX(acc, x); }, [](V v) { return HMAX(v); });
-    case ReduceOp::min:
-      if (any_nan(in, n)) return std::numeric_limits<float>::quiet_NaN();
-      return fold(in, n, inf, [](V acc, V x) { return MIN(acc, x); }, [](V v) { return HMIN(v); });
+    // MAX/MIN return their second operand where either is NaN: NaNs are looked for apart,
+    // in the rows where x - x was not always 0.
+    case ReduceOp::max: {
+      bool odd = false;
+      float r = fold(in, n, -inf, [](V acc, V x) { return MAX(acc, x); }, [](V v) { return HMAX(v); }, &odd);
+      return odd && any_nan(in, n) ? std::numeric_limits<float>::quiet_NaN() : r;
+    }
+    case ReduceOp::min: {
+      bool odd = false;
+      float r = fold(in, n, inf, [](V acc, V x) { return MIN(acc, x); }, [](V v) { return HMIN(v); }, &odd);
+      return odd && any_nan(in, n) ? std::numeric_limits<float>::quiet_NaN() : r;
+    }
   }
   return 0.0f;
 }
