@@ -1,4 +1,4 @@
-# Emily.Compiler lanes against Python MLX on the same graphs, in one run.
+# Emily.Compiler lanes against Python MLX and JAX on the same graphs, in one run.
 #
 #   eval "$(scripts/setup.sh --env)"   # Nx from Hex or ../shared/deps (see README)
 #   MIX_ENV=test mix run benches/compiler.exs [--quick]
@@ -15,7 +15,8 @@
 # Lanes run functions compiled once with Nx.Defn.compile (the evaluator lane then walks the
 # expression op by op on each call); times are µs per call (inputs ready, outputs
 # evaluated). Python MLX (benches/README.md says how to install it into .venv-bench) runs
-# the same graphs plain and mx.compile'd in its own OS process (a port), with OpenBLAS
+# the same graphs plain and mx.compile'd, and JAX jit where jax is installed there (XLA on
+# the CPU, the compiler EXLA uses), in its own OS process (a port), with OpenBLAS
 # preloaded since Emily's NIF links it. Each round measures every column once, in turn;
 # the table shows each column's best round, so a burst of load from elsewhere hits all
 # columns alike.
@@ -120,6 +121,7 @@ defmodule Bench do
     Port.command(port, "#{graph} #{kind} #{iters}\n")
 
     receive do
+      {^port, {:data, {:eol, "-1"}}} -> nil
       {^port, {:data, {:eol, line}}} -> String.to_float(line)
     after
       600_000 -> raise "no answer from Python MLX"
@@ -202,9 +204,12 @@ compiled =
     {{g, lane}, {f, program}}
   end
 
-for g <- py_graphs, k <- ["plain", "compiled"], do: Bench.py_batch(port, g, k, 3)
+py_kinds = ["plain", "compiled", "jax"]
+for g <- py_graphs, k <- py_kinds, do: Bench.py_batch(port, g, k, 3)
 
-IO.puts("Emily.Compiler lanes vs Python MLX: µs per call, best of #{rounds} alternating rounds")
+IO.puts(
+  "Emily.Compiler lanes vs Python MLX and JAX: µs per call, best of #{rounds} alternating rounds"
+)
 
 results =
   Enum.reduce(1..rounds, %{}, fn _, acc ->
@@ -228,7 +233,7 @@ results =
           end
         end)
 
-      Enum.reduce(["plain", "compiled"], acc, fn k, acc ->
+      Enum.reduce(py_kinds, acc, fn k, acc ->
         case g in py_graphs and Bench.py_batch(port, g, k, iters) do
           r when r in [nil, false] -> acc
           us -> Map.update(acc, {g, k}, us, &min(&1, us))
@@ -244,8 +249,10 @@ header = [
   "fused",
   "mlx",
   "mx.compile",
+  "jax jit",
   "eval/native",
-  "fused/mx.compile"
+  "fused/mx.compile",
+  "best lane/jax"
 ]
 
 table =
@@ -253,12 +260,17 @@ table =
     r = fn k -> Map.get(results, {g, k}) end
 
     [name, Bench.fmt(r.(:evaluator)), Bench.fmt(r.(:native)), Bench.fmt(r.(:fused))] ++
-      [Bench.fmt(r.("plain")), Bench.fmt(r.("compiled"))] ++
-      [Bench.ratio(r.(:evaluator), r.(:native)), Bench.ratio(r.(:fused), r.("compiled"))]
+      [Bench.fmt(r.("plain")), Bench.fmt(r.("compiled")), Bench.fmt(r.("jax"))] ++
+      [Bench.ratio(r.(:evaluator), r.(:native)), Bench.ratio(r.(:fused), r.("compiled"))] ++
+      [Bench.ratio(Enum.min([r.(:native), r.(:fused)]), r.("jax"))]
   end
 
 Bench.Table.print(header, table)
-IO.puts("\ntargets: eval/native >= 10 on the chain; fused/mx.compile <= 1.2 on the block\n")
+
+IO.puts(
+  "\ntargets: eval/native >= 10 on the chain; fused/mx.compile <= 1.2 on the block; " <>
+    "best lane/jax <= 1.5 on the chain, <= 0.9 on the block\n"
+)
 
 for {g, name, _, _, _} <- graphs do
   {_, replay, eval, nodes} = results[{g, :split}]
