@@ -364,6 +364,23 @@ class Kernel : public KernelPrimitive {
   Op op_;
 };
 
+// One op whose output shape is fixed when the node is built (reductions, row ops).
+template <typename Op>
+class ShapedKernel : public Kernel<Op> {
+ public:
+  ShapedKernel(mx::Stream s, Op op, mx::Shape out_shape) : Kernel<Op>(s, op), shape_(std::move(out_shape)) {}
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const ShapedKernel*>(&other);
+    return o != nullptr && o->op() == this->op() && o->shape_ == shape_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>&) override { return {shape_}; }
+
+ private:
+  mx::Shape shape_;
+};
+
 class FastUnary : public Kernel<UnaryOp> {
  public:
   using Kernel::Kernel;
@@ -423,9 +440,9 @@ class FastBinary : public Kernel<BinaryOp> {
 };
 
 // A reduction over the trailing axes: `out` has one element per row of `cols` elements.
-class FastReduce : public Kernel<ReduceOp> {
+class FastReduce : public ShapedKernel<ReduceOp> {
  public:
-  FastReduce(mx::Stream s, ReduceOp op, mx::Shape out_shape) : Kernel(s, op), shape_(std::move(out_shape)) {}
+  using ShapedKernel::ShapedKernel;
 
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     auto& enc = mx::cpu::get_command_encoder(stream());
@@ -458,22 +475,13 @@ class FastReduce : public Kernel<ReduceOp> {
     });
   }
 
-  bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const FastReduce*>(&other);
-    return o != nullptr && o->op_ == op_ && o->shape_ == shape_;
-  }
-
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>&) override { return {shape_}; }
-
- private:
-  mx::Shape shape_;
 };
 
 // A row op over rows of `cols` elements: the trailing axes (logsumexp, `out` one element a
 // row) or the last axis (the softmaxes, `out` the input's shape). Rows are split over the pool.
-class FastRows : public Kernel<RowOp> {
+class FastRows : public ShapedKernel<RowOp> {
  public:
-  FastRows(mx::Stream s, RowOp op, mx::Shape out_shape) : Kernel(s, op), shape_(std::move(out_shape)) {}
+  using ShapedKernel::ShapedKernel;
 
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
     auto& enc = mx::cpu::get_command_encoder(stream());
@@ -498,12 +506,6 @@ class FastRows : public Kernel<RowOp> {
     });
   }
 
-  bool is_equivalent(const mx::Primitive& other) const override {
-    auto* o = dynamic_cast<const FastRows*>(&other);
-    return o != nullptr && o->op_ == op_ && o->shape_ == shape_;
-  }
-
-  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>&) override { return {shape_}; }
 
  private:
   // Row r: float32 in place; float16/bfloat16 widened into buf (input, then output).
@@ -533,8 +535,6 @@ class FastRows : public Kernel<RowOp> {
     if (dt == mx::float16) run(mx::float16_t{});
     if (dt == mx::bfloat16) run(mx::bfloat16_t{});
   }
-
-  mx::Shape shape_;
 };
 #endif
 
