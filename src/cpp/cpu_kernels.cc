@@ -310,11 +310,23 @@ const char* op_name(UnaryOp op) {
     case UnaryOp::erf: return "EmilyErf";
     case UnaryOp::sqrt: return "EmilySqrt";
     case UnaryOp::rsqrt: return "EmilyRsqrt";
+    case UnaryOp::negative: return "EmilyNegative";
+    case UnaryOp::abs: return "EmilyAbs";
+    case UnaryOp::square: return "EmilySquare";
   }
   return "EmilyUnary";
 }
 
-const char* op_name(BinaryOp) { return "EmilyPower"; }
+const char* op_name(BinaryOp op) {
+  switch (op) {
+    case BinaryOp::pow: return "EmilyPower";
+    case BinaryOp::add: return "EmilyAdd";
+    case BinaryOp::subtract: return "EmilySubtract";
+    case BinaryOp::multiply: return "EmilyMultiply";
+    case BinaryOp::divide: return "EmilyDivide";
+  }
+  return "EmilyBinary";
+}
 
 const char* op_name(ReduceOp op) {
   switch (op) {
@@ -536,6 +548,93 @@ class FastRows : public ShapedKernel<RowOp> {
     if (dt == mx::bfloat16) run(mx::bfloat16_t{});
   }
 };
+
+// A fused elementwise program (cpu_kernels.hpp): elements go through every step in blocks
+// of kBlock, each step one vector kernel over the block, registers in per-thread buffers (L1
+// resident); ranges of blocks are split over the pool.
+class FastFused : public KernelPrimitive {
+ public:
+  static constexpr size_t kBlock = 512;
+
+  FastFused(mx::Stream s, std::vector<LeafMode> leaves, std::vector<FusedStep> steps, mx::Shape shape)
+      : KernelPrimitive(s), leaves_(std::move(leaves)), steps_(std::move(steps)), shape_(std::move(shape)) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    std::vector<mx::array> in;
+    in.reserve(inputs.size());
+    bool donated = false;
+    for (size_t i = 0; i < inputs.size(); i++) {
+      in.push_back(leaves_[i] == LeafMode::scalar ? inputs[i] : dense(inputs[i], enc));
+      // Block b of the output is written after every read of block b of a dense leaf.
+      if (!donated && leaves_[i] == LeafMode::dense && in[i].flags().row_contiguous && in[i].is_donatable() &&
+          in[i].itemsize() == out.itemsize() && in[i].data_size() == out.size()) {
+        out.copy_shared_buffer(in[i]);
+        donated = true;
+      }
+    }
+    if (!donated) out.set_data(mx::allocator::malloc(out.nbytes()));
+    std::vector<const float*> ptrs;
+    for (auto& a : in) {
+      enc.set_input_array(a);
+      ptrs.push_back(a.data<float>());
+    }
+    enc.set_output_array(out);
+    size_t cols = shape_.empty() ? 1 : static_cast<size_t>(shape_.back());
+    enc.dispatch([ptrs = std::move(ptrs), dst = out.data<float>(), n = out.size(), cols, leaves = leaves_,
+                  steps = steps_, k = kernel_isa()]() {
+      size_t units = n * steps.size();
+      parallel_ranges(n, units, kChunkMin, [&](size_t begin, size_t end) {
+        size_t nl = leaves.size();
+        std::vector<float> bufs((nl + steps.size()) * kBlock);
+        std::vector<const float*> reg(nl + steps.size());
+        for (size_t i = 0; i < nl; i++)
+          if (leaves[i] == LeafMode::scalar) std::fill_n(bufs.data() + i * kBlock, kBlock, ptrs[i][0]);
+        for (size_t b = begin; b < end; b += kBlock) {
+          size_t m = std::min(kBlock, end - b);
+          for (size_t i = 0; i < nl; i++) {
+            float* buf = bufs.data() + i * kBlock;
+            switch (leaves[i]) {
+              case LeafMode::dense: reg[i] = ptrs[i] + b; break;
+              case LeafMode::scalar: reg[i] = buf; break;
+              case LeafMode::row:
+                for (size_t j = 0; j < m; j++) buf[j] = ptrs[i][(b + j) % cols];
+                reg[i] = buf;
+                break;
+              case LeafMode::col:
+                for (size_t j = 0; j < m; j++) buf[j] = ptrs[i][(b + j) / cols];
+                reg[i] = buf;
+                break;
+            }
+          }
+          for (size_t t = 0; t < steps.size(); t++) {
+            const FusedStep& st = steps[t];
+            float* o = t + 1 == steps.size() ? dst + b : bufs.data() + (nl + t) * kBlock;
+            if (st.binary)
+              k->binary(st.binary_op, Operands::both, reg[st.x], reg[st.y], o, m);
+            else
+              k->unary(st.unary_op, reg[st.x], o, m);
+            reg[nl + t] = o;
+          }
+        }
+      });
+    });
+  }
+
+  const char* name() const override { return "EmilyFused"; }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const FastFused*>(&other);
+    return o != nullptr && o->leaves_ == leaves_ && o->steps_ == steps_ && o->shape_ == shape_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>&) override { return {shape_}; }
+
+ private:
+  std::vector<LeafMode> leaves_;
+  std::vector<FusedStep> steps_;
+  mx::Shape shape_;
+};
 #endif
 
 std::atomic<bool> enabled{true};
@@ -657,6 +756,17 @@ std::shared_ptr<mx::Primitive> last_axis_primitive(RowOp op, const mx::Shape& sh
 #if defined(EMILY_CPU_KERNELS)
   return std::make_shared<FastRows>(s, op, shape);
 #else
+  return nullptr;
+#endif
+}
+
+std::shared_ptr<mx::Primitive> fused_primitive(std::vector<LeafMode> leaves, std::vector<FusedStep> steps,
+                                               const mx::Shape& shape, mx::Dtype dt, mx::Stream s) {
+  if (dt != mx::float32 || !usable(dt, s) || steps.empty()) return nullptr;
+#if defined(EMILY_CPU_KERNELS)
+  return std::make_shared<FastFused>(s, std::move(leaves), std::move(steps), shape);
+#else
+  (void)shape;
   return nullptr;
 #endif
 }

@@ -38,6 +38,25 @@ std::optional<mx::array> logsumexp(const mx::array& a, const std::vector<int>& a
 // for program rewrites (program.cc); null where MLX's primitives are to be used.
 std::shared_ptr<mx::Primitive> last_axis_primitive(RowOp op, const mx::Shape& shape, mx::Dtype dt, mx::Stream s);
 
+// Fused elementwise programs over float32 arrays of one shape (program.cc builds them from
+// tapes). Registers: the leaves (the primitive's inputs, in order), then each step's result;
+// the last step's is the output. A leaf is read as dense memory of the output's size, as one
+// value for all, as a row (its `cols` elements repeated: shape [..1.., cols]) or as a column
+// (one element per row of the output's last axis: the output's shape with last dim 1).
+enum class LeafMode { dense, scalar, row, col };
+struct FusedStep {
+  bool binary;
+  UnaryOp unary_op;
+  BinaryOp binary_op;
+  uint32_t x, y;
+  bool operator==(const FusedStep& o) const {
+    return binary == o.binary && x == o.x && y == o.y &&
+           (binary ? binary_op == o.binary_op : unary_op == o.unary_op);
+  }
+};
+std::shared_ptr<mx::Primitive> fused_primitive(std::vector<LeafMode> leaves, std::vector<FusedStep> steps,
+                                               const mx::Shape& shape, mx::Dtype dt, mx::Stream s);
+
 // The op of one of these kernels' primitives, or nullopt for any other primitive.
 std::optional<UnaryOp> unary_op(const mx::Primitive& p);
 std::optional<ReduceOp> reduce_op(const mx::Primitive& p);

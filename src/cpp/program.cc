@@ -26,6 +26,7 @@
 // entry can never match a new tape.
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,8 @@ std::atomic<uintptr_t> next_fun_id{1};
 // outputs in order.
 struct Tape {
   uint32_t n_in = 0;
+  std::vector<mx::Shape> in_shapes;  // of the input registers
+  std::vector<mx::Dtype> in_dtypes;
   std::vector<mx::array> consts;
   std::vector<Node> nodes;
   std::vector<Reg> outs;
@@ -320,10 +323,152 @@ struct Tape {
     for (auto& [k, m] : found) nodes[k] = std::move(m);
   }
 
+  // Trees of float32 elementwise nodes of one shape on a CPU stream (adds, multiplies, ...,
+  // Emily's unary kernels) become one FastFused node (cpu_kernels.cc), done once after
+  // rewrite_softmax: a node joins the tree of its reader when that is its only reader (not a
+  // tape output) and is elementwise of the same shape; the tree's root is replaced, its
+  // other nodes stay unread. Broadcast scalars, rows (biases) and columns (a kept last-axis
+  // reduction) are read by the kernel without being broadcast first. Each step rounds as the
+  // node it stands for, so results keep their bits.
+  void rewrite_fusion() {
+    std::vector<int> producer(n_regs, -1);
+    std::vector<uint32_t> readers(n_regs, 0), reader(n_regs, UINT32_MAX);
+    std::vector<mx::Shape> shape(n_regs);
+    std::vector<mx::Dtype> dtype(n_regs, mx::float32);
+    for (Reg i = 0; i < n_in && i < in_shapes.size(); i++) shape[i] = in_shapes[i], dtype[i] = in_dtypes[i];
+    for (size_t i = 0; i < consts.size(); i++) shape[n_in + i] = consts[i].shape(), dtype[n_in + i] = consts[i].dtype();
+    if (in_shapes.size() != n_in) return;
+    Reg r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      for (Reg i : nodes[k].in) readers[i]++, reader[i] = static_cast<uint32_t>(k);
+      for (size_t o = 0; o < nodes[k].shapes.size(); o++) {
+        shape[r] = nodes[k].shapes[o];
+        dtype[r] = nodes[k].dtypes[o];
+        producer[r++] = static_cast<int>(k);
+      }
+    }
+    for (Reg o : outs) readers[o] += 2;  // never absorbed
+    std::vector<Reg> out_reg(nodes.size(), UINT32_MAX);
+    r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      if (nodes[k].shapes.size() == 1) out_reg[k] = r;
+      r += static_cast<Reg>(nodes[k].shapes.size());
+    }
+    // The step a node computes, if it is one of the fusable kinds.
+    auto step_of = [&](size_t k) -> std::optional<kernels::FusedStep> {
+      const Node& n = nodes[k];
+      if (n.shapes.size() != 1 || n.dtypes[0] != mx::float32 || n.prim->stream().device != mx::Device::cpu)
+        return std::nullopt;
+      for (auto d : n.shapes[0])
+        if (d == 0) return std::nullopt;
+      std::string_view name = n.prim->name();
+      kernels::FusedStep st{};
+      if (n.in.size() == 2) {
+        st.binary = true;
+        if (name == "Add") st.binary_op = kernels::BinaryOp::add;
+        else if (name == "Subtract") st.binary_op = kernels::BinaryOp::subtract;
+        else if (name == "Multiply") st.binary_op = kernels::BinaryOp::multiply;
+        else if (name == "Divide") st.binary_op = kernels::BinaryOp::divide;
+        else return std::nullopt;
+      } else if (n.in.size() == 1) {
+        if (name == "Negative") st.unary_op = kernels::UnaryOp::negative;
+        else if (name == "Abs") st.unary_op = kernels::UnaryOp::abs;
+        else if (name == "Square") st.unary_op = kernels::UnaryOp::square;
+        else if (auto u = kernels::unary_op(*n.prim)) st.unary_op = *u;
+        else return std::nullopt;
+      } else {
+        return std::nullopt;
+      }
+      for (Reg i : n.in)
+        if (dtype[i] != mx::float32) return std::nullopt;
+      return st;
+    };
+    std::vector<std::optional<kernels::FusedStep>> steps(nodes.size());
+    for (size_t k = 0; k < nodes.size(); k++) steps[k] = step_of(k);
+    // Absorbed into its one reader's tree.
+    auto absorbed = [&](size_t k) {
+      Reg o = out_reg[k];
+      if (!steps[k] || o == UINT32_MAX || readers[o] != 1) return false;
+      uint32_t c = reader[o];
+      return steps[c].has_value() && nodes[c].shapes[0] == nodes[k].shapes[0];
+    };
+    std::vector<std::pair<size_t, Node>> found;
+    for (size_t root = 0; root < nodes.size(); root++) {
+      if (!steps[root] || absorbed(root)) continue;
+      const mx::Shape& S = nodes[root].shapes[0];
+      if (S.empty()) continue;
+      mx::Shape col = S;
+      col.back() = 1;
+      std::vector<kernels::LeafMode> modes;
+      std::vector<Reg> leaf_regs;
+      std::vector<kernels::FusedStep> prog;
+      bool ok = true;
+      auto leaf = [&](Reg x) -> uint32_t {
+        kernels::LeafMode mode = kernels::LeafMode::dense;
+        Reg src = x;
+        int p = producer[x];
+        if (p >= 0 && std::strcmp(nodes[p].prim->name(), "Broadcast") == 0 && nodes[p].in.size() == 1 &&
+            dtype[nodes[p].in[0]] == mx::float32) {
+          Reg b = nodes[p].in[0];
+          const mx::Shape& bs = shape[b];
+          size_t size = 1;
+          for (auto d : bs) size *= static_cast<size_t>(d);
+          bool row = !bs.empty() && bs.back() == S.back() && bs.size() <= S.size() &&
+                     size == static_cast<size_t>(S.back());
+          if (size == 1) mode = kernels::LeafMode::scalar, src = b;
+          else if (row) mode = kernels::LeafMode::row, src = b;
+          else if (bs == col) mode = kernels::LeafMode::col, src = b;
+        } else if (shape[x] != S) {
+          size_t size = 1;
+          for (auto d : shape[x]) size *= static_cast<size_t>(d);
+          if (size != 1) ok = false;
+          mode = kernels::LeafMode::scalar;
+        }
+        for (size_t i = 0; i < leaf_regs.size(); i++)
+          if (leaf_regs[i] == src && modes[i] == mode) return static_cast<uint32_t>(i);
+        leaf_regs.push_back(src);
+        modes.push_back(mode);
+        return static_cast<uint32_t>(leaf_regs.size() - 1);
+      };
+      // Post-order: operands first; leaf indices are fixed up once the leaves are known.
+      constexpr uint32_t kStep = 1u << 31;
+      std::function<uint32_t(size_t)> emit = [&](size_t k) -> uint32_t {
+        kernels::FusedStep st = *steps[k];
+        std::vector<uint32_t> ops;
+        for (Reg i : nodes[k].in) {
+          int p = producer[i];
+          if (p >= 0 && absorbed(static_cast<size_t>(p)) && reader[i] == k)
+            ops.push_back(emit(static_cast<size_t>(p)) | kStep);
+          else
+            ops.push_back(leaf(i));
+        }
+        st.x = ops[0];
+        st.y = ops.size() > 1 ? ops[1] : 0;
+        prog.push_back(st);
+        return static_cast<uint32_t>(prog.size() - 1);
+      };
+      emit(root);
+      if (!ok || prog.size() < 2) continue;
+      uint32_t nl = static_cast<uint32_t>(leaf_regs.size());
+      for (auto& st : prog) {
+        st.x = st.x & kStep ? nl + (st.x & ~kStep) : st.x;
+        if (st.binary) st.y = st.y & kStep ? nl + (st.y & ~kStep) : st.y;
+      }
+      const Node& n = nodes[root];
+      auto prim = kernels::fused_primitive(modes, prog, S, mx::float32, n.prim->stream());
+      if (!prim) continue;
+      found.emplace_back(root, Node{prim, leaf_regs, n.shapes, n.dtypes});
+    }
+    if (found.empty()) return;
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& [k, m] : found) nodes[k] = std::move(m);
+  }
+
   std::vector<mx::array> run(const std::vector<mx::array>& inputs, bool fused) {
     if (!folded) {
       fold();
       rewrite_softmax();
+      rewrite_fusion();
     }
     if (!fused || nodes.empty() || !fusable(inputs)) return replay(inputs);
     if (!compiled) {
@@ -507,6 +652,8 @@ struct Builder {
     std::vector<int> result(arrays.size(), -1);
     auto tape = std::make_shared<Tape>();
     std::vector<int> tape_in;                    // slots read, by input register
+    std::vector<mx::Shape> in_shapes;            // and their shapes and dtypes
+    std::vector<mx::Dtype> in_dtypes;
     std::unordered_map<int, Reg> in_reg;         // slot -> input register
     std::unordered_map<uintptr_t, Reg> local;    // array id -> register (consts, nodes)
     std::vector<mx::array> const_list;
@@ -537,7 +684,11 @@ struct Builder {
       }
       if (slot >= 0) {
         auto [it, inserted] = in_reg.emplace(slot, static_cast<Reg>(tape_in.size()));
-        if (inserted) tape_in.push_back(slot);
+        if (inserted) {
+          tape_in.push_back(slot);
+          in_shapes.push_back(a.shape());
+          in_dtypes.push_back(a.dtype());
+        }
         VRef r{VIN, it->second, 0};
         seen.emplace(a.id(), r);
         return r;
@@ -663,6 +814,8 @@ struct Builder {
 
     // Assign registers.
     tape->n_in = static_cast<uint32_t>(tape_in.size());
+    tape->in_shapes = in_shapes;
+    tape->in_dtypes = in_dtypes;
     tape->consts = const_list;
     std::vector<Reg> node_base(node_arrays.size());
     Reg next = tape->n_in + static_cast<Reg>(const_list.size());

@@ -34,6 +34,7 @@ inline float hmin(__m256 v) {
 #define MAX _mm256_max_ps
 #define MIN _mm256_min_ps
 #define ABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), (x))
+#define NEG(x) _mm256_xor_ps((x), _mm256_set1_ps(-0.0f))
 #define SET1 _mm256_set1_ps
 #define SELECT_LT(x, c, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((x), (c), _CMP_LT_OQ))
 #define HSUM hsum

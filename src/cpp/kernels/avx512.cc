@@ -1,6 +1,8 @@
 // f32 kernels for AVX-512F (compiled with -mavx512f -mfma; see isa.hpp).
 #include <immintrin.h>
 
+#include <cstdint>
+
 // Lane reductions through two 256-bit halves (GCC 12's _mm512_reduce_*_ps warn of an
 // uninitialised value inside its own header).
 namespace {
@@ -34,6 +36,7 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
 #define MAX _mm512_max_ps
 #define MIN _mm512_min_ps
 #define ABS _mm512_abs_ps
+#define NEG(x) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)))
 #define SET1 _mm512_set1_ps
 #define SELECT_LT(x, c, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (c), _CMP_LT_OQ), (b), (a))
 #define HSUM hsum

@@ -4,7 +4,7 @@
 //   V, W            SLEEF's vector type and its width in floats
 //   LOAD, STORE     unaligned load/store of V
 //   SLEEF(f, u)     the SLEEF name of float function f at accuracy u for this ISA
-//   SQRT, ADD, SUB, MUL, DIV, MAX, MIN, ABS, SET1, SELECT_LT(x, c, a, b)   (x < c ? a : b,
+//   SQRT, ADD, SUB, MUL, DIV, MAX, MIN, ABS, NEG (sign flip), SET1, SELECT_LT(x, c, a, b)   (x < c ? a : b,
 //                   lane-wise)
 //   HSUM, HMAX, HMIN   the sum, max, min of a vector's lanes, as a float
 //   HAS_NAN(x)      nonzero when a lane of x is NaN
@@ -109,6 +109,9 @@ void unary(UnaryOp op, const float* in, float* out, size_t n) {
     case UnaryOp::erf: return map(in, out, n, [](V x) { return SLEEF(erf, u10)(x); });
     case UnaryOp::sqrt: return map(in, out, n, [](V x) { return SQRT(x); });
     case UnaryOp::rsqrt: return map(in, out, n, [](V x) { return DIV(SET1(1.0f), SQRT(x)); });
+    case UnaryOp::negative: return map(in, out, n, [](V x) { return NEG(x); });
+    case UnaryOp::abs: return map(in, out, n, [](V x) { return ABS(x); });
+    case UnaryOp::square: return map(in, out, n, [](V x) { return MUL(x, x); });
     case UnaryOp::sigmoid:
       // With e = e^-|x| (which never overflows): e / (1 + e) for x < 0, 1 / (1 + e)
       // otherwise; tiny results stay denormal instead of flushing to 0.
@@ -128,6 +131,10 @@ void binary(BinaryOp op, Operands layout, const float* a, const float* b, float*
       // squares this way.
       if (layout == Operands::scalar_b && b[0] == 2.0f) return map(a, out, n, [](V x) { return MUL(x, x); });
       return map2(layout, a, b, out, n, [](V x, V y) { return SLEEF(pow, u10)(x, y); });
+    case BinaryOp::add: return map2(layout, a, b, out, n, [](V x, V y) { return ADD(x, y); });
+    case BinaryOp::subtract: return map2(layout, a, b, out, n, [](V x, V y) { return SUB(x, y); });
+    case BinaryOp::multiply: return map2(layout, a, b, out, n, [](V x, V y) { return MUL(x, y); });
+    case BinaryOp::divide: return map2(layout, a, b, out, n, [](V x, V y) { return DIV(x, y); });
   }
 }
 

@@ -6,8 +6,10 @@
 
 namespace emily::kernels {
 
-enum class UnaryOp { exp, expm1, log, log1p, sin, cos, tanh, sigmoid, erf, sqrt, rsqrt };
-enum class BinaryOp { pow };
+// negative, abs, square, add, subtract, multiply and divide serve fused elementwise programs
+// (FastFused in cpu_kernels.cc); they round as MLX's own ops do (one IEEE operation).
+enum class UnaryOp { exp, expm1, log, log1p, sin, cos, tanh, sigmoid, erf, sqrt, rsqrt, negative, abs, square };
+enum class BinaryOp { pow, add, subtract, multiply, divide };
 enum class ReduceOp { sum, max, min };
 // Row ops over the last axis. softmax_div is e / sum(e), softmax_mul e * (1 / sum(e)) (the
 // two forms composed softmaxes take), with e = exp(x - max(x)); log_softmax is
