@@ -324,6 +324,8 @@ const char* op_name(BinaryOp op) {
     case BinaryOp::subtract: return "EmilySubtract";
     case BinaryOp::multiply: return "EmilyMultiply";
     case BinaryOp::divide: return "EmilyDivide";
+    case BinaryOp::maximum: return "EmilyMaximum";
+    case BinaryOp::minimum: return "EmilyMinimum";
   }
   return "EmilyBinary";
 }

@@ -219,7 +219,7 @@ struct Tape {
   // once after fold(): with D = x - max(x), E = exp(D), S = sum(E) (max and sum over the last
   // axis, kept), the node computing E / S, (1 / S) * E or -log(S) + D (Nx's softmax, Axon's
   // softmax and log_softmax; broadcasts between them) computes from x alone. The nodes it
-  // replaces stay for any other reader; replay builds but never evaluates unread ones.
+  // replaces stay for any other reader; prune() drops the unread ones.
   void rewrite_softmax() {
     std::vector<int> producer(n_regs, -1);
     Reg r = n_in + static_cast<Reg>(consts.size());
@@ -323,13 +323,14 @@ struct Tape {
     for (auto& [k, m] : found) nodes[k] = std::move(m);
   }
 
-  // Trees of float32 elementwise nodes of one shape on a CPU stream (adds, multiplies, ...,
-  // Emily's unary kernels) become one FastFused node (cpu_kernels.cc), done once after
-  // rewrite_softmax: a node joins the tree of its reader when that is its only reader (not a
-  // tape output) and is elementwise of the same shape; the tree's root is replaced, its
-  // other nodes stay unread. Broadcast scalars, rows (biases) and columns (a kept last-axis
-  // reduction) are read by the kernel without being broadcast first. Each step rounds as the
-  // node it stands for, so results keep their bits.
+  // Trees of float32 elementwise nodes of one shape on a CPU stream (adds, multiplies,
+  // maxima, ..., Emily's unary kernels) become one FastFused node (cpu_kernels.cc), done
+  // once after rewrite_softmax. A node joins the tree of its reader when that is its only
+  // reader (not a tape output) and is elementwise of the same shape; a lone node is a tree
+  // too (the kernel runs on the pool). The tree's root is replaced; prune() drops the rest.
+  // Broadcast scalars, rows (biases) and columns (a kept last-axis reduction) are read by
+  // the kernel without being broadcast first. Each step rounds as the node it stands for,
+  // so results keep their bits.
   void rewrite_fusion() {
     std::vector<int> producer(n_regs, -1);
     std::vector<uint32_t> readers(n_regs, 0), reader(n_regs, UINT32_MAX);
@@ -369,6 +370,8 @@ struct Tape {
         else if (name == "Subtract") st.binary_op = kernels::BinaryOp::subtract;
         else if (name == "Multiply") st.binary_op = kernels::BinaryOp::multiply;
         else if (name == "Divide") st.binary_op = kernels::BinaryOp::divide;
+        else if (name == "Maximum") st.binary_op = kernels::BinaryOp::maximum;
+        else if (name == "Minimum") st.binary_op = kernels::BinaryOp::minimum;
         else return std::nullopt;
       } else if (n.in.size() == 1) {
         if (name == "Negative") st.unary_op = kernels::UnaryOp::negative;
@@ -448,7 +451,7 @@ struct Tape {
         return static_cast<uint32_t>(prog.size() - 1);
       };
       emit(root);
-      if (!ok || prog.size() < 2) continue;
+      if (!ok) continue;
       uint32_t nl = static_cast<uint32_t>(leaf_regs.size());
       for (auto& st : prog) {
         st.x = st.x & kStep ? nl + (st.x & ~kStep) : st.x;
@@ -464,11 +467,51 @@ struct Tape {
     for (auto& [k, m] : found) nodes[k] = std::move(m);
   }
 
+  // Nodes that no output needs (those the rewrites replaced) are dropped and the registers
+  // after the constants renumbered; replay then builds only what is evaluated.
+  void prune() {
+    Reg first = n_in + static_cast<Reg>(consts.size());
+    std::vector<Reg> base(nodes.size());
+    Reg r = first;
+    for (size_t k = 0; k < nodes.size(); k++) {
+      base[k] = r;
+      r += static_cast<Reg>(nodes[k].shapes.size());
+    }
+    std::vector<char> needed(n_regs, 0), live(nodes.size(), 0);
+    for (Reg o : outs) needed[o] = 1;
+    bool all = true;
+    for (size_t k = nodes.size(); k-- > 0;) {
+      for (size_t o = 0; o < nodes[k].shapes.size(); o++) live[k] = live[k] || needed[base[k] + o];
+      if (!live[k]) {
+        all = false;
+        continue;
+      }
+      for (Reg i : nodes[k].in) needed[i] = 1;
+    }
+    if (all) return;
+    std::vector<Reg> remap(n_regs, UINT32_MAX);
+    for (Reg i = 0; i < first; i++) remap[i] = i;
+    std::vector<Node> kept;
+    Reg next = first;
+    for (size_t k = 0; k < nodes.size(); k++) {
+      if (!live[k]) continue;
+      Node m = nodes[k];
+      for (auto& i : m.in) i = remap[i];
+      for (size_t o = 0; o < m.shapes.size(); o++) remap[base[k] + o] = next++;
+      kept.push_back(std::move(m));
+    }
+    std::lock_guard<std::mutex> g(mu);
+    for (auto& o : outs) o = remap[o];
+    nodes = std::move(kept);
+    n_regs = next;
+  }
+
   std::vector<mx::array> run(const std::vector<mx::array>& inputs, bool fused) {
     if (!folded) {
       fold();
       rewrite_softmax();
       rewrite_fusion();
+      prune();
     }
     if (!fused || nodes.empty() || !fusable(inputs)) return replay(inputs);
     if (!compiled) {

@@ -37,6 +37,7 @@ inline float hmin(__m256 v) {
 #define NEG(x) _mm256_xor_ps((x), _mm256_set1_ps(-0.0f))
 #define SET1 _mm256_set1_ps
 #define SELECT_LT(x, c, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((x), (c), _CMP_LT_OQ))
+#define SELECT_NAN(x, a, b) _mm256_blendv_ps((b), (a), _mm256_cmp_ps((x), (x), _CMP_UNORD_Q))
 #define HSUM hsum
 #define HMAX hmax
 #define HMIN hmin

@@ -39,6 +39,7 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
 #define NEG(x) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)))
 #define SET1 _mm512_set1_ps
 #define SELECT_LT(x, c, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (c), _CMP_LT_OQ), (b), (a))
+#define SELECT_NAN(x, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (x), _CMP_UNORD_Q), (b), (a))
 #define HSUM hsum
 #define HMAX hmax
 #define HMIN hmin

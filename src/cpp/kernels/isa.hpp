@@ -6,6 +6,7 @@
 //   SLEEF(f, u)     the SLEEF name of float function f at accuracy u for this ISA
 //   SQRT, ADD, SUB, MUL, DIV, MAX, MIN, ABS, NEG (sign flip), SET1, SELECT_LT(x, c, a, b)   (x < c ? a : b,
 //                   lane-wise)
+//   SELECT_NAN(x, a, b)   isnan(x) ? a : b, lane-wise
 //   HSUM, HMAX, HMIN   the sum, max, min of a vector's lanes, as a float
 //   HAS_NAN(x)      nonzero when a lane of x is NaN
 // The tail (n % W elements) runs through the same vector code on a padded copy, so every
@@ -135,6 +136,11 @@ void binary(BinaryOp op, Operands layout, const float* a, const float* b, float*
     case BinaryOp::subtract: return map2(layout, a, b, out, n, [](V x, V y) { return SUB(x, y); });
     case BinaryOp::multiply: return map2(layout, a, b, out, n, [](V x, V y) { return MUL(x, y); });
     case BinaryOp::divide: return map2(layout, a, b, out, n, [](V x, V y) { return DIV(x, y); });
+    // MLX: isnan(x) ? x : (x > y ? x : y), and x < y for minimum.
+    case BinaryOp::maximum:
+      return map2(layout, a, b, out, n, [](V x, V y) { return SELECT_NAN(x, x, SELECT_LT(y, x, x, y)); });
+    case BinaryOp::minimum:
+      return map2(layout, a, b, out, n, [](V x, V y) { return SELECT_NAN(x, x, SELECT_LT(x, y, x, y)); });
   }
 }
 

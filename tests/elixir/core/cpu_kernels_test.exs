@@ -557,6 +557,7 @@ defmodule Emily.CpuKernelsTest do
     defn(gelu(x), do: Axon.Activations.gelu(x))
     defn(scalars_rows_columns(x, row, col), do: Nx.abs(-(x * x) + row) / 3.0 - Nx.exp(x + col))
     defn(dense_chain(x, w), do: Nx.tanh(Nx.dot(x, w) * 0.5 + x))
+    defn(relu_min(x, y), do: Nx.max(x, 0.0) + Nx.min(x, y) * Nx.max(y, x))
 
     # t is read twice and returned: it roots its own tree.
     defn shared(x) do
@@ -597,12 +598,22 @@ defmodule Emily.CpuKernelsTest do
     end
   end
 
-  test "other dtypes and lone nodes keep MLX's primitives" do
-    x = random_nx({8, 16}, 5)
-    {_, prims} = run_lane(&Fusable.gelu/1, [Nx.as_type(x, :bf16)], :native)
-    refute "EmilyFused" in prims
-    {_, prims} = run_lane(&Nx.add/2, [x, x], :native)
-    refute "EmilyFused" in prims
+  test "maxima, minima (NaN from either side), lone nodes and mixed dtypes keep the evaluator's bits" do
+    specials = [:nan, 1.0, -0.0, 0.0, :infinity, :neg_infinity, 2.5, -3.0]
+    pairs = for a <- specials, b <- specials, do: {a, b}
+    a = nx_f32(Enum.map(pairs, &elem(&1, 0)), {8, 8})
+    b = nx_f32(Enum.map(pairs, &elem(&1, 1)), {8, 8})
+
+    for {fun, args} <- [
+          {&Fusable.relu_min/2, [a, b]},
+          {&Nx.add/2, [a, b]},
+          {&Fusable.gelu/1, [Nx.as_type(random_nx({8, 16}, 5), :bf16)]}
+        ] do
+      {want, _} = run_lane(fun, args, :evaluator)
+      {got, prims} = run_lane(fun, args, :native)
+      assert "EmilyFused" in prims, inspect(prims)
+      assert bits_of(got) == bits_of(want), inspect(fun)
+    end
   end
 
   test "integer and float64 inputs keep MLX's paths" do
