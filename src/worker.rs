@@ -234,6 +234,12 @@ impl Worker {
     pub fn is_running(&self) -> bool {
         !self.queue.is_closed()
     }
+
+    /// Whether the worker's streams are in use now: a job running on its thread, or a caller
+    /// evaluating inline in its stead.
+    pub fn is_busy(&self) -> bool {
+        self.exec.try_lock().is_err()
+    }
 }
 
 impl Drop for Worker {

@@ -97,10 +97,14 @@ defmodule Emily.Worker do
   @doc "Stops a worker; queued work is answered with an error."
   def stop(worker), do: Emily.Native.worker_shutdown(worker)
 
-  @doc "Information about a worker."
+  @doc """
+  Information about a worker: `:id`, `:device`, `:queued` (jobs waiting), `:queue_limit`,
+  `:running` (not stopped) and `:busy` (its streams in use now: a job, or a caller
+  evaluating inline in its stead).
+  """
   def info(worker) do
-    {id, device, queued, limit, running} = Emily.Native.worker_info(worker)
-    %{id: id, device: device, queued: queued, queue_limit: limit, running: running}
+    {id, device, queued, limit, running, busy} = Emily.Native.worker_info(worker)
+    %{id: id, device: device, queued: queued, queue_limit: limit, running: running, busy: busy}
   end
 
   @doc """

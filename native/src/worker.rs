@@ -95,13 +95,13 @@ pub fn worker_shutdown(w: WorkerArc) -> Atom {
 
 /// `{id, device, queued, queue_limit, running?}`
 #[rustler::nif]
-pub fn worker_info(w: WorkerArc) -> (u64, Atom, usize, usize, bool) {
+pub fn worker_info(w: WorkerArc) -> (u64, Atom, usize, usize, bool, bool) {
     let wk = &w.worker;
     let dev = match wk.device() {
         Device::Cpu => atoms::cpu(),
         Device::Gpu => atoms::gpu(),
     };
-    (wk.id(), dev, wk.queued(), wk.queue_limit(), wk.is_running())
+    (wk.id(), dev, wk.queued(), wk.queue_limit(), wk.is_running(), wk.is_busy())
 }
 
 #[rustler::nif]

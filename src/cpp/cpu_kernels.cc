@@ -19,6 +19,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/primitives.h"
 #include "threads.hpp"
@@ -72,7 +76,14 @@ class Pool {
     workers_ = cpus > 1 ? static_cast<size_t>(cpus - 1) : 0;
     // Threads started here take the process's CPU set, not the caller's one CPU.
     ProcessCpus all;
-    for (size_t i = 0; i < workers_; i++) std::thread([this] { loop(); }).detach();
+    for (size_t i = 0; i < workers_; i++)
+      std::thread([this] {
+#if defined(__linux__)
+        // (a thread takes its creator's name: a worker's, which tests look for)
+        pthread_setname_np(pthread_self(), "emily-kernels");
+#endif
+        loop();
+      }).detach();
   }
 
   size_t claim(const std::function<void(size_t)>& fn) {

@@ -616,6 +616,20 @@ defmodule Emily.CpuKernelsTest do
     end
   end
 
+  test "the pool's threads are named emily-kernels, not after the worker that started them" do
+    x = N.full([1024, 1024], 0.5, :f32, cw())
+    Emily.eval(N.exp(x, cw()))
+
+    names =
+      for t <- File.ls!("/proc/self/task"),
+          {:ok, comm} <- [File.read("/proc/self/task/#{t}/comm")],
+          do: String.trim(comm)
+
+    if System.schedulers_online() > 1, do: assert("emily-kernels" in names)
+    # one thread per CPU worker
+    assert Enum.count(names, &(&1 == "emily-cpu-1")) <= 1
+  end
+
   test "integer and float64 inputs keep MLX's paths" do
     i = tensor([1, 2, 3], [3], {:s, 32})
     assert N.dtype(N.exp(i, cw())) == :f32

@@ -159,7 +159,10 @@ defmodule Emily.WorkerFaultsTest do
     back_to(baseline, [])
     # nothing references the worker any more: its thread is gone
     wait_until(fn -> "emily-#{Worker.default_device()}-#{id}" not in thread_names() end,
-      tries: 10_000
+      tries: 10_000,
+      message: fn ->
+        "worker #{id} thread still there: #{inspect(thread_names())} #{inspect(Emily.memory_stats())}"
+      end
     )
   end
 
@@ -171,8 +174,8 @@ defmodule Emily.WorkerFaultsTest do
       # one job running, then two queued behind it: the queue is full
       {first, _} = evaluating(w, 60)
       assert_receive {:started, ^first}, 30_000
-      wait_until(fn -> Worker.info(w).queued == 0 end, tries: 10_000)
-      Process.sleep(50)
+      # its job taken by the worker (not merely about to be submitted)
+      wait_until(fn -> match?(%{queued: 0, busy: true}, Worker.info(w)) end, tries: 10_000)
       queued = for _ <- 1..2, do: evaluating(w, 5)
       wait_until(fn -> Worker.info(w).queued == 2 end, tries: 10_000)
 
