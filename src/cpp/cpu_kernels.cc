@@ -576,11 +576,15 @@ class FastFused : public KernelPrimitive {
     auto& enc = mx::cpu::get_command_encoder(stream());
     std::vector<mx::array> in;
     in.reserve(inputs.size());
+    // A dense leaf holding one value for all (a folded broadcast constant) is read as a scalar.
+    std::vector<LeafMode> leaves = leaves_;
+    for (size_t i = 0; i < inputs.size(); i++)
+      if (inputs[i].data_size() == 1) leaves[i] = LeafMode::scalar;
     bool donated = false;
     for (size_t i = 0; i < inputs.size(); i++) {
-      in.push_back(leaves_[i] == LeafMode::scalar ? inputs[i] : dense(inputs[i], enc));
+      in.push_back(leaves[i] == LeafMode::scalar ? inputs[i] : dense(inputs[i], enc));
       // Block b of the output is written after every read of block b of a dense leaf.
-      if (!donated && leaves_[i] == LeafMode::dense && in[i].flags().row_contiguous && in[i].is_donatable() &&
+      if (!donated && leaves[i] == LeafMode::dense && in[i].flags().row_contiguous && in[i].is_donatable() &&
           in[i].itemsize() == out.itemsize() && in[i].data_size() == out.size()) {
         out.copy_shared_buffer(in[i]);
         donated = true;
@@ -594,7 +598,7 @@ class FastFused : public KernelPrimitive {
     }
     enc.set_output_array(out);
     size_t cols = shape_.empty() ? 1 : static_cast<size_t>(shape_.back());
-    enc.dispatch([ptrs = std::move(ptrs), dst = out.data<float>(), n = out.size(), cols, leaves = leaves_,
+    enc.dispatch([ptrs = std::move(ptrs), dst = out.data<float>(), n = out.size(), cols, leaves = std::move(leaves),
                   steps = steps_, k = kernel_isa()]() {
       size_t units = n * steps.size();
       parallel_ranges(n, units, kChunkMin, [&](size_t begin, size_t end) {
