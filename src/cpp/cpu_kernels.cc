@@ -13,6 +13,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -614,14 +615,32 @@ class FastFused : public KernelPrimitive {
             switch (leaves[i]) {
               case LeafMode::dense: reg[i] = ptrs[i] + b; break;
               case LeafMode::scalar: reg[i] = buf; break;
-              case LeafMode::row:
-                for (size_t j = 0; j < m; j++) buf[j] = ptrs[i][(b + j) % cols];
+              case LeafMode::row: {
+                // the row's elements from b % cols on, in runs to the row's end
+                size_t pos = b % cols;
+                if (pos + m <= cols) {
+                  reg[i] = ptrs[i] + pos;
+                  break;
+                }
+                for (size_t j = 0; j < m; pos = 0) {
+                  size_t len = std::min(m - j, cols - pos);
+                  std::memcpy(buf + j, ptrs[i] + pos, len * sizeof(float));
+                  j += len;
+                }
                 reg[i] = buf;
                 break;
-              case LeafMode::col:
-                for (size_t j = 0; j < m; j++) buf[j] = ptrs[i][(b + j) / cols];
+              }
+              case LeafMode::col: {
+                // one value per output row, in runs of that row's remaining elements
+                size_t row = b / cols, pos = b % cols;
+                for (size_t j = 0; j < m; pos = 0, row++) {
+                  size_t len = std::min(m - j, cols - pos);
+                  std::fill_n(buf + j, len, ptrs[i][row]);
+                  j += len;
+                }
                 reg[i] = buf;
                 break;
+              }
             }
           }
           for (size_t t = 0; t < steps.size(); t++) {
