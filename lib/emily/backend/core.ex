@@ -160,10 +160,46 @@ if Code.ensure_loaded?(Nx) do
     def download(ref, type, shape) do
       bin = Emily.to_binary(ref)
 
-      if narrow?(type) do
-        bb_convert(bin, shape, storage_type(type), type)
-      else
-        bin
+      cond do
+        type == {:f8_e4m3fn, 8} -> e4m3fn_bytes(bin)
+        narrow?(type) -> bb_convert(bin, shape, storage_type(type), type)
+        true -> bin
+      end
+    end
+
+    # E4M3FN values are stored as the f16 that upload/4 decodes each byte to: each f16 reads
+    # back as the byte it came from (Nx's encoder would write -0.0 as +0.0 and drop a NaN's
+    # sign), anything else through Nx's encoder.
+    defp e4m3fn_bytes(bin) do
+      table = e4m3fn_table()
+
+      for <<h::binary-2 <- bin>>, into: <<>> do
+        case table do
+          %{^h => byte} -> <<byte>>
+          %{} -> bb_convert(h, {}, {:f, 16}, {:f8_e4m3fn, 8})
+        end
+      end
+    end
+
+    defp e4m3fn_table do
+      key = {__MODULE__, :e4m3fn_table}
+
+      case :persistent_term.get(key, nil) do
+        nil ->
+          all = for b <- 0..255, into: <<>>, do: <<b>>
+          f16 = bb_convert(all, {256}, {:f8_e4m3fn, 8}, {:f, 16})
+          halves = for <<h::binary-2 <- f16>>, do: h
+
+          table =
+            halves
+            |> Enum.zip(0..255)
+            |> Enum.reduce(%{}, fn {h, b}, acc -> Map.put_new(acc, h, b) end)
+
+          :persistent_term.put(key, table)
+          table
+
+        table ->
+          table
       end
     end
 
