@@ -215,16 +215,33 @@ struct Tape {
     return !(gpu && complex);
   }
 
+  // The register of each node's first output.
+  std::vector<Reg> node_bases() const {
+    std::vector<Reg> base(nodes.size());
+    Reg r = n_in + static_cast<Reg>(consts.size());
+    for (size_t k = 0; k < nodes.size(); k++) {
+      base[k] = r;
+      r += static_cast<Reg>(nodes[k].shapes.size());
+    }
+    return base;
+  }
+
+  // The node computing each register, or -1 (inputs and constants).
+  std::vector<int> producers() const {
+    std::vector<int> producer(n_regs, -1);
+    std::vector<Reg> base = node_bases();
+    for (size_t k = 0; k < nodes.size(); k++)
+      for (size_t o = 0; o < nodes[k].shapes.size(); o++) producer[base[k] + o] = static_cast<int>(k);
+    return producer;
+  }
+
   // Softmaxes composed of Emily's CPU kernels become one row kernel (cpu_kernels.cc), done
   // once after fold(): with D = x - max(x), E = exp(D), S = sum(E) (max and sum over the last
   // axis, kept), the node computing E / S, (1 / S) * E or -log(S) + D (Nx's softmax, Axon's
   // softmax and log_softmax; broadcasts between them) computes from x alone. The nodes it
   // replaces stay for any other reader; prune() drops the unread ones.
   void rewrite_softmax() {
-    std::vector<int> producer(n_regs, -1);
-    Reg r = n_in + static_cast<Reg>(consts.size());
-    for (size_t k = 0; k < nodes.size(); k++)
-      for (size_t o = 0; o < nodes[k].shapes.size(); o++) producer[r++] = static_cast<int>(k);
+    std::vector<int> producer = producers();
     auto node = [&](Reg x) -> const Node* {
       int k = x < producer.size() ? producer[x] : -1;
       return k < 0 || nodes[k].shapes.size() != 1 ? nullptr : &nodes[k];
@@ -332,29 +349,24 @@ struct Tape {
   // the kernel without being broadcast first. Each step rounds as the node it stands for,
   // so results keep their bits.
   void rewrite_fusion() {
-    std::vector<int> producer(n_regs, -1);
+    if (in_shapes.size() != n_in) return;
+    std::vector<Reg> base = node_bases();
+    std::vector<int> producer = producers();
     std::vector<uint32_t> readers(n_regs, 0), reader(n_regs, UINT32_MAX);
     std::vector<mx::Shape> shape(n_regs);
     std::vector<mx::Dtype> dtype(n_regs, mx::float32);
-    for (Reg i = 0; i < n_in && i < in_shapes.size(); i++) shape[i] = in_shapes[i], dtype[i] = in_dtypes[i];
+    for (Reg i = 0; i < n_in; i++) shape[i] = in_shapes[i], dtype[i] = in_dtypes[i];
     for (size_t i = 0; i < consts.size(); i++) shape[n_in + i] = consts[i].shape(), dtype[n_in + i] = consts[i].dtype();
-    if (in_shapes.size() != n_in) return;
-    Reg r = n_in + static_cast<Reg>(consts.size());
+    std::vector<Reg> out_reg(nodes.size(), UINT32_MAX);
     for (size_t k = 0; k < nodes.size(); k++) {
       for (Reg i : nodes[k].in) readers[i]++, reader[i] = static_cast<uint32_t>(k);
       for (size_t o = 0; o < nodes[k].shapes.size(); o++) {
-        shape[r] = nodes[k].shapes[o];
-        dtype[r] = nodes[k].dtypes[o];
-        producer[r++] = static_cast<int>(k);
+        shape[base[k] + o] = nodes[k].shapes[o];
+        dtype[base[k] + o] = nodes[k].dtypes[o];
       }
+      if (nodes[k].shapes.size() == 1) out_reg[k] = base[k];
     }
     for (Reg o : outs) readers[o] += 2;  // never absorbed
-    std::vector<Reg> out_reg(nodes.size(), UINT32_MAX);
-    r = n_in + static_cast<Reg>(consts.size());
-    for (size_t k = 0; k < nodes.size(); k++) {
-      if (nodes[k].shapes.size() == 1) out_reg[k] = r;
-      r += static_cast<Reg>(nodes[k].shapes.size());
-    }
     // The step a node computes, if it is one of the fusable kinds.
     auto step_of = [&](size_t k) -> std::optional<kernels::FusedStep> {
       const Node& n = nodes[k];
@@ -471,12 +483,7 @@ struct Tape {
   // after the constants renumbered; replay then builds only what is evaluated.
   void prune() {
     Reg first = n_in + static_cast<Reg>(consts.size());
-    std::vector<Reg> base(nodes.size());
-    Reg r = first;
-    for (size_t k = 0; k < nodes.size(); k++) {
-      base[k] = r;
-      r += static_cast<Reg>(nodes[k].shapes.size());
-    }
+    std::vector<Reg> base = node_bases();
     std::vector<char> needed(n_regs, 0), live(nodes.size(), 0);
     for (Reg o : outs) needed[o] = 1;
     bool all = true;
