@@ -13,6 +13,7 @@ import Config
 #     fallback: :warn,            # ops run on Nx.BinaryBackend: :silent | :warn | :raise
 #     cpu_kernels: true,          # Emily's SLEEF CPU kernels for exp, tanh, erf, ... (env EMILY_CPU_KERNELS)
 #     tf32: false,                # let MLX run f32 matmuls in TF32 on NVIDIA GPUs
+#     kernel_cache_dir: nil,      # NVIDIA GPUs: MLX's compiled kernels (nil: user cache; false: MLX's /tmp)
 #     gc_threshold: 268_435_456,  # bytes of tensor-handle growth that make the largest holders collect
 #     gc_pressure: true,          # false turns those requests off
 #     memory_limit: nil,          # MLX's memory limit in bytes (nil: MLX's, 80% of RAM)

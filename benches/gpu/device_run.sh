@@ -62,6 +62,15 @@ export PATH="$erlroot/bin:$elixir_dir/bin:$PATH"
 export LANG=C.UTF-8 ELIXIR_ERL_OPTIONS=+fnu MIX_ENV=test HEX_OFFLINE=1 MIX_HOME=/tmp/emily-mix EMILY_MLX_DIR="$cuda_mlx/mlx"
 # MLX's NVRTC kernels include CUDA's headers: CUDA_HOME, else /usr/local/cuda.
 [ -d /usr/local/cuda/include ] && export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
+# MLX's compiled CUDA kernels: kept in one folder, seeded from an earlier run's cache when
+# the package has one, and returned in $OUT at the end.
+export MLX_PTX_CACHE_DIR=/tmp/emily-ptx
+mkdir -p "$MLX_PTX_CACHE_DIR"
+if [ -f "$B/p2/ptx-cache.tar.xz" ] && [ ! -f "$MLX_PTX_CACHE_DIR/.seeded" ]; then
+  tar -C "$MLX_PTX_CACHE_DIR" -xJf "$B/p2/ptx-cache.tar.xz" && touch "$MLX_PTX_CACHE_DIR/.seeded"
+  log "MLX kernel cache: $(find "$MLX_PTX_CACHE_DIR" -name '*.ptx' | wc -l) kernels from the package"
+fi
+save_ptx() { tar -C "$MLX_PTX_CACHE_DIR" --exclude=.seeded -cJf "$OUT/ptx-cache.tar.xz" . 2>/dev/null; }
 cd "$root" || exit 2
 log "ldd: $(ldd priv/emily_nif.so | grep -c 'not found') libraries not found"
 ldd priv/emily_nif.so | grep -E "not found|mlx|cublas|cudnn|nccl|libcuda|openblas"
@@ -115,5 +124,6 @@ if [ "$mode" = tests ] || [ "$mode" = smoke ]; then
   done | tee "$OUT/test_summary.txt"
   grep -h -E "^\s+[0-9]+\) test" /tmp/emily-tests/*.log | head -60
 fi
-log "done (status $status)"
+save_ptx
+log "done (status $status); MLX kernel cache: $(find "$MLX_PTX_CACHE_DIR" -name '*.ptx' | wc -l) kernels"
 exit $status

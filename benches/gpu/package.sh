@@ -117,6 +117,11 @@ if [ -n "$deps_dir" ]; then
 fi
 tar -C "$app" -cJf "$DEST/p2/app.tar.xz" "${root#/}" ${deps_dir:+"${deps_dir#/}"}
 cp "$here/device_run.sh" "$DEST/p2/"
+# MLX's compiled CUDA kernels from an earlier device run (device_run.sh returns them as
+# $OUT/ptx-cache.tar.xz; keep that file at DEST/ptx-cache.tar.xz): a fresh machine then
+# loads them instead of compiling each with NVRTC.
+ptx="${EMILY_PTX_CACHE:-$DEST/ptx-cache.tar.xz}"
+if [ -f "$ptx" ]; then cp "$ptx" "$DEST/p2/ptx-cache.tar.xz"; log "MLX kernel cache: $(du -h "$ptx" | cut -f1)"; fi
 echo "root=$root" >>"$DEST/p2/env.sh"
 echo "cache=$CACHE" >>"$DEST/p2/env.sh"
 echo "cuda_mlx=$CUDA_MLX" >>"$DEST/p2/env.sh"

@@ -8,6 +8,7 @@ defmodule Emily.Application do
     # BEAM ignores SIGCHLD.
     :os.set_signal(:sigchld, :default)
     set_tf32()
+    set_kernel_cache()
     Emily.Worker.start_defaults()
     Emily.Worker.set_inline_eval(Emily.Config.get(:inline_eval))
     Emily.Worker.set_direct_execution(Emily.Config.get(:direct_execution))
@@ -29,8 +30,33 @@ defmodule Emily.Application do
   # environment is left alone. The NIF sets it: MLX reads the C library's environment, which
   # System.put_env/2 does not change.
   defp set_tf32 do
-    value = Emily.Native.tf32_default(Emily.Config.get(:tf32))
-    System.put_env("MLX_ENABLE_TF32", value)
+    value = if Emily.Config.get(:tf32), do: "1", else: "0"
+    System.put_env("MLX_ENABLE_TF32", Emily.Native.mlx_env_default("MLX_ENABLE_TF32", value))
+  end
+
+  # MLX's CUDA backend compiles its kernels with NVRTC on first use (seconds each) and keeps
+  # the results on disk, by default under the system's temporary directory, which is often
+  # emptied at boot. Emily points it at a folder of the user's cache instead, one per MLX
+  # version (`config :emily, kernel_cache_dir: path`; `false` keeps MLX's default; a
+  # MLX_PTX_CACHE_DIR already in the environment wins). Other builds never read it.
+  defp set_kernel_cache do
+    case Emily.Config.get(:kernel_cache_dir) do
+      false ->
+        :ok
+
+      dir ->
+        dir =
+          dir ||
+            Path.join(
+              :filename.basedir(:user_cache, "emily"),
+              "mlx-#{Emily.Native.mlx_version()}-ptx"
+            )
+
+        System.put_env(
+          "MLX_PTX_CACHE_DIR",
+          Emily.Native.mlx_env_default("MLX_PTX_CACHE_DIR", dir)
+        )
+    end
   end
 
   @impl true

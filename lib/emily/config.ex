@@ -19,6 +19,8 @@ defmodule Emily.Config do
      "Emily's vectorised, multi-threaded CPU kernels for exp, tanh, erf, ... (false: MLX's)"},
     {:tf32, nil, false, :boolean, :start,
      "let MLX run f32 matrix products in TF32 on NVIDIA GPUs"},
+    {:kernel_cache_dir, nil, nil, {:or_false, {:or_nil, :string}}, :start,
+     "NVIDIA GPUs: where MLX keeps its compiled kernels (nil: the user cache's emily/mlx-VERSION-ptx; false: MLX's own, under /tmp)"},
     {:gc_threshold, nil, 268_435_456, :pos_integer, :start,
      "bytes of tensor-handle growth that make the largest holders collect (`Emily.Memory`)"},
     {:gc_pressure, nil, true, :boolean, :start, "false turns those collection requests off"},
@@ -114,6 +116,7 @@ defmodule Emily.Config do
   end
 
   defp valid?(:boolean, v), do: is_boolean(v)
+  defp valid?(:string, v), do: is_binary(v) and v != ""
   defp valid?(:pos_integer, v), do: is_integer(v) and v > 0
   defp valid?(:non_neg_integer, v), do: is_integer(v) and v >= 0
   defp valid?(:timeout, v), do: v == :infinity or (is_integer(v) and v >= 0)
@@ -123,6 +126,7 @@ defmodule Emily.Config do
   defp valid?({:or_false, type}, v), do: v == false or valid?(type, v)
 
   defp describe(:boolean), do: "true or false"
+  defp describe(:string), do: "a non-empty string"
   defp describe(:pos_integer), do: "a positive integer"
   defp describe(:non_neg_integer), do: "a non-negative integer"
   defp describe(:timeout), do: "a timeout in ms or :infinity"

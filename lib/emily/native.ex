@@ -59,7 +59,7 @@ defmodule Emily.Native do
     worker_info: 1,
     device_available: 1,
     device_info: 1,
-    tf32_default: 1,
+    mlx_env_default: 2,
     inline_eval: 1,
     direct_execution: 1,
     direct_execution_available: 0,

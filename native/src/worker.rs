@@ -124,18 +124,23 @@ pub fn device_info(env: Env, device: Atom) -> NifResult<Term> {
     crate::atoms::atom_map(env, pairs)
 }
 
-/// Puts `MLX_ENABLE_TF32` (`"1"` when `enabled`, else `"0"`) into the process environment,
-/// the C library's that MLX reads (`os:putenv/2` changes only the VM's own copy), unless it
-/// is set there already; returns the value in effect. MLX reads it once, at its first
-/// float32 matmul.
+/// Puts `name=value` into the process environment, the C library's that MLX reads
+/// (`os:putenv/2` changes only the VM's own copy), unless `name` is set there already;
+/// returns the value in effect. Only MLX's own variables (`MLX_*`): MLX reads
+/// `MLX_ENABLE_TF32` at its first float32 matmul and `MLX_PTX_CACHE_DIR` at its first
+/// CUDA kernel compilation, both after the application has started.
 #[rustler::nif]
-pub fn tf32_default(enabled: bool) -> String {
-    match std::env::var("MLX_ENABLE_TF32") {
-        Ok(v) if !v.is_empty() => v,
+pub fn mlx_env_default(name: String, value: String) -> NifResult<String> {
+    if !name.starts_with("MLX_") || name.contains('=') || name.contains('\0') || value.contains('\0') {
+        return Err(crate::error::argument_error(format!(
+            "mlx_env_default: name must be an MLX_ variable without = or NUL, got: {name:?}"
+        )));
+    }
+    match std::env::var(&name) {
+        Ok(v) if !v.is_empty() => Ok(v),
         _ => {
-            let v = if enabled { "1" } else { "0" };
-            std::env::set_var("MLX_ENABLE_TF32", v);
-            v.to_string()
+            std::env::set_var(&name, &value);
+            Ok(value)
         }
     }
 }

@@ -59,4 +59,21 @@ defmodule Emily.ConfigTest do
 
     assert_raise ArgumentError, ~r/no setting :nope/, fn -> Config.get(:nope) end
   end
+
+  test "MLX's variables are set in the C environment at start, unless set before" do
+    dir = System.get_env("MLX_PTX_CACHE_DIR")
+    assert is_binary(dir) and dir != ""
+    assert System.get_env("MLX_ENABLE_TF32") in ["0", "1"]
+    # Set already: left as it is.
+    assert Emily.Native.mlx_env_default("MLX_PTX_CACHE_DIR", "/elsewhere") == dir
+    name = "MLX_EMILY_TEST_#{System.unique_integer([:positive])}"
+    assert Emily.Native.mlx_env_default(name, "x") == "x"
+    assert Emily.Native.mlx_env_default(name, "y") == "x"
+
+    for bad <- ["PATH", "MLX_A=B", "MLX_\0"] do
+      assert_raise ArgumentError, ~r/mlx_env_default: name must be an MLX_ variable/, fn ->
+        Emily.Native.mlx_env_default(bad, "v")
+      end
+    end
+  end
 end
