@@ -42,5 +42,17 @@ inline float hmin(__m256 v) {
 #define HMAX hmax
 #define HMIN hmin
 #define HAS_NAN(x) (_mm256_movemask_ps(_mm256_cmp_ps((x), (x), _CMP_UNORD_Q)) != 0)
+#define FMA _mm256_fmadd_ps
+#define VI __m256i
+#define QUARTER_INDEX(ax)                                                                                        \
+  _mm256_min_epi32(                                                                                              \
+      _mm256_max_epi32(_mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(ax), 21), _mm256_set1_epi32(504)), \
+                       _mm256_setzero_si256()),                                                                  \
+      _mm256_set1_epi32(15))
+// Entries 0-7 and 8-15 permuted apart, chosen by bit 3 of the index (moved to the sign bit).
+#define LOOKUP16(i, t)                                                                                        \
+  _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_load_ps(t), (i)), _mm256_permutevar8x32_ps(_mm256_load_ps((t) + 8), (i)), \
+                   _mm256_castsi256_ps(_mm256_slli_epi32((i), 28)))
+#define OR_SIGN(y, x) _mm256_or_ps((y), _mm256_and_ps((x), _mm256_set1_ps(-0.0f)))
 
 #include "kernels/isa.hpp"

@@ -44,5 +44,15 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
 #define HMAX hmax
 #define HMIN hmin
 #define HAS_NAN(x) (_mm512_cmp_ps_mask((x), (x), _CMP_UNORD_Q) != 0)
+#define FMA _mm512_fmadd_ps
+#define VI __m512i
+#define QUARTER_INDEX(ax)                                                                                        \
+  _mm512_min_epi32(                                                                                              \
+      _mm512_max_epi32(_mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(ax), 21), _mm512_set1_epi32(504)), \
+                       _mm512_setzero_si512()),                                                                  \
+      _mm512_set1_epi32(15))
+#define LOOKUP16(i, t) _mm512_permutexvar_ps((i), _mm512_load_ps(t))
+#define OR_SIGN(y, x) \
+  _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))))
 
 #include "kernels/isa.hpp"

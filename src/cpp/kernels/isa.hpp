@@ -9,6 +9,11 @@
 //   SELECT_NAN(x, a, b)   isnan(x) ? a : b, lane-wise
 //   HSUM, HMAX, HMIN   the sum, max, min of a vector's lanes, as a float
 //   HAS_NAN(x)      nonzero when a lane of x is NaN
+//   FMA(a, b, c)    a * b + c, rounded once
+//   VI, QUARTER_INDEX(ax)   an int32 vector; for ax >= 0, clamp((bits(ax) >> 21) - 504, 0, 15):
+//                   the quarter-binade of ax from 0.5 up (see tables.hpp)
+//   LOOKUP16(i, t)  t[i] lane-wise, for a 64-byte aligned table of 16 floats
+//   OR_SIGN(y, x)   y with x's sign bit or'ed in (y >= 0: copysign)
 // The tail (n % W elements) runs through the same vector code on a padded copy, so every
 // element of an array gets the same instructions whatever its position.
 #include <cmath>
@@ -19,6 +24,7 @@
 #include <sleef.h>
 
 #include "kernels/kernels.hpp"
+#include "kernels/tables.hpp"
 
 namespace emily::kernels::EMILY_ISA_NS {
 
@@ -87,6 +93,25 @@ inline float fold(const float* in, size_t n, float pad, S step, L lanes, bool* n
   return lanes(step(step(a0, a1), step(a2, a3)));
 }
 
+// An odd function f with f(x) -> 1, from its tables (tables.hpp, made by gen_tables.py): on
+// |x| below 0.5, |x| + |x| * R(|x|^2); from 0.5, the quarter-binade's polynomial around its
+// midpoint, f(mid) carried in two floats; from the cutoff, 1. Then x's sign; NaN stays NaN.
+template <size_t NS, size_t NT>
+inline V odd_to_one(V x, const float (&small)[NS], const float (&t)[NT][16], float cutoff) {
+  V ax = ABS(x);
+  V s2 = MUL(ax, ax);
+  V r = SET1(small[NS - 1]);
+  for (size_t k = NS - 1; k-- > 0;) r = FMA(r, s2, SET1(small[k]));
+  V below = FMA(ax, r, ax);
+  VI i = QUARTER_INDEX(ax);
+  V u = SUB(ax, LOOKUP16(i, t[0]));
+  V p = LOOKUP16(i, t[NT - 1]);
+  for (size_t k = NT - 1; k-- > 3;) p = FMA(p, u, LOOKUP16(i, t[k]));
+  V above = ADD(LOOKUP16(i, t[1]), FMA(p, u, LOOKUP16(i, t[2])));
+  V y = SELECT_LT(ax, SET1(0.5f), below, SELECT_LT(ax, SET1(cutoff), above, SET1(1.0f)));
+  return SELECT_NAN(x, x, OR_SIGN(y, x));
+}
+
 bool any_nan(const float* in, size_t n) {
   size_t i = 0;
   int nan = 0;
@@ -106,8 +131,10 @@ void unary(UnaryOp op, const float* in, float* out, size_t n) {
       return map(in, out, n, [](V x) { return SELECT_LT(ABS(x), SET1(0x1p-25f), x, SLEEF(log1p, u10)(x)); });
     case UnaryOp::sin: return map(in, out, n, [](V x) { return SLEEF(sin, u10)(x); });
     case UnaryOp::cos: return map(in, out, n, [](V x) { return SLEEF(cos, u10)(x); });
-    case UnaryOp::tanh: return map(in, out, n, [](V x) { return SLEEF(tanh, u10)(x); });
-    case UnaryOp::erf: return map(in, out, n, [](V x) { return SLEEF(erf, u10)(x); });
+    case UnaryOp::tanh:
+      return map(in, out, n, [](V x) { return odd_to_one(x, tables::tanh_small, tables::tanh_table, tables::tanh_cutoff); });
+    case UnaryOp::erf:
+      return map(in, out, n, [](V x) { return odd_to_one(x, tables::erf_small, tables::erf_table, tables::erf_cutoff); });
     case UnaryOp::sqrt: return map(in, out, n, [](V x) { return SQRT(x); });
     case UnaryOp::rsqrt: return map(in, out, n, [](V x) { return DIV(SET1(1.0f), SQRT(x)); });
     case UnaryOp::negative: return map(in, out, n, [](V x) { return NEG(x); });
