@@ -43,6 +43,7 @@ inline float hmin(__m256 v) {
 #define HMIN hmin
 #define HAS_NAN(x) (_mm256_movemask_ps(_mm256_cmp_ps((x), (x), _CMP_UNORD_Q)) != 0)
 #define FMA _mm256_fmadd_ps
+#define ANY_GE(x, c) (_mm256_movemask_ps(_mm256_cmp_ps((x), (c), _CMP_GE_OQ)) != 0)
 #define VI __m256i
 #define QUARTER_INDEX(ax)                                                                                        \
   _mm256_min_epi32(                                                                                              \

@@ -45,6 +45,7 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
 #define HMIN hmin
 #define HAS_NAN(x) (_mm512_cmp_ps_mask((x), (x), _CMP_UNORD_Q) != 0)
 #define FMA _mm512_fmadd_ps
+#define ANY_GE(x, c) (_mm512_cmp_ps_mask((x), (c), _CMP_GE_OQ) != 0)
 #define VI __m512i
 #define QUARTER_INDEX(ax)                                                                                        \
   _mm512_min_epi32(                                                                                              \

@@ -10,6 +10,7 @@
 //   HSUM, HMAX, HMIN   the sum, max, min of a vector's lanes, as a float
 //   HAS_NAN(x)      nonzero when a lane of x is NaN
 //   FMA(a, b, c)    a * b + c, rounded once
+//   ANY_GE(x, c)    nonzero when a lane of x is >= c
 //   VI, QUARTER_INDEX(ax)   an int32 vector; for ax >= 0, clamp((bits(ax) >> 21) - 504, 0, 15):
 //                   the quarter-binade of ax from 0.5 up (see tables.hpp)
 //   LOOKUP16(i, t)  t[i] lane-wise, for a 64-byte aligned table of 16 floats
@@ -127,8 +128,12 @@ void unary(UnaryOp op, const float* in, float* out, size_t n) {
     case UnaryOp::expm1:
       return map(in, out, n, [](V x) { return SELECT_LT(ABS(x), SET1(0x1p-25f), x, SLEEF(expm1, u10)(x)); });
     case UnaryOp::log: return map(in, out, n, [](V x) { return SLEEF(log, u10)(x); });
+    // SLEEF's log1pf overflows to inf above 1e38, where log1p(x) rounds as log(x) does.
     case UnaryOp::log1p:
-      return map(in, out, n, [](V x) { return SELECT_LT(ABS(x), SET1(0x1p-25f), x, SLEEF(log1p, u10)(x)); });
+      return map(in, out, n, [](V x) {
+        V y = SELECT_LT(ABS(x), SET1(0x1p-25f), x, SLEEF(log1p, u10)(x));
+        return ANY_GE(x, SET1(1e38f)) ? SELECT_LT(x, SET1(1e38f), y, SLEEF(log, u10)(x)) : y;
+      });
     case UnaryOp::sin: return map(in, out, n, [](V x) { return SLEEF(sin, u10)(x); });
     case UnaryOp::cos: return map(in, out, n, [](V x) { return SLEEF(cos, u10)(x); });
     case UnaryOp::tanh:
