@@ -30,8 +30,7 @@ defmodule Emily.Application do
   # environment is left alone. The NIF sets it: MLX reads the C library's environment, which
   # System.put_env/2 does not change.
   defp set_tf32 do
-    value = if Emily.Config.get(:tf32), do: "1", else: "0"
-    System.put_env("MLX_ENABLE_TF32", Emily.Native.mlx_env_default("MLX_ENABLE_TF32", value))
+    put_mlx_env("MLX_ENABLE_TF32", if(Emily.Config.get(:tf32), do: "1", else: "0"))
   end
 
   # MLX's CUDA backend compiles its kernels with NVRTC on first use (seconds each) and keeps
@@ -52,11 +51,14 @@ defmodule Emily.Application do
               "mlx-#{Emily.Native.mlx_version()}-ptx"
             )
 
-        System.put_env(
-          "MLX_PTX_CACHE_DIR",
-          Emily.Native.mlx_env_default("MLX_PTX_CACHE_DIR", dir)
-        )
+        put_mlx_env("MLX_PTX_CACHE_DIR", dir)
     end
+  end
+
+  # `name=value` in the C environment unless set there; the VM's copy follows the value in
+  # effect.
+  defp put_mlx_env(name, value) do
+    System.put_env(name, Emily.Native.mlx_env_default(name, value))
   end
 
   @impl true
