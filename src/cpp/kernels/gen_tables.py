@@ -103,10 +103,8 @@ def emit(name, top, small, rows):
     n = max(len(r[3]) for r in rows)
     out = [f"// {name}: |x| >= {float(top):.9g}f rounds to 1; see gen_tables.py."]
     out.append(f"constexpr float {name}_cutoff = {float(top).hex()}f;  // {float(top):.9g}")
-    out.append(f"constexpr int {name}_small_degree = {len(small) - 1};")
     out.append(f"alignas(64) constexpr float {name}_small[{len(small)}] = {{" +
                ", ".join(f"{float(c).hex()}f" for c in small) + "};")
-    out.append(f"constexpr int {name}_degree = {n - 1};  // of P")
     cols = [("mid", [r[0] for r in rows]), ("c0hi", [r[1] for r in rows]), ("c0lo", [r[2] for r in rows])]
     for k in range(n):
         cols.append((f"p{k}", [r[3][k] if k < len(r[3]) else 0.0 for r in rows]))
