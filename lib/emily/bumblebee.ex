@@ -33,12 +33,21 @@ if Code.ensure_loaded?(Bumblebee) do
     """
 
     alias Emily.GGUF
+    require Logger
 
     @doc """
     Loads the model of a GGUF file as Bumblebee's model info (`%{model:, params:, spec:}`)
     for `:for_causal_language_modeling` (or `opts[:architecture]`). `path` may be an
-    `Emily.GGUF` read already. `opts[:backend]` goes to `Emily.GGUF.tensor/3`;
-    `opts[:type]` converts the parameters (default `{:f, 32}`).
+    `Emily.GGUF` read already. Options:
+
+      * `:quantized` - when true, the projection matrices stored as Q4_0, Q4_1 or Q8_0 (and
+        the LM head) stay quantized (`Emily.GGUF.quantized/3`) and their dense layers
+        become `Emily.Quantized.dot/2` layers (see `quantize/2`); other types are
+        dequantized, with a log line naming them. Default false: every tensor is
+        dequantized.
+      * `:type` - converts the float parameters, scales and biases included (default
+        `{:f, 32}`)
+      * `:backend` - goes to `Emily.GGUF.tensor/3`
     """
     def load_gguf_model(path_or_gguf, opts \\ []) do
       gguf = gguf!(path_or_gguf)
@@ -51,21 +60,50 @@ if Code.ensure_loaded?(Bumblebee) do
 
       spec = llama_spec(gguf, Keyword.get(opts, :architecture, :for_causal_language_modeling))
       type = Keyword.get(opts, :type, {:f, 32})
+      quantized? = Keyword.get(opts, :quantized, false)
       tensor_opts = [backend: Keyword.get(opts, :backend, [])]
       get = fn name -> GGUF.tensor(gguf, name, tensor_opts) |> Nx.as_type(type) end
-      kernel = fn name -> %{"kernel" => Nx.transpose(get.(name))} end
       head_size = div(spec.hidden_size, spec.num_attention_heads)
 
-      qk = fn name, heads ->
-        %{"kernel" => name |> get.() |> unpermute(heads, head_size) |> Nx.transpose()}
+      # A projection {out, in} as its layer's params: a quantized matrix, or the kernel
+      # {in, out}. `rows` reorders the output rows (the query and key projections).
+      matrix = fn name, rows ->
+        info = Map.fetch!(gguf.tensors, name)
+
+        if quantized? and GGUF.quantizable?(info) do
+          q = GGUF.quantized(gguf, name, tensor_opts)
+
+          q = %{
+            q
+            | weight: rows.(q.weight),
+              scales: q.scales |> rows.() |> Nx.as_type(type),
+              biases: q.biases |> rows.() |> Nx.as_type(type)
+          }
+
+          quantized_params(q)
+        else
+          if quantized? do
+            Logger.info(
+              "Emily.Bumblebee: #{name} is #{info.type}, not Q4_0, Q4_1 or Q8_0: dequantized"
+            )
+          end
+
+          %{"kernel" => name |> get.() |> rows.() |> Nx.transpose()}
+        end
       end
 
+      kernel = &matrix.(&1, fn w -> w end)
+      qk = fn name, heads -> matrix.(name, &unpermute(&1, heads, head_size)) end
       embedding = get.("token_embd.weight")
+      head_name = if Map.has_key?(gguf.tensors, "output.weight"), do: "output.weight"
 
+      # Bumblebee's LM head is dense_transposed: its kernel is {vocab, hidden}, as GGUF's.
       lm_head =
-        if Map.has_key?(gguf.tensors, "output.weight"),
-          do: get.("output.weight"),
-          else: embedding
+        case matrix.(head_name || "token_embd.weight", fn w -> w end) do
+          %{"kernel" => _} when head_name == nil -> %{"kernel" => embedding}
+          %{"kernel" => k} -> %{"kernel" => Nx.transpose(k)}
+          quantized -> quantized
+        end
 
       blocks =
         for n <- 0..(spec.num_blocks - 1), reduce: %{} do
@@ -91,7 +129,7 @@ if Code.ensure_loaded?(Bumblebee) do
         Map.merge(blocks, %{
           "embedder.token_embedding" => %{"kernel" => embedding},
           "output_norm" => %{"weight" => get.("output_norm.weight")},
-          "language_modeling_head.output" => %{"kernel" => lm_head}
+          "language_modeling_head.output" => lm_head
         })
 
       # One evaluation for every parameter, so the model runs on materialised weights.
@@ -101,8 +139,108 @@ if Code.ensure_loaded?(Bumblebee) do
       |> Enum.map(& &1.data.ref)
       |> Emily.eval()
 
-      model = Bumblebee.build_model(spec)
+      model = spec |> Bumblebee.build_model() |> rewrite_quantized(data)
       {:ok, %{model: model, params: Axon.ModelState.new(data), spec: spec}}
+    end
+
+    @doc """
+    Quantizes the dense layers of a loaded Bumblebee model (`%{model:, params:}`, as from
+    `Bumblebee.load_model/2` or `load_gguf_model/2`): each `Axon.dense` or Bumblebee
+    `dense_transposed` layer whose input size is a multiple of the group size gets its
+    kernel quantized with `Emily.Quantized.quantize/2` (MLX's affine quantization) and
+    becomes a layer computing `Emily.Quantized.dot/2` (plus its bias), natively on
+    `Emily.Backend` in every `Emily.Compiler` lane. Returns the model info with the new
+    model and params.
+
+    Options: `:bits` (4 or 8; default 4), `:group_size` (32, 64 or 128; default 64),
+    `:only` (a function of the layer name; default: every dense layer).
+    """
+    def quantize(%{model: model, params: params} = model_info, opts \\ []) do
+      opts = Keyword.validate!(opts, bits: 4, group_size: 64, only: fn _ -> true end)
+      data = model_state_data(params)
+
+      layers =
+        Axon.reduce_nodes(model, %{}, fn
+          %Axon.Node{op_name: op, name: name_fn}, acc when op in [:dense, :dense_transposed] ->
+            Map.put(acc, name_fn.(op, %{}), op)
+
+          _node, acc ->
+            acc
+        end)
+
+      data =
+        Enum.reduce(layers, data, fn {name, op}, data ->
+          with %{"kernel" => kernel} = layer <- data[name],
+               true <- opts[:only].(name),
+               # dense kernels are {in, out}, dense_transposed ones {out, in}
+               w = if(op == :dense, do: Nx.transpose(kernel), else: kernel),
+               0 <- rem(elem(w.shape, 1), opts[:group_size]) do
+            q = Emily.Quantized.quantize(w, bits: opts[:bits], group_size: opts[:group_size])
+            bias = Map.take(layer, ["bias"])
+            Map.put(data, name, Map.merge(quantized_params(q), bias))
+          else
+            _ -> data
+          end
+        end)
+
+      %{
+        model_info
+        | model: rewrite_quantized(model, data),
+          params: put_model_state_data(params, data)
+      }
+    end
+
+    defp model_state_data(%Axon.ModelState{data: data}), do: data
+    defp model_state_data(%{} = data), do: data
+    defp put_model_state_data(%Axon.ModelState{} = s, data), do: %{s | data: data}
+    defp put_model_state_data(%{}, data), do: data
+
+    defp quantized_params(%Emily.Quantized{} = q),
+      do: %{"weight" => q.weight, "scales" => q.scales, "biases" => q.biases}
+
+    # Every dense/dense_transposed layer whose params are quantized ("weight", "scales",
+    # "biases") becomes an Emily.Quantized.dot layer of the same name.
+    defp rewrite_quantized(model, data) do
+      Axon.rewrite_nodes(model, fn
+        %Axon.Node{op_name: op, name: name_fn} when op in [:dense, :dense_transposed] ->
+          name = name_fn.(op, %{})
+
+          case data[name] do
+            %{"weight" => w, "scales" => s, "biases" => b} = layer ->
+              fn [x], _output ->
+                params = [
+                  Axon.param("weight", w.shape, type: w.type),
+                  Axon.param("scales", s.shape, type: s.type),
+                  Axon.param("biases", b.shape, type: b.type)
+                ]
+
+                {params, fun} =
+                  case layer do
+                    %{"bias" => bias} ->
+                      {params ++ [Axon.param("bias", bias.shape, type: bias.type)],
+                       &quantized_dense/6}
+
+                    _ ->
+                      {params, &quantized_dense/5}
+                  end
+
+                Axon.layer(fun, [x | params], name: name, op_name: :quantized_dense)
+              end
+
+            _ ->
+              :skip
+          end
+
+        _node ->
+          :skip
+      end)
+    end
+
+    @doc false
+    def quantized_dense(x, weight, scales, biases, bias \\ nil, _opts) do
+      cols = elem(Nx.shape(x), Nx.rank(x) - 1)
+      y = Emily.Quantized.dot(x, Emily.Quantized.new(weight, scales, biases, cols))
+      if bias, do: Nx.add(y, bias), else: y
     end
 
     @doc """

@@ -171,6 +171,97 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
+    @doc """
+    The matrix `name`, stored as Q4_0, Q4_1 or Q8_0, as an `Emily.Quantized` matrix in MLX's
+    affine layout (groups of 32 columns; 4 or 8 bits), without dequantizing it. GGUF's
+    blocks of 32 are MLX's groups, and a block's `d` (and `m`) give its scale and bias:
+
+    | type | scale | bias | code of element `i` |
+    |---|---|---|---|
+    | `Q4_0` | `d` | `-8 * d` | `n[i]` (value `d * n[i] - 8 * d = d * (n[i] - 8)`) |
+    | `Q4_1` | `d` | `m` | `n[i]` |
+    | `Q8_0` | `d` | `-128 * d` | `q[i] + 128` (the byte with its top bit flipped) |
+
+    Scales and biases are f32 (`d` and `m` are f16, widened exactly, and `-8 * d`, `-128 * d`
+    are exact), so `Emily.Quantized.dequantize/2` gives the values of `tensor/3`, bit for
+    bit. The codes are repacked (GGUF keeps element `i` and `i + 16` of a block in one byte,
+    MLX packs them in order, eight to a `u32`): the result is new memory, half a byte (Q4)
+    or a byte (Q8) per element plus 8 bytes per block, computed by MLX ops on the mapped
+    file. Other types raise `ArgumentError`. Options: `:backend` as for `tensor/3`.
+    """
+    @spec quantized(t(), String.t(), keyword()) :: Emily.Quantized.t()
+    def quantized(%__MODULE__{} = gguf, name, opts \\ []) do
+      info =
+        Map.get(gguf.tensors, name) ||
+          raise ArgumentError, "Emily.GGUF: no tensor named #{inspect(name)} in #{gguf.path}"
+
+      unless quantizable?(info) do
+        raise ArgumentError,
+              "Emily.GGUF.quantized: tensor #{name} (#{info.type}, shape #{inspect(info.shape)}) " <>
+                "is not a Q4_0, Q4_1 or Q8_0 matrix"
+      end
+
+      backend_opts = Keyword.get(opts, :backend, [])
+      mapped = fn shape, type -> mapped(gguf, info, shape, type, backend_opts) end
+      {rows, cols} = {elem(info.shape, 0), elem(info.shape, 1)}
+      blocks = div(rows * cols, 32)
+
+      f16 = fn t ->
+        t |> Nx.bitcast({:f, 16}) |> Nx.as_type({:f, 32}) |> Nx.reshape({rows, :auto})
+      end
+
+      {bits, codes, scales, biases} =
+        case info.type do
+          :q8_0 ->
+            d = f16.(mapped.({blocks, 17}, {:u, 16})[[.., 0]])
+            q = mapped.({blocks, 34}, {:u, 8})[[.., 2..33]] |> Nx.bitwise_xor(0x80)
+            {8, q, d, Nx.multiply(d, -128)}
+
+          :q4_0 ->
+            d = f16.(mapped.({blocks, 9}, {:u, 16})[[.., 0]])
+            {4, in_order(mapped.({blocks, 18}, {:u, 8})[[.., 2..17]]), d, Nx.multiply(d, -8)}
+
+          :q4_1 ->
+            dm = mapped.({blocks, 10}, {:u, 16})
+            qs = mapped.({blocks, 20}, {:u, 8})[[.., 4..19]]
+            {4, in_order(qs), f16.(dm[[.., 0]]), f16.(dm[[.., 1]])}
+        end
+
+      %Emily.Quantized{
+        weight: words(codes, rows),
+        scales: scales,
+        biases: biases,
+        bits: bits,
+        group_size: 32
+      }
+    end
+
+    @doc "Whether `quantized/3` reads the tensor `info` (a Q4_0, Q4_1 or Q8_0 matrix)."
+    @spec quantizable?(tensor_info()) :: boolean()
+    def quantizable?(%{type: type, shape: shape}),
+      do: type in [:q4_0, :q4_1, :q8_0] and tuple_size(shape) == 2
+
+    # {blocks, 16} u8 of GGUF's nibbles (byte j: element j low, element j + 16 high) ->
+    # {blocks, 16} u8 with elements 2k (low) and 2k + 1 (high) in byte k, MLX's order.
+    defp in_order(qs) do
+      n = Nx.concatenate([Nx.bitwise_and(qs, 0x0F), Nx.right_shift(qs, 4)], axis: 1)
+      n = Nx.reshape(n, {elem(qs.shape, 0), 16, 2})
+      Nx.bitwise_or(n[[.., .., 0]], Nx.left_shift(n[[.., .., 1]], 4))
+    end
+
+    # u8 bytes, row after row -> {rows, bytes / 4} little-endian u32 words.
+    defp words(bytes, rows) do
+      backend = {Emily.Backend, device: Emily.Backend.Core.device(bytes)}
+      shifts = Nx.tensor([0, 8, 16, 24], type: {:u, 32}, backend: backend)
+
+      bytes
+      |> Nx.reshape({rows, :auto, 4})
+      |> Nx.as_type({:u, 32})
+      |> Nx.left_shift(shifts)
+      |> Nx.sum(axes: [2])
+      |> Nx.as_type({:u, 32})
+    end
+
     @doc "A metadata value, raising `ArgumentError` naming the key when it is absent."
     @spec fetch_metadata!(t(), String.t()) :: term()
     def fetch_metadata!(%__MODULE__{metadata: m, path: path}, key) do

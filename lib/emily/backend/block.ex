@@ -245,6 +245,45 @@ if Code.ensure_loaded?(Nx) do
       end
     end
 
+    # Emily.Quantized: MLX's quantized matmul and dequantize, in the result's float type.
+    defp native(%Emily.Quantized.Matmul{} = q, %T{type: type} = out, [x, wq, scales, biases])
+         when type != {:f, 64} do
+      {device, w} = dw([x, wq, scales, biases])
+
+      r =
+        N.quantized_matmul(
+          ref(x, type, w),
+          ref(wq, w),
+          ref(scales, type, w),
+          [ref(biases, type, w)],
+          true,
+          q.group_size,
+          q.bits,
+          :affine,
+          w
+        )
+
+      wrap(r, out, device)
+    end
+
+    defp native(%Emily.Quantized.Dequantize{} = q, %T{type: type} = out, [wq, scales, biases])
+         when type != {:f, 64} do
+      {device, w} = dw([wq, scales, biases])
+
+      r =
+        N.dequantize(
+          ref(wq, w),
+          ref(scales, type, w),
+          [ref(biases, type, w)],
+          q.group_size,
+          q.bits,
+          :affine,
+          w
+        )
+
+      wrap(r, out, device)
+    end
+
     defp native(_struct, _output, _args), do: :default
 
     # Nx's cumulative max/min propagate NaN from where it appears on (MLX's cummax and
