@@ -212,7 +212,13 @@ if Code.ensure_loaded?(Nx) do
         |> Nx.right_shift(shifts)
         |> Nx.bitwise_and(Bitwise.bsl(1, bits) - 1)
         |> Nx.as_type(type)
-        |> Nx.reshape(Tuple.append(Tuple.append(lead, div(cols, gs)), gs))
+        |> Nx.reshape(
+          Tuple.insert_at(
+            Tuple.insert_at(lead, tuple_size(lead), div(cols, gs)),
+            tuple_size(lead) + 1,
+            gs
+          )
+        )
 
       scales = scales |> Nx.as_type(type) |> Nx.new_axis(-1)
       biases = biases |> Nx.as_type(type) |> Nx.new_axis(-1)
@@ -220,7 +226,7 @@ if Code.ensure_loaded?(Nx) do
       codes
       |> Nx.multiply(scales)
       |> Nx.add(biases)
-      |> Nx.reshape(Tuple.append(lead, cols))
+      |> Nx.reshape(Tuple.insert_at(lead, tuple_size(lead), cols))
     end
 
     defp unpack(_w, _scales, _biases, bits, _gs, _type) do

@@ -9,11 +9,9 @@
 #include <cstring>
 #include <initializer_list>
 
+#include "cblas.hpp"
 #include "emily.h"
 #include "threads.hpp"
-
-extern "C" void cblas_sgemm(int, int, int, int, int, int, float, const float*, int, const float*,
-                            int, float, float*, int);
 
 namespace {
 

@@ -43,7 +43,7 @@ bool heavy_primitive(std::string_view n) {
       "Convolution", "FFT",     "Sort",        "ArgSort",     "Partition", "ArgPartition",
       "Cholesky",    "Inverse", "QRF",         "SVD",         "Eig",       "Eigh",
       "LUF",         "Load",    "Hadamard",    "BlockMaskedMM", "GatherMM", "SegmentedMM",
-      "QuantizedMatmul", "QQMatmul", "GatherQMM", "GatherQQMM", "CustomKernel", "SearchSorted"};
+      "QuantizedMatmul", "EmilyQuantizedMatmul", "QQMatmul", "GatherQMM", "GatherQQMM", "CustomKernel", "SearchSorted"};
   for (auto h : names)
     if (n == h) return true;
   return n.rfind("Compiled", 0) == 0;

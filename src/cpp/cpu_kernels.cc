@@ -26,6 +26,7 @@
 
 #include "mlx/backend/cpu/encoder.h"
 #include "mlx/primitives.h"
+#include "cblas.hpp"
 #include "threads.hpp"
 
 #if defined(EMILY_CPU_KERNELS)
@@ -671,6 +672,69 @@ class FastFused : public KernelPrimitive {
   std::vector<FusedStep> steps_;
   mx::Shape shape_;
 };
+
+// x . W^T for a quantized W: inputs x (float32, [..., cols]), w (uint32, [rows, words]) and
+// the scales and biases (float32, [rows, groups]). Up to kGemvRows rows of x (decoding), each row of W
+// is dequantized once into a scratch row and dotted with them (Isa::qmatmul), rows of W
+// spread over the pool; more rows of x dequantize kPanelRows rows of W at a time (on the
+// pool) and multiply them with OpenBLAS's sgemm.
+class FastQuantizedMatmul : public KernelPrimitive {
+ public:
+  FastQuantizedMatmul(mx::Stream s, int bits, int group_size) : KernelPrimitive(s), bits_(bits), gs_(group_size) {}
+
+  static constexpr size_t kGemvRows = 3;
+  static constexpr size_t kPanelRows = 256;
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    mx::array x = dense(inputs[0], enc), w = dense(inputs[1], enc);
+    mx::array sc = dense(inputs[2], enc), bi = dense(inputs[3], enc);
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    for (const auto& a : {x, w, sc, bi}) enc.set_input_array(a);
+    enc.set_output_array(out);
+    size_t rows = static_cast<size_t>(w.shape(0)), cols = static_cast<size_t>(x.shape(-1));
+    QuantizedMatrix q{w.data<uint32_t>(), sc.data<float>(), bi.data<float>(), rows, cols, bits_,
+                      static_cast<size_t>(gs_)};
+    enc.dispatch([q, px = x.data<float>(), m = x.size() / cols, dst = out.data<float>(), k = kernel_isa()]() {
+      size_t grain = std::max<size_t>(1, kChunkMin / q.cols);
+      if (m <= kGemvRows) {
+        parallel_ranges(q.rows, q.rows * q.cols * (m + 1), grain, [&](size_t r0, size_t r1) {
+          std::vector<float> scratch(q.cols);
+          k->qmatmul(q, px, m, dst, q.rows, r0, r1, scratch.data());
+        });
+        return;
+      }
+      std::vector<float> panel(std::min(q.rows, kPanelRows) * q.cols);
+      for (size_t p0 = 0; p0 < q.rows; p0 += kPanelRows) {
+        size_t pr = std::min(kPanelRows, q.rows - p0);
+        parallel_ranges(pr, pr * q.cols, grain, [&](size_t r0, size_t r1) {
+          for (size_t r = r0; r < r1; r++) k->dequantize_row(q, p0 + r, panel.data() + r * q.cols);
+        });
+        cblas_sgemm(kRowMajor, kNoTrans, kTrans, static_cast<int>(m), static_cast<int>(pr), static_cast<int>(q.cols),
+                    1.0f, px, static_cast<int>(q.cols), panel.data(), static_cast<int>(q.cols), 0.0f, dst + p0,
+                    static_cast<int>(q.rows));
+      }
+    });
+  }
+
+  const char* name() const override { return "EmilyQuantizedMatmul"; }
+
+  bool is_equivalent(const mx::Primitive& other) const override {
+    auto* o = dynamic_cast<const FastQuantizedMatmul*>(&other);
+    return o != nullptr && o->bits_ == bits_ && o->gs_ == gs_;
+  }
+
+  std::vector<mx::Shape> output_shapes(const std::vector<mx::array>& inputs) override {
+    mx::Shape shape = inputs[0].shape();
+    shape.back() = inputs[1].shape(0);
+    return {shape};
+  }
+
+ private:
+  // CBLAS's enum values
+  static constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+  int bits_, gs_;
+};
 #endif
 
 std::atomic<bool> enabled{true};
@@ -821,6 +885,28 @@ std::optional<ReduceOp> reduce_op(const mx::Primitive& p) {
 #endif
   (void)p;
   return std::nullopt;
+}
+
+std::optional<mx::array> quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales,
+                                          const std::optional<mx::array>& biases, bool transpose, int group_size,
+                                          int bits, const mx::array& result, mx::Stream s) {
+  if (!usable(x.dtype(), s) || !usable(result.dtype(), s) || !transpose || !biases || (bits != 4 && bits != 8) ||
+      group_size % 16 != 0 || w.ndim() != 2 || scales.ndim() != 2 || x.ndim() < 1 || x.size() == 0 ||
+      w.dtype() != mx::uint32)
+    return std::nullopt;
+  mx::Shape want = x.shape();
+  want.back() = w.shape(0);
+  if (result.shape() != want) return std::nullopt;  // w broadcast over a batch: MLX's kernel
+#if defined(EMILY_CPU_KERNELS)
+  auto f32 = [&](const mx::array& a) { return mx::astype(a, mx::float32, s); };
+  mx::array r(std::move(want), mx::float32, std::make_shared<FastQuantizedMatmul>(s, bits, group_size),
+              {f32(x), w, f32(scales), f32(*biases)});
+  return result.dtype() == mx::float32 ? r : mx::astype(r, result.dtype(), s);
+#else
+  (void)scales;
+  (void)group_size;
+  return std::nullopt;
+#endif
 }
 
 }  // namespace emily::kernels

@@ -34,6 +34,14 @@ std::optional<mx::array> reduce(ReduceOp op, const mx::array& a, const std::vect
 // The same for logsumexp over the trailing axes of `a`.
 std::optional<mx::array> logsumexp(const mx::array& a, const std::vector<int>& axes, bool keepdims, mx::Stream s);
 
+// The same for MLX's quantized_matmul(x, w, scales, biases, transpose, group_size, bits) in
+// affine mode, whose MLX node is `result` (built first: MLX checks the operands): Emily's
+// kernel for a 2-D w of 4 or 8 bits with `transpose`, x float32/float16/bfloat16 (computed
+// in float32).
+std::optional<mx::array> quantized_matmul(const mx::array& x, const mx::array& w, const mx::array& scales,
+                                          const std::optional<mx::array>& biases, bool transpose, int group_size,
+                                          int bits, const mx::array& result, mx::Stream s);
+
 // A primitive computing `op` (a softmax) over the last axis of an array of `shape` and `dt`,
 // for program rewrites (program.cc); null where MLX's primitives are to be used.
 std::shared_ptr<mx::Primitive> last_axis_primitive(RowOp op, const mx::Shape& shape, mx::Dtype dt, mx::Stream s);

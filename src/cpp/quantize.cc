@@ -1,5 +1,6 @@
 // Quantization, declared in src/ops/quantize.ops. group_size/bits <= 0 = the mode's
 // default. biases: a list of 0 or 1 arrays (affine mode has biases).
+#include "cpu_kernels.hpp"
 #include "shim.hpp"
 
 using namespace emily;
@@ -102,8 +103,13 @@ EMILY_API int emily_quantized_matmul(emily_stream s, const emily_array* x, const
     auto md = mode_of(mode);
     auto [gs, b] = params("quantized_matmul", mode, group_size, bits);
     check_quantized("quantized_matmul", w->a, scales->a, opt(biases));
-    put(out, mx::quantized_matmul(x->a, w->a, scales->a, opt(biases), transpose, gs, b, md,
-                                  stream(s)));
+    auto st = stream(s);
+    auto bi = opt(biases);
+    auto r = mx::quantized_matmul(x->a, w->a, scales->a, bi, transpose, gs, b, md, st);
+    std::optional<mx::array> fast;
+    if (mode == EMILY_QUANTIZE_MODE_AFFINE)
+      fast = kernels::quantized_matmul(x->a, w->a, scales->a, bi, transpose, gs, b, r, st);
+    put(out, fast ? std::move(*fast) : std::move(r));
   })
 }
 

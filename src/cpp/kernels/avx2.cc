@@ -54,6 +54,11 @@ inline float hmin(__m256 v) {
 #define LOOKUP16(i, t)                                                                                        \
   _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_load_ps(t), (i)), _mm256_permutevar8x32_ps(_mm256_load_ps((t) + 8), (i)), \
                    _mm256_castsi256_ps(_mm256_slli_epi32((i), 28)))
+#define CODES4(p)                                                                                     \
+  _mm256_cvtepi32_ps(_mm256_and_si256(                                                                \
+      _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(*(p))), _mm256_set_epi32(28, 24, 20, 16, 12, 8, 4, 0)), \
+      _mm256_set1_epi32(15)))
+#define CODES8(p) _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))))
 #define OR_SIGN(y, x) _mm256_or_ps((y), _mm256_and_ps((x), _mm256_set1_ps(-0.0f)))
 
 #include "kernels/isa.hpp"

@@ -53,6 +53,15 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
                        _mm512_setzero_si512()),                                                                  \
       _mm512_set1_epi32(15))
 #define LOOKUP16(i, t) _mm512_permutexvar_ps((i), _mm512_load_ps(t))
+// two words, each broadcast to 8 lanes, shifted by 0, 4, ..., 28
+#define CODES4(p)                                                                                         \
+  _mm512_cvtepi32_ps(_mm512_and_si512(                                                                    \
+      _mm512_srlv_epi32(                                                                                  \
+          _mm512_permutexvar_epi32(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),     \
+                                   _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))), \
+          _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0)),                    \
+      _mm512_set1_epi32(15)))
+#define CODES8(p) _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))))
 #define OR_SIGN(y, x) \
   _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))))
 

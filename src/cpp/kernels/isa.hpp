@@ -15,6 +15,8 @@
 //                   the quarter-binade of ax from 0.5 up (see tables.hpp)
 //   LOOKUP16(i, t)  t[i] lane-wise, for a 64-byte aligned table of 16 floats
 //   OR_SIGN(y, x)   y with x's sign bit or'ed in (y >= 0: copysign)
+//   CODES4(p), CODES8(p)   the W codes of W / 8 (W / 4) words at p, 4-bit (8-bit) fields from
+//                   the lowest bits up, as floats
 // The tail (n % W elements) runs through the same vector code on a padded copy, so every
 // element of an array gets the same instructions whatever its position.
 #include <cmath>
@@ -229,8 +231,45 @@ void row(RowOp op, const float* in, float* out, size_t n) {
   }
 }
 
+void dequantize_row(const QuantizedMatrix& q, size_t r, float* out) {
+  size_t per_word = 32 / static_cast<size_t>(q.bits), groups = q.cols / q.group_size;
+  const uint32_t* w = q.w + r * (q.cols / per_word);
+  const float* s = q.scales + r * groups;
+  const float* b = q.biases + r * groups;
+  for (size_t g = 0; g < groups; g++) {
+    V vs = SET1(s[g]), vb = SET1(b[g]);
+    size_t c = g * q.group_size, end = c + q.group_size;
+    if (q.bits == 4)
+      for (; c < end; c += W) STORE(out + c, FMA(CODES4(w + c / 8), vs, vb));
+    else
+      for (; c < end; c += W) STORE(out + c, FMA(CODES8(w + c / 4), vs, vb));
+  }
+}
+
+// a . b over n elements (n a multiple of W), in four accumulators.
+inline float dot(const float* a, const float* b, size_t n) {
+  V a0 = SET1(0.0f), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = FMA(LOAD(a + i), LOAD(b + i), a0);
+    a1 = FMA(LOAD(a + i + W), LOAD(b + i + W), a1);
+    a2 = FMA(LOAD(a + i + 2 * W), LOAD(b + i + 2 * W), a2);
+    a3 = FMA(LOAD(a + i + 3 * W), LOAD(b + i + 3 * W), a3);
+  }
+  for (; i < n; i += W) a0 = FMA(LOAD(a + i), LOAD(b + i), a0);
+  return HSUM(ADD(ADD(a0, a1), ADD(a2, a3)));
+}
+
+void qmatmul(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1,
+             float* scratch) {
+  for (size_t r = r0; r < r1; r++) {
+    dequantize_row(q, r, scratch);
+    for (size_t i = 0; i < m; i++) out[i * ldo + r] = dot(x + i * q.cols, scratch, q.cols);
+  }
+}
+
 }  // namespace
 
-const Isa isa = {EMILY_ISA_STR, unary, binary, reduce, row};
+const Isa isa = {EMILY_ISA_STR, unary, binary, reduce, row, dequantize_row, qmatmul};
 
 }  // namespace emily::kernels::EMILY_ISA_NS

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace emily::kernels {
 
@@ -22,6 +23,19 @@ enum class RowOp { softmax_div, softmax_mul, log_softmax, logsumexp };
 // single element applied to every element of the other.
 enum class Operands { both, scalar_a, scalar_b };
 
+// A matrix in MLX's affine quantized layout (row-major, dense): `rows` rows of `cols`
+// elements, each a `bits`-bit code (4 or 8) packed 32 / bits to a word from the lowest bits;
+// element (r, c) is scales[g] * code + biases[g] for the group g = r * cols / group_size +
+// c / group_size. group_size is a multiple of 16.
+struct QuantizedMatrix {
+  const uint32_t* w;
+  const float* scales;
+  const float* biases;
+  size_t rows, cols;
+  int bits;
+  size_t group_size;
+};
+
 // One ISA's f32 kernels. Each works on dense memory and on the calling thread.
 struct Isa {
   const char* name;
@@ -32,6 +46,13 @@ struct Isa {
   // One row of `n` elements (n > 0) into `out` (n elements; logsumexp: out[0], with out[1..n)
   // used as scratch).
   void (*row)(RowOp op, const float* in, float* out, size_t n);
+  // Row r of q as floats into out (q.cols), each element code * scale + bias rounded once.
+  void (*dequantize_row)(const QuantizedMatrix& q, size_t r, float* out);
+  // out[i * ldo + r] = x[i] . (row r of q) for i < m and r in [r0, r1): each row is
+  // dequantized once (into `scratch`, q.cols floats), then dotted with the m rows of x
+  // (row-major, q.cols each).
+  void (*qmatmul)(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1,
+                  float* scratch);
 };
 
 namespace avx512 {
