@@ -674,15 +674,15 @@ class FastFused : public KernelPrimitive {
 };
 
 // x . W^T for a quantized W: inputs x (float32, [..., cols]), w (uint32, [rows, words]) and
-// the scales and biases (float32, [rows, groups]). Up to kGemvRows rows of x (decoding), each row of W
-// is dequantized once into a scratch row and dotted with them (Isa::qmatmul), rows of W
-// spread over the pool; more rows of x dequantize kPanelRows rows of W at a time (on the
+// the scales and biases (float32, [rows, groups]). Up to kGemvRows rows of x (decoding):
+// Isa::qmatmul reads each row of W once for all of them, rows of W spread over the pool;
+// more rows of x dequantize kPanelRows rows of W at a time (on the
 // pool) and multiply them with OpenBLAS's sgemm.
 class FastQuantizedMatmul : public KernelPrimitive {
  public:
   FastQuantizedMatmul(mx::Stream s, int bits, int group_size) : KernelPrimitive(s), bits_(bits), gs_(group_size) {}
 
-  static constexpr size_t kGemvRows = 3;
+  static constexpr size_t kGemvRows = kQuantizedRows;
   static constexpr size_t kPanelRows = 256;
 
   void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
@@ -698,10 +698,8 @@ class FastQuantizedMatmul : public KernelPrimitive {
     enc.dispatch([q, px = x.data<float>(), m = x.size() / cols, dst = out.data<float>(), k = kernel_isa()]() {
       size_t grain = std::max<size_t>(1, kChunkMin / q.cols);
       if (m <= kGemvRows) {
-        parallel_ranges(q.rows, q.rows * q.cols * (m + 1), grain, [&](size_t r0, size_t r1) {
-          std::vector<float> scratch(q.cols);
-          k->qmatmul(q, px, m, dst, q.rows, r0, r1, scratch.data());
-        });
+        parallel_ranges(q.rows, q.rows * q.cols * (m + 1), grain,
+                        [&](size_t r0, size_t r1) { k->qmatmul(q, px, m, dst, q.rows, r0, r1); });
         return;
       }
       std::vector<float> panel(std::min(q.rows, kPanelRows) * q.cols);

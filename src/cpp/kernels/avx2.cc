@@ -59,6 +59,11 @@ inline float hmin(__m256 v) {
       _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(*(p))), _mm256_set_epi32(28, 24, 20, 16, 12, 8, 4, 0)), \
       _mm256_set1_epi32(15)))
 #define CODES8(p) _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))))
+#define CODES_LO(p) \
+  _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(15))))
+#define CODES_HI(p)                                                                                           \
+  _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(                                                                    \
+      _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), 4), _mm_set1_epi8(15))))
 #define OR_SIGN(y, x) _mm256_or_ps((y), _mm256_and_ps((x), _mm256_set1_ps(-0.0f)))
 
 #include "kernels/isa.hpp"

@@ -62,6 +62,11 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
           _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0)),                    \
       _mm512_set1_epi32(15)))
 #define CODES8(p) _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))))
+#define CODES_LO(p) \
+  _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(15))))
+#define CODES_HI(p)                                                                                           \
+  _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(                                                                    \
+      _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), 4), _mm_set1_epi8(15))))
 #define OR_SIGN(y, x) \
   _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))))
 

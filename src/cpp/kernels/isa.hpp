@@ -15,14 +15,16 @@
 //                   the quarter-binade of ax from 0.5 up (see tables.hpp)
 //   LOOKUP16(i, t)  t[i] lane-wise, for a 64-byte aligned table of 16 floats
 //   OR_SIGN(y, x)   y with x's sign bit or'ed in (y >= 0: copysign)
-//   CODES4(p), CODES8(p)   the W codes of W / 8 (W / 4) words at p, 4-bit (8-bit) fields from
-//                   the lowest bits up, as floats
+//   CODES4(p)       the W 4-bit codes of the W / 8 words at p, from the lowest bits up, as floats
+//   CODES8(p)       the W bytes at p as floats
+//   CODES_LO(p), CODES_HI(p)   the low (high) nibbles of the W bytes at p, as floats
 // The tail (n % W elements) runs through the same vector code on a padded copy, so every
 // element of an array gets the same instructions whatever its position.
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include <sleef.h>
 
@@ -246,25 +248,64 @@ void dequantize_row(const QuantizedMatrix& q, size_t r, float* out) {
   }
 }
 
-// a . b over n elements (n a multiple of W), in four accumulators.
-inline float dot(const float* a, const float* b, size_t n) {
-  V a0 = SET1(0.0f), a1 = a0, a2 = a0, a3 = a0;
-  size_t i = 0;
-  for (; i + 4 * W <= n; i += 4 * W) {
-    a0 = FMA(LOAD(a + i), LOAD(b + i), a0);
-    a1 = FMA(LOAD(a + i + W), LOAD(b + i + W), a1);
-    a2 = FMA(LOAD(a + i + 2 * W), LOAD(b + i + 2 * W), a2);
-    a3 = FMA(LOAD(a + i + 3 * W), LOAD(b + i + 3 * W), a3);
-  }
-  for (; i < n; i += W) a0 = FMA(LOAD(a + i), LOAD(b + i), a0);
-  return HSUM(ADD(ADD(a0, a1), ADD(a2, a3)));
+// The sum of n elements (n a multiple of W).
+inline float vsum(const float* a, size_t n) {
+  V acc = SET1(0.0f);
+  for (size_t i = 0; i < n; i += W) acc = ADD(acc, LOAD(a + i));
+  return HSUM(acc);
 }
 
-void qmatmul(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1,
-             float* scratch) {
+// Without a scratch row: per group, sum_c x[c] * code[c] in vectors, times the scale, plus
+// bias * sum_c x[c] (each row of x's group sums computed first). 4-bit codes come out of
+// their bytes as the low nibbles (even elements) and the high ones (odd elements) of W
+// bytes, so x is first reordered to match: in each run of 2W elements, the even ones, then
+// the odd ones.
+void qmatmul(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1) {
+  size_t groups = q.cols / q.group_size, words = q.cols * static_cast<size_t>(q.bits) / 32;
+  std::vector<float> xs(m * groups), xp;
+  for (size_t i = 0; i < m; i++)
+    for (size_t g = 0; g < groups; g++) xs[i * groups + g] = vsum(x + i * q.cols + g * q.group_size, q.group_size);
+  if (q.bits == 4) {
+    xp.resize(m * q.cols);
+    for (size_t i = 0; i < m * q.cols; i += 2 * W)
+      for (size_t j = 0; j < W; j++) {
+        xp[i + j] = x[i + 2 * j];
+        xp[i + W + j] = x[i + 2 * j + 1];
+      }
+    x = xp.data();
+  }
   for (size_t r = r0; r < r1; r++) {
-    dequantize_row(q, r, scratch);
-    for (size_t i = 0; i < m; i++) out[i * ldo + r] = dot(x + i * q.cols, scratch, q.cols);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(q.w + r * words);
+    const float* s = q.scales + r * groups;
+    const float* b = q.biases + r * groups;
+    V tot[kQuantizedRows];
+    float bias[kQuantizedRows];
+    for (size_t i = 0; i < m; i++) tot[i] = SET1(0.0f), bias[i] = 0.0f;
+    for (size_t g = 0; g < groups; g++) {
+      V acc[kQuantizedRows];
+      for (size_t i = 0; i < m; i++) acc[i] = SET1(0.0f);
+      size_t c = g * q.group_size, end = c + q.group_size;
+      if (q.bits == 4) {
+        for (; c < end; c += 2 * W) {
+          V lo = CODES_LO(bytes + c / 2), hi = CODES_HI(bytes + c / 2);
+          for (size_t i = 0; i < m; i++) {
+            acc[i] = FMA(LOAD(x + i * q.cols + c), lo, acc[i]);
+            acc[i] = FMA(LOAD(x + i * q.cols + c + W), hi, acc[i]);
+          }
+        }
+      } else {
+        for (; c < end; c += W) {
+          V codes = CODES8(bytes + c);
+          for (size_t i = 0; i < m; i++) acc[i] = FMA(LOAD(x + i * q.cols + c), codes, acc[i]);
+        }
+      }
+      V vs = SET1(s[g]);
+      for (size_t i = 0; i < m; i++) {
+        tot[i] = FMA(acc[i], vs, tot[i]);
+        bias[i] += b[g] * xs[i * groups + g];
+      }
+    }
+    for (size_t i = 0; i < m; i++) out[i * ldo + r] = HSUM(tot[i]) + bias[i];
   }
 }
 

@@ -36,6 +36,9 @@ struct QuantizedMatrix {
   size_t group_size;
 };
 
+// The most rows of x Isa::qmatmul takes at once.
+constexpr size_t kQuantizedRows = 4;
+
 // One ISA's f32 kernels. Each works on dense memory and on the calling thread.
 struct Isa {
   const char* name;
@@ -48,11 +51,9 @@ struct Isa {
   void (*row)(RowOp op, const float* in, float* out, size_t n);
   // Row r of q as floats into out (q.cols), each element code * scale + bias rounded once.
   void (*dequantize_row)(const QuantizedMatrix& q, size_t r, float* out);
-  // out[i * ldo + r] = x[i] . (row r of q) for i < m and r in [r0, r1): each row is
-  // dequantized once (into `scratch`, q.cols floats), then dotted with the m rows of x
-  // (row-major, q.cols each).
-  void (*qmatmul)(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1,
-                  float* scratch);
+  // out[i * ldo + r] = x[i] . (row r of q) for i < m <= kQuantizedRows and r in [r0, r1)
+  // (x: m rows of q.cols, row-major).
+  void (*qmatmul)(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1);
 };
 
 namespace avx512 {
