@@ -62,6 +62,33 @@ if Code.ensure_loaded?(Bumblebee) do
       end
     end
 
+    test "quantize/2 (8 bits, groups of 32): every dense layer quantized, embeddings still " <>
+           "sentence-transformers' to a cosine of 0.999 and the same neighbour",
+         %{model: model, tokenizer: tokenizer, ref: ref, want: want} do
+      quantized = Emily.Bumblebee.quantize(model, bits: 8, group_size: 32)
+
+      ops =
+        Axon.reduce_nodes(quantized.model, %{}, fn node, acc ->
+          Map.update(acc, node.op_name, 1, &(&1 + 1))
+        end)
+
+      # 6 layers x (query, key, value, attention output, intermediate, output) and the
+      # pooler, all with biases
+      assert ops[:quantized_dense] == 37
+      refute Map.has_key?(ops, :dense)
+      layer = quantized.params.data["encoder.blocks.0.ffn.intermediate"]
+      assert Map.keys(layer) |> Enum.sort() == ["bias", "biases", "scales", "weight"]
+
+      serving = Emily.ModelCase.Serving.text_embedding(quantized, tokenizer, :native)
+      got = Nx.Serving.run(serving, ref["sentences"]) |> Enum.map(& &1.embedding) |> Nx.stack()
+      min_cos = cosines(got, want["embeddings"]) |> Nx.reduce_min() |> Nx.to_number()
+      assert min_cos >= 0.999, "lowest cosine #{min_cos}"
+
+      %{embedding: query} = Nx.Serving.run(serving, ref["query"])
+      best = Nx.dot(got, query) |> Nx.argmax() |> Nx.to_number()
+      assert best == ref["expected_neighbour_index"]
+    end
+
     test "the encoder's hidden states match transformers' BertModel", %{model: model, want: want} do
       for i <- [0, 1], lane <- lanes() do
         ids = Nx.new_axis(want["input_ids_#{i}"], 0)

@@ -138,6 +138,99 @@ if Code.ensure_loaded?(Bumblebee) do
       end
     end
 
+    describe "kept quantized (load_gguf_model quantized: true)" do
+      setup %{model: model} do
+        path = Emily.ModelCase.model_path(:smollm2)
+        {:ok, quantized} = Emily.Bumblebee.load_gguf_model(path, quantized: true)
+        %{quantized: quantized, f32: model}
+      end
+
+      test "the GGUF blocks in MLX's layout dequantize to transformers' weights, bit for bit",
+           %{quantized: model} do
+        gguf = Emily.GGUF.read!(Emily.ModelCase.model_path(:smollm2))
+        want = tensors!("smollm2/weights_layer0.safetensors")
+
+        for {gguf_name, hf} <- [
+              {"blk.0.attn_v.weight", "model.layers.0.self_attn.v_proj.weight"},
+              {"blk.0.ffn_down.weight", "model.layers.0.mlp.down_proj.weight"},
+              {"token_embd.weight", "model.embed_tokens.weight"}
+            ] do
+          q = Emily.GGUF.quantized(gguf, gguf_name)
+          assert {q.bits, q.group_size} == if(gguf_name =~ "token", do: {8, 32}, else: {4, 32})
+          w = want[hf]
+          got = q |> Emily.Quantized.dequantize() |> Nx.slice([0, 0], Tuple.to_list(Nx.shape(w)))
+          assert max_abs_diff(got, w) == 0.0, gguf_name
+        end
+
+        # the query rows un-permuted as the f32 kernels are
+        w = want["model.layers.0.self_attn.q_proj.weight"]
+        p = model.params.data["decoder.blocks.0.self_attention.query"]
+        q = Emily.Quantized.new(p["weight"], p["scales"], p["biases"], 576)
+        got = q |> Emily.Quantized.dequantize() |> Nx.slice([0, 0], Tuple.to_list(Nx.shape(w)))
+        assert max_abs_diff(got, w) == 0.0
+      end
+
+      test "every projection and the LM head run quantized", %{quantized: model} do
+        ops =
+          Axon.reduce_nodes(model.model, %{}, fn node, acc ->
+            Map.update(acc, node.op_name, 1, &(&1 + 1))
+          end)
+
+        # 7 projections in each of 30 blocks, and the LM head (tied: token_embd, Q8_0)
+        assert ops[:quantized_dense] == 30 * 7 + 1
+        refute Map.has_key?(ops, :dense)
+        refute Map.has_key?(ops, :dense_transposed)
+        assert model.params.data["language_modeling_head.output"]["weight"].type == {:u, 32}
+      end
+
+      for lane <- lanes() do
+        @lane lane
+        test "lane #{lane}: first-step logits within 1e-3 of transformers', greedy tokens " <>
+               "for 4 chat prompts x 32 identical",
+             %{quantized: model, generation_config: config, ref: ref, want: want} do
+          {_init, predict} =
+            Axon.build(model.model,
+              compiler: Emily.Compiler,
+              lane: @lane,
+              native_fallback: :raise
+            )
+
+          for {c, i} <- Enum.with_index(ref["chat"]) do
+            ids = ids(c["input_ids"])
+            inputs = %{"input_ids" => ids, "attention_mask" => Nx.broadcast(1, Nx.shape(ids))}
+            %{logits: logits} = predict.(model.params, inputs)
+            diff = max_abs_diff(logits[[0, -1]], want["chat_first_step_logits"][i])
+            assert diff <= 1.0e-3, "lane #{@lane}, #{inspect(c["prompt"])}: #{diff}"
+          end
+
+          config =
+            Bumblebee.configure(config,
+              max_new_tokens: ref["new_tokens"],
+              eos_token_id: nil,
+              strategy: %{type: :greedy_search}
+            )
+
+          generate =
+            model.model
+            |> Bumblebee.Text.Generation.build_generate(model.spec, config)
+            |> Nx.Defn.jit(compiler: Emily.Compiler, lane: @lane, native_fallback: :raise)
+
+          for c <- ref["chat"] do
+            ids = ids(c["input_ids"])
+
+            inputs = %{
+              "input_ids" => ids,
+              "attention_mask" => Nx.broadcast(1, Nx.shape(ids)),
+              "seed" => Nx.tensor([0])
+            }
+
+            %{token_ids: got} = generate.(model.params, inputs)
+            assert Nx.to_flat_list(got) == c["new_ids"], "lane #{@lane}, #{inspect(c["prompt"])}"
+          end
+        end
+      end
+    end
+
     test "Bumblebee's generation serving completes the prompt as transformers does",
          %{model: model, tokenizer: tokenizer, generation_config: config, ref: ref} do
       c = ref["completion"]
