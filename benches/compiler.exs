@@ -22,6 +22,7 @@
 # columns alike.
 
 Code.require_file("support/table.exs", __DIR__)
+Code.require_file("support/measure.exs", __DIR__)
 
 defmodule Bench.Defs do
   import Nx.Defn
@@ -131,11 +132,6 @@ defmodule Bench do
   def fmt(nil), do: "-"
   def fmt(us) when us >= 10_000, do: :erlang.float_to_binary(us / 1, decimals: 0)
   def fmt(us), do: :erlang.float_to_binary(us / 1, decimals: 1)
-
-  def ratio(a, b) when is_number(a) and is_number(b),
-    do: :erlang.float_to_binary(a / b, decimals: 2)
-
-  def ratio(_, _), do: "-"
 end
 
 {rounds, quick?} =
@@ -261,8 +257,11 @@ table =
 
     [name, Bench.fmt(r.(:evaluator)), Bench.fmt(r.(:native)), Bench.fmt(r.(:fused))] ++
       [Bench.fmt(r.("plain")), Bench.fmt(r.("compiled")), Bench.fmt(r.("jax"))] ++
-      [Bench.ratio(r.(:evaluator), r.(:native)), Bench.ratio(r.(:fused), r.("compiled"))] ++
-      [Bench.ratio(Enum.min([r.(:native), r.(:fused)]), r.("jax"))]
+      [
+        Bench.Measure.ratio(r.(:evaluator), r.(:native)),
+        Bench.Measure.ratio(r.(:fused), r.("compiled"))
+      ] ++
+      [Bench.Measure.ratio(Enum.min([r.(:native), r.(:fused)]), r.("jax"))]
   end
 
 Bench.Table.print(header, table)

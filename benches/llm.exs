@@ -20,26 +20,9 @@
 # (default 3) after a warm-up call.
 
 Code.require_file("support/table.exs", __DIR__)
+Code.require_file("support/measure.exs", __DIR__)
 
 defmodule Bench.LLM do
-  def best_ms(fun, rounds) do
-    fun.()
-
-    Enum.reduce(1..rounds, :infinity, fn _, best ->
-      {us, _} = :timer.tc(fun)
-      min(best, us / 1000)
-    end)
-  end
-
-  def fmt(nil), do: "-"
-  def fmt(x) when x >= 100, do: :erlang.float_to_binary(x / 1, decimals: 0)
-  def fmt(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
-
-  def ratio(a, b) when is_number(a) and is_number(b),
-    do: :erlang.float_to_binary(a / b, decimals: 2)
-
-  def ratio(_, _), do: "-"
-
   def peak_rss_mib do
     "/proc/self/status"
     |> File.read!()
@@ -123,8 +106,8 @@ measure = fn model ->
     first = gen.(1)
     all = gen.(new_tokens)
     ids_of = fn f -> f.(model.params, inputs).token_ids |> Nx.to_list() end
-    t1 = Bench.LLM.best_ms(fn -> ids_of.(first) end, rounds)
-    tn = Bench.LLM.best_ms(fn -> ids_of.(all) end, rounds)
+    t1 = Bench.Measure.best_ms(fn -> ids_of.(first) end, rounds)
+    tn = Bench.Measure.best_ms(fn -> ids_of.(all) end, rounds)
     {b, %{first: t1, all: tn, ids: hd(ids_of.(all))}}
   end
 end
@@ -189,11 +172,11 @@ Bench.Table.print(
   for {b, name, d, p, t1} <- rows do
     [
       "#{b}  #{name}",
-      Bench.LLM.fmt(d),
-      Bench.LLM.ratio(d, peer_decode.(b, "llama.cpp (Q4_1)")),
-      Bench.LLM.ratio(d, peer_decode.(b, "PyTorch f32")),
-      Bench.LLM.fmt(p),
-      Bench.LLM.fmt(t1)
+      Bench.Measure.fmt(d),
+      Bench.Measure.ratio(d, peer_decode.(b, "llama.cpp (Q4_1)")),
+      Bench.Measure.ratio(d, peer_decode.(b, "PyTorch f32")),
+      Bench.Measure.fmt(p),
+      Bench.Measure.fmt(t1)
     ]
   end
 )
@@ -205,16 +188,16 @@ Bench.Table.print(
   [
     [
       "Emily 4-bit",
-      Bench.LLM.fmt(q4_load),
-      "#{Bench.LLM.fmt(q4_rss)} (MLX #{Bench.LLM.fmt(q4_mlx)})"
+      Bench.Measure.fmt(q4_load),
+      "#{Bench.Measure.fmt(q4_rss)} (MLX #{Bench.Measure.fmt(q4_mlx)})"
     ],
     [
       "Emily f32 (after 4-bit)",
-      Bench.LLM.fmt(f32_load),
-      "#{Bench.LLM.fmt(f32_rss)} (MLX #{Bench.LLM.fmt(f32_mlx)})"
+      Bench.Measure.fmt(f32_load),
+      "#{Bench.Measure.fmt(f32_rss)} (MLX #{Bench.Measure.fmt(f32_mlx)})"
     ],
-    ["llama.cpp", "-", Bench.LLM.fmt(llama["peak_rss_mib"])],
-    ["PyTorch f32", "-", Bench.LLM.fmt(torch["peak_rss_mib"])]
+    ["llama.cpp", "-", Bench.Measure.fmt(llama["peak_rss_mib"])],
+    ["PyTorch f32", "-", Bench.Measure.fmt(torch["peak_rss_mib"])]
   ]
 )
 

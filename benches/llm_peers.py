@@ -22,17 +22,9 @@ import os
 import resource
 import subprocess
 import sys
-import time
 
-
-def best_ms(fun, rounds):
-    fun()
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fun()
-        best = min(best, (time.perf_counter() - t0) * 1000)
-    return best
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from timing import best_ms  # noqa: E402
 
 
 def peak_rss_mib():

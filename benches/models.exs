@@ -19,26 +19,9 @@
 # Times are the best of `rounds` calls (default 5) after a warm-up call.
 
 Code.require_file("support/table.exs", __DIR__)
+Code.require_file("support/measure.exs", __DIR__)
 
 defmodule Bench.Models do
-  def best_ms(fun, rounds) do
-    fun.()
-
-    Enum.reduce(1..rounds, :infinity, fn _, best ->
-      {us, _} = :timer.tc(fun)
-      min(best, us / 1000)
-    end)
-  end
-
-  def fmt(nil), do: "-"
-  def fmt(x) when x >= 100, do: :erlang.float_to_binary(x / 1, decimals: 0)
-  def fmt(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
-
-  def ratio(a, b) when is_number(a) and is_number(b),
-    do: :erlang.float_to_binary(a / b, decimals: 2)
-
-  def ratio(_, _), do: "-"
-
   def eval(%Nx.Tensor{} = t), do: Emily.eval(t.data.ref)
 
   def eval(container),
@@ -119,7 +102,7 @@ templates = [minilm.params, Nx.to_template(tokens)]
 minilm_ms =
   for lane <- lanes, into: %{} do
     f = Nx.Defn.compile(embed, templates, compiler: Emily.Compiler, lane: lane)
-    ms = Bench.Models.best_ms(fn -> f.(minilm.params, tokens) |> Bench.Models.eval() end, rounds)
+    ms = Bench.Measure.best_ms(fn -> f.(minilm.params, tokens) |> Bench.Models.eval() end, rounds)
     {lane, ms}
   end
 
@@ -155,9 +138,9 @@ smol_ms =
     all = generate.(lane, new_tokens)
 
     t1 =
-      Bench.Models.best_ms(fn -> first.(smol.params, inputs) |> Bench.Models.eval() end, rounds)
+      Bench.Measure.best_ms(fn -> first.(smol.params, inputs) |> Bench.Models.eval() end, rounds)
 
-    tn = Bench.Models.best_ms(fn -> all.(smol.params, inputs) |> Bench.Models.eval() end, rounds)
+    tn = Bench.Measure.best_ms(fn -> all.(smol.params, inputs) |> Bench.Models.eval() end, rounds)
     got = Nx.to_flat_list(all.(smol.params, inputs).token_ids)
     {lane, {t1, tn, got}}
   end
@@ -178,10 +161,10 @@ Bench.Table.print(
 
     [
       "#{lane}",
-      Bench.Models.fmt(ms),
-      Bench.Models.fmt(batch / ms * 1000),
-      Bench.Models.fmt(torch["minilm"]),
-      Bench.Models.ratio(ms, torch["minilm"])
+      Bench.Measure.fmt(ms),
+      Bench.Measure.fmt(batch / ms * 1000),
+      Bench.Measure.fmt(torch["minilm"]),
+      Bench.Measure.ratio(ms, torch["minilm"])
     ]
   end
 )
@@ -212,12 +195,12 @@ Bench.Table.print(
 
     [
       "#{lane}",
-      Bench.Models.fmt(t1),
-      Bench.Models.fmt(torch["smol_first"]),
-      Bench.Models.ratio(t1, torch["smol_first"]),
-      Bench.Models.fmt(tok_s),
-      Bench.Models.fmt(torch_decode),
-      Bench.Models.ratio(tok_s, torch_decode),
+      Bench.Measure.fmt(t1),
+      Bench.Measure.fmt(torch["smol_first"]),
+      Bench.Measure.ratio(t1, torch["smol_first"]),
+      Bench.Measure.fmt(tok_s),
+      Bench.Measure.fmt(torch_decode),
+      Bench.Measure.ratio(tok_s, torch_decode),
       if(torch["smol_ids"], do: "#{got == torch["smol_ids"]}", else: "-")
     ]
   end

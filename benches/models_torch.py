@@ -11,24 +11,16 @@ Prints one JSON object: best-of-ROUNDS milliseconds for
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "support"))
+from timing import best_ms  # noqa: E402
+
 import torch
 from transformers import AutoModel, AutoModelForCausalLM, GenerationConfig
-
-
-def best_ms(fun, rounds):
-    fun()  # warm up
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fun()
-        best = min(best, (time.perf_counter() - t0) * 1000)
-    return best
 
 
 def main():

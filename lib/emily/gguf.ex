@@ -129,9 +129,7 @@ if Code.ensure_loaded?(Nx) do
     """
     @spec tensor(t(), String.t(), keyword()) :: Nx.Tensor.t()
     def tensor(%__MODULE__{} = gguf, name, opts \\ []) do
-      info =
-        Map.get(gguf.tensors, name) ||
-          raise ArgumentError, "Emily.GGUF: no tensor named #{inspect(name)} in #{gguf.path}"
+      info = info!(gguf, name)
 
       backend_opts = Keyword.get(opts, :backend, [])
       want = Keyword.get(opts, :type, {:f, 32})
@@ -191,9 +189,7 @@ if Code.ensure_loaded?(Nx) do
     """
     @spec quantized(t(), String.t(), keyword()) :: Emily.Quantized.t()
     def quantized(%__MODULE__{} = gguf, name, opts \\ []) do
-      info =
-        Map.get(gguf.tensors, name) ||
-          raise ArgumentError, "Emily.GGUF: no tensor named #{inspect(name)} in #{gguf.path}"
+      info = info!(gguf, name)
 
       unless quantizable?(info) do
         raise ArgumentError,
@@ -244,8 +240,7 @@ if Code.ensure_loaded?(Nx) do
     # {blocks, 16} u8 of GGUF's nibbles (byte j: element j low, element j + 16 high) ->
     # {blocks, 16} u8 with elements 2k (low) and 2k + 1 (high) in byte k, MLX's order.
     defp in_order(qs) do
-      n = Nx.concatenate([Nx.bitwise_and(qs, 0x0F), Nx.right_shift(qs, 4)], axis: 1)
-      n = Nx.reshape(n, {elem(qs.shape, 0), 16, 2})
+      n = qs |> codes() |> Nx.reshape({elem(qs.shape, 0), 16, 2})
       Nx.bitwise_or(n[[.., .., 0]], Nx.left_shift(n[[.., .., 1]], 4))
     end
 
@@ -272,10 +267,16 @@ if Code.ensure_loaded?(Nx) do
     end
 
     # {blocks, 16} u8 -> {blocks, 32} f32: low nibbles (elements 0..15), then high (16..31).
-    defp nibbles(qs) do
-      Nx.concatenate([Nx.bitwise_and(qs, 0x0F), Nx.right_shift(qs, 4)], axis: 1)
-      |> Nx.as_type({:f, 32})
+    defp info!(gguf, name) do
+      Map.get(gguf.tensors, name) ||
+        raise ArgumentError, "Emily.GGUF: no tensor named #{inspect(name)} in #{gguf.path}"
     end
+
+    defp nibbles(qs), do: qs |> codes() |> Nx.as_type({:f, 32})
+
+    # {blocks, 16} u8 -> {blocks, 32} u8 codes in element order: low nibbles (elements
+    # 0..15), then high (16..31).
+    defp codes(qs), do: Nx.concatenate([Nx.bitwise_and(qs, 0x0F), Nx.right_shift(qs, 4)], axis: 1)
 
     defp mapped(gguf, info, shape, type, backend_opts) do
       device = Keyword.get(backend_opts, :device, Emily.Worker.default_device())

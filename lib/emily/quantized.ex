@@ -95,9 +95,8 @@ if Code.ensure_loaded?(Nx) do
     @spec dequantize(t(), keyword()) :: Nx.Tensor.t()
     def dequantize(%__MODULE__{} = q, opts \\ []) do
       type = Keyword.get(opts, :type, q.scales.type)
-      {rows, cols} = matrix_shape!(:dequantize, q)
+      {_rows, cols} = matrix_shape!(:dequantize, q)
       out = Nx.template(put_elem(q.weight.shape, tuple_size(q.weight.shape) - 1, cols), type)
-      _ = rows
 
       Nx.block(
         %Dequantize{bits: q.bits, group_size: q.group_size, type: type},

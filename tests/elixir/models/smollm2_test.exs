@@ -27,6 +27,36 @@ if Code.ensure_loaded?(Bumblebee) do
 
     defp ids(list), do: Nx.tensor([list], type: :u32)
 
+    # Greedy generation of the reference's token count for each chat prompt, on `lane`,
+    # gives transformers' ids. As the reference: pure greedy, and an end-of-sequence token
+    # does not stop it.
+    defp assert_greedy_ids(model, config, ref, lane) do
+      config =
+        Bumblebee.configure(config,
+          max_new_tokens: ref["new_tokens"],
+          eos_token_id: nil,
+          strategy: %{type: :greedy_search}
+        )
+
+      generate =
+        model.model
+        |> Bumblebee.Text.Generation.build_generate(model.spec, config)
+        |> Nx.Defn.jit(compiler: Emily.Compiler, lane: lane, native_fallback: :raise)
+
+      for c <- ref["chat"] do
+        ids = ids(c["input_ids"])
+
+        inputs = %{
+          "input_ids" => ids,
+          "attention_mask" => Nx.broadcast(1, Nx.shape(ids)),
+          "seed" => Nx.tensor([0])
+        }
+
+        %{token_ids: got} = generate.(model.params, inputs)
+        assert Nx.to_flat_list(got) == c["new_ids"], "lane #{lane}, #{inspect(c["prompt"])}"
+      end
+    end
+
     test "the GGUF tokenizer gives transformers' ids for the chat and completion prompts",
          %{tokenizer: tokenizer, ref: ref} do
       for c <- ref["chat"] ++ [ref["completion"]] do
@@ -110,31 +140,7 @@ if Code.ensure_loaded?(Bumblebee) do
       test "lane #{lane}: greedy generation of 32 tokens for 4 chat prompts gives " <>
              "transformers' token ids",
            %{model: model, generation_config: config, ref: ref} do
-        # As the reference: pure greedy, and an end-of-sequence token does not stop it
-        config =
-          Bumblebee.configure(config,
-            max_new_tokens: ref["new_tokens"],
-            eos_token_id: nil,
-            strategy: %{type: :greedy_search}
-          )
-
-        generate =
-          model.model
-          |> Bumblebee.Text.Generation.build_generate(model.spec, config)
-          |> Nx.Defn.jit(compiler: Emily.Compiler, lane: @lane, native_fallback: :raise)
-
-        for c <- ref["chat"] do
-          ids = ids(c["input_ids"])
-
-          inputs = %{
-            "input_ids" => ids,
-            "attention_mask" => Nx.broadcast(1, Nx.shape(ids)),
-            "seed" => Nx.tensor([0])
-          }
-
-          %{token_ids: got} = generate.(model.params, inputs)
-          assert Nx.to_flat_list(got) == c["new_ids"], "lane #{@lane}, #{inspect(c["prompt"])}"
-        end
+        assert_greedy_ids(model, config, ref, @lane)
       end
     end
 
@@ -203,30 +209,7 @@ if Code.ensure_loaded?(Bumblebee) do
             assert diff <= 1.0e-3, "lane #{@lane}, #{inspect(c["prompt"])}: #{diff}"
           end
 
-          config =
-            Bumblebee.configure(config,
-              max_new_tokens: ref["new_tokens"],
-              eos_token_id: nil,
-              strategy: %{type: :greedy_search}
-            )
-
-          generate =
-            model.model
-            |> Bumblebee.Text.Generation.build_generate(model.spec, config)
-            |> Nx.Defn.jit(compiler: Emily.Compiler, lane: @lane, native_fallback: :raise)
-
-          for c <- ref["chat"] do
-            ids = ids(c["input_ids"])
-
-            inputs = %{
-              "input_ids" => ids,
-              "attention_mask" => Nx.broadcast(1, Nx.shape(ids)),
-              "seed" => Nx.tensor([0])
-            }
-
-            %{token_ids: got} = generate.(model.params, inputs)
-            assert Nx.to_flat_list(got) == c["new_ids"], "lane #{@lane}, #{inspect(c["prompt"])}"
-          end
+          assert_greedy_ids(model, config, ref, @lane)
         end
       end
     end

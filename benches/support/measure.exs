@@ -1,0 +1,23 @@
+defmodule Bench.Measure do
+  @moduledoc false
+  # Timing and the figures' formatting, shared by the benches.
+
+  @doc "The best of `rounds` calls of `fun`, in ms, after a warm-up call."
+  def best_ms(fun, rounds) do
+    fun.()
+
+    Enum.reduce(1..rounds, :infinity, fn _, best ->
+      {us, _} = :timer.tc(fun)
+      min(best, us / 1000)
+    end)
+  end
+
+  def fmt(nil), do: "-"
+  def fmt(x) when x >= 100, do: :erlang.float_to_binary(x / 1, decimals: 0)
+  def fmt(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
+
+  def ratio(a, b) when is_number(a) and is_number(b),
+    do: :erlang.float_to_binary(a / b, decimals: 2)
+
+  def ratio(_, _), do: "-"
+end
