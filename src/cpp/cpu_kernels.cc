@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
@@ -37,9 +38,12 @@ namespace emily::kernels {
 
 // A pool of process_cpu_count() - 1 threads that, with the calling thread, runs the chunks
 // of one job at a time. A caller that finds the pool busy (another stream's kernel) runs
-// its chunks itself, so two evaluating threads never wait on each other. Idle threads sleep
-// on a condition variable: nothing spins beside OpenBLAS or the BEAM's schedulers. The pool
-// is never destroyed (exit does not join it).
+// its chunks itself, so two evaluating threads never wait on each other. A thread that has
+// nothing to do spins for kSpin (a job that follows within it starts at once, as kernels of
+// one evaluation do: a decoding step calls hundreds of them of tens of microseconds each;
+// a job run with `linger` false, one that OpenBLAS's threads follow, skips the spin), then
+// sleeps on a condition variable, so an idle pool takes no CPU from OpenBLAS or the
+// BEAM's schedulers. The pool is never destroyed (exit does not join it).
 class Pool {
  public:
   static Pool& get() {
@@ -49,7 +53,7 @@ class Pool {
 
   size_t threads() const { return workers_; }
 
-  void run(size_t chunks, const std::function<void(size_t)>& fn) {
+  void run(size_t chunks, const std::function<void(size_t)>& fn, bool linger = true) {
     std::unique_lock<std::mutex> submit(submit_, std::try_to_lock);
     if (workers_ == 0 || chunks < 2 || !submit.owns_lock()) {
       for (size_t i = 0; i < chunks; i++) fn(i);
@@ -59,19 +63,42 @@ class Pool {
       std::lock_guard<std::mutex> g(m_);
       job_ = &fn;
       chunks_ = chunks;
+      linger_ = linger;
       next_.store(0, std::memory_order_relaxed);
       done_ = 0;
-      gen_++;
+      gen_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     size_t mine = claim(fn);
     std::unique_lock<std::mutex> g(m_);
     done_ += mine;
-    done_cv_.wait(g, [&] { return done_ == chunks_ && active_ == 0; });
+    auto finished = [&] { return done_ == chunks_ && active_ == 0; };
+    if (!finished()) {
+      g.unlock();
+      spin([&] { return done_.load() == chunks && active_.load() == 0; });
+      g.lock();
+    }
+    done_cv_.wait(g, finished);
     job_ = nullptr;
   }
 
  private:
+  static constexpr auto kSpin = std::chrono::microseconds(100);
+
+  // Spins until ready() or kSpin has passed.
+  template <typename F>
+  static void spin(F ready) {
+    auto until = std::chrono::steady_clock::now() + kSpin;
+    for (unsigned i = 1; !ready(); i++) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
+#endif
+      if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return;
+    }
+  }
+
   Pool() {
     int cpus = process_cpu_count();
     if (cpus <= 0) cpus = static_cast<int>(std::thread::hardware_concurrency());
@@ -94,12 +121,19 @@ class Pool {
     return n;
   }
 
+  // done_, active_ and gen_ change under m_ (the condition variables' predicates read them
+  // there); the spins read them without it.
   void loop() {
     uint64_t seen = 0;
     std::unique_lock<std::mutex> g(m_);
     for (;;) {
-      cv_.wait(g, [&] { return gen_ != seen; });
-      seen = gen_;
+      if (gen_.load() == seen && linger_) {
+        g.unlock();
+        spin([&] { return gen_.load(std::memory_order_acquire) != seen; });
+        g.lock();
+      }
+      cv_.wait(g, [&] { return gen_.load() != seen; });
+      seen = gen_.load();
       if (job_ == nullptr) continue;
       const auto* fn = job_;
       active_++;
@@ -117,8 +151,10 @@ class Pool {
   std::mutex m_;
   std::condition_variable cv_, done_cv_;
   const std::function<void(size_t)>* job_ = nullptr;
-  size_t chunks_ = 0, done_ = 0, active_ = 0;
-  uint64_t gen_ = 0;
+  size_t chunks_ = 0;
+  bool linger_ = true;
+  std::atomic<size_t> done_{0}, active_{0};
+  std::atomic<uint64_t> gen_{0};
   std::atomic<size_t> next_{0};
 };
 
@@ -146,16 +182,16 @@ constexpr size_t kChunkMin = size_t{1} << 15;
 constexpr size_t kWiden = 2048;
 
 // fn(begin, end) over [0, n) in pieces of at least `grain` (rounded to 64), on the pool when
-// n elements of work (`work`) are enough to be worth it.
+// n elements of work (`work`) are enough to be worth it (`linger`: see Pool).
 template <typename F>
-void parallel_ranges(size_t n, size_t work, size_t grain, F fn) {
+void parallel_ranges(size_t n, size_t work, size_t grain, F fn, bool linger = true) {
   if (work < kParallelMin || n < 2) return fn(0, n);
   auto& pool = Pool::get();
   size_t chunks = std::min(std::max<size_t>(1, n / grain), 4 * (pool.threads() + 1));
   size_t step = (n + chunks - 1) / chunks;
   step = (step + 63) & ~size_t{63};
   chunks = (n + step - 1) / step;
-  pool.run(chunks, [&](size_t c) { fn(c * step, std::min(n, (c + 1) * step)); });
+  pool.run(chunks, [&](size_t c) { fn(c * step, std::min(n, (c + 1) * step)); }, linger);
 }
 
 // fn(float* a, float* b, ..., m) over float32 views of `n` elements of arrays of dtype `dt`
@@ -698,8 +734,11 @@ class FastQuantizedMatmul : public KernelPrimitive {
     enc.dispatch([q, px = x.data<float>(), m = x.size() / cols, dst = out.data<float>(), k = kernel_isa()]() {
       size_t grain = std::max<size_t>(1, kChunkMin / q.cols);
       if (m <= kGemvRows) {
-        parallel_ranges(q.rows, q.rows * q.cols * (m + 1), grain,
-                        [&](size_t r0, size_t r1) { k->qmatmul(q, px, m, dst, q.rows, r0, r1); });
+        std::vector<float> xr(m * k->qstride(q)), sums(m * (q.cols / q.group_size));
+        k->qprepare(q, px, m, xr.data(), sums.data());
+        parallel_ranges(q.rows, q.rows * q.cols * (m + 1), grain, [&](size_t r0, size_t r1) {
+          k->qmatmul(q, xr.data(), sums.data(), m, dst, q.rows, r0, r1);
+        });
         return;
       }
       std::vector<float> panel(std::min(q.rows, kPanelRows) * q.cols);
@@ -707,7 +746,7 @@ class FastQuantizedMatmul : public KernelPrimitive {
         size_t pr = std::min(kPanelRows, q.rows - p0);
         parallel_ranges(pr, pr * q.cols, grain, [&](size_t r0, size_t r1) {
           for (size_t r = r0; r < r1; r++) k->dequantize_row(q, p0 + r, panel.data() + r * q.cols);
-        });
+        }, false);
         cblas_sgemm(kRowMajor, kNoTrans, kTrans, static_cast<int>(m), static_cast<int>(pr), static_cast<int>(q.cols),
                     1.0f, px, static_cast<int>(q.cols), panel.data(), static_cast<int>(q.cols), 0.0f, dst + p0,
                     static_cast<int>(q.rows));

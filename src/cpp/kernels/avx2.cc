@@ -59,11 +59,14 @@ inline float hmin(__m256 v) {
       _mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(*(p))), _mm256_set_epi32(28, 24, 20, 16, 12, 8, 4, 0)), \
       _mm256_set1_epi32(15)))
 #define CODES8(p) _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))))
-#define CODES_LO(p) \
-  _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_and_si128(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(15))))
-#define CODES_HI(p)                                                                                           \
-  _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(                                                                    \
-      _mm_and_si128(_mm_srli_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), 4), _mm_set1_epi8(15))))
+#define LOADI(p) _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+#define LOADN(p, n) \
+  _mm256_maskload_ps((p), _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)))
+#define PERMUTE(v, i) _mm256_permutevar8x32_ps((v), (i))
+#define NIBBLE(v, s)                                                                                   \
+  _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_srli_epi32((v), (s))), \
+                   _mm256_permutevar8x32_ps(_mm256_setr_ps(8, 9, 10, 11, 12, 13, 14, 15), _mm256_srli_epi32((v), (s))), \
+                   _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_srli_epi32((v), (s)), 28)))
 #define OR_SIGN(y, x) _mm256_or_ps((y), _mm256_and_ps((x), _mm256_set1_ps(-0.0f)))
 
 #include "kernels/isa.hpp"

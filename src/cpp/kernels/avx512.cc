@@ -62,11 +62,12 @@ inline float hmin(__m512 v) { return lanes(v, [](__m256 a, __m256 b) { return _m
           _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0)),                    \
       _mm512_set1_epi32(15)))
 #define CODES8(p) _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))))
-#define CODES_LO(p) \
-  _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), _mm_set1_epi8(15))))
-#define CODES_HI(p)                                                                                           \
-  _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(                                                                    \
-      _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), 4), _mm_set1_epi8(15))))
+#define LOADI(p) _mm512_loadu_si512(reinterpret_cast<const void*>(p))
+#define LOADN(p, n) _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (n)) - 1), (p))
+#define PERMUTE(v, i) _mm512_permutexvar_ps((i), (v))
+// (vpermps reads the low 4 bits of each index)
+#define NIBBLE(v, s) \
+  _mm512_permutexvar_ps(_mm512_srli_epi32((v), (s)), _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
 #define OR_SIGN(y, x) \
   _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN))))
 

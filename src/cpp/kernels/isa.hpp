@@ -17,9 +17,13 @@
 //   OR_SIGN(y, x)   y with x's sign bit or'ed in (y >= 0: copysign)
 //   CODES4(p)       the W 4-bit codes of the W / 8 words at p, from the lowest bits up, as floats
 //   CODES8(p)       the W bytes at p as floats
-//   CODES_LO(p), CODES_HI(p)   the low (high) nibbles of the W bytes at p, as floats
+//   LOADI(p)        W int32s at p as a VI
+//   LOADN(p, n)     the n <= W floats at p, the other lanes 0 (nothing past them is read)
+//   PERMUTE(v, i)   v[i] lane-wise (i: a VI of lane numbers)
+//   NIBBLE(v, s)    per lane of v (a VI), the value of its bits s..s+3 (0-15) as a float
 // The tail (n % W elements) runs through the same vector code on a padded copy, so every
 // element of an array gets the same instructions whatever its position.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -248,69 +252,123 @@ void dequantize_row(const QuantizedMatrix& q, size_t r, float* out) {
   }
 }
 
-// The sum of n elements (n a multiple of W).
-inline float vsum(const float* a, size_t n) {
-  V acc = SET1(0.0f);
-  for (size_t i = 0; i < n; i += W) acc = ADD(acc, LOAD(a + i));
-  return HSUM(acc);
+// qmatmul's layout of x for 4-bit codes. A block of W words holds 8W codes, and lane j of
+// the k-th nibble (0-7) of the block's words is element 8j + k of the block; x is stored in
+// the same order, plane k of a block being W consecutive floats, so one code vector meets one
+// load of x. 8-bit codes keep x's order. Rows are zero-padded to a whole number of blocks.
+size_t qstride(const QuantizedMatrix& q) { return (q.cols + 8 * W - 1) / (8 * W) * (8 * W); }
+
+void qprepare(const QuantizedMatrix& q, const float* x, size_t m, float* xr, float* sums) {
+  size_t stride = qstride(q), groups = q.cols / q.group_size;
+  for (size_t i = 0; i < m; i++) {
+    const float* xi = x + i * q.cols;
+    float* ri = xr + i * stride;
+    std::fill(ri, ri + stride, 0.0f);
+    if (q.bits == 4) {
+      for (size_t c = 0; c < q.cols; c++) {
+        size_t b = c / (8 * W), e = c % (8 * W);
+        ri[b * 8 * W + (e % 8) * W + e / 8] = xi[c];
+      }
+    } else {
+      std::copy(xi, xi + q.cols, ri);
+    }
+    for (size_t g = 0; g < groups; g++) {
+      V acc = SET1(0.0f);
+      for (size_t c = g * q.group_size; c < (g + 1) * q.group_size; c += W) acc = ADD(acc, LOAD(xi + c));
+      sums[i * groups + g] = HSUM(acc);
+    }
+  }
 }
 
-// Without a scratch row: per group, sum_c x[c] * code[c] in vectors, times the scale, plus
-// bias * sum_c x[c] (each row of x's group sums computed first). 4-bit codes come out of
-// their bytes as the low nibbles (even elements) and the high ones (odd elements) of W
-// bytes, so x is first reordered to match: in each run of 2W elements, the even ones, then
-// the odd ones.
-void qmatmul(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1) {
-  size_t groups = q.cols / q.group_size, words = q.cols * static_cast<size_t>(q.bits) / 32;
-  std::vector<float> xs(m * groups), xp;
-  for (size_t i = 0; i < m; i++)
-    for (size_t g = 0; g < groups; g++) xs[i * groups + g] = vsum(x + i * q.cols + g * q.group_size, q.group_size);
-  if (q.bits == 4) {
-    xp.resize(m * q.cols);
-    for (size_t i = 0; i < m * q.cols; i += 2 * W)
-      for (size_t j = 0; j < W; j++) {
-        xp[i + j] = x[i + 2 * j];
-        xp[i + W + j] = x[i + 2 * j + 1];
-      }
-    x = xp.data();
-  }
+// The code vector of nibble K of each word in `words` (K a constant).
+template <int K>
+inline V nibble(VI words) {
+  return NIBBLE(words, 4 * K);
+}
+
+// Rows [r0, r1) of q times M prepared rows of x. Per block of W words: the eight nibble
+// vectors times x's planes, summed, times the block's scales (lane j takes its word's group);
+// then, per row, the biases times x's group sums.
+template <size_t M>
+void qmatmul_rows(const QuantizedMatrix& q, const float* xr, const float* sums, float* out, size_t ldo, size_t r0,
+                  size_t r1) {
+  size_t groups = q.cols / q.group_size, stride = qstride(q);
+  size_t words = q.cols * static_cast<size_t>(q.bits) / 32;
+  alignas(64) int lane_group[W];
+  for (size_t j = 0; j < W; j++) lane_group[j] = q.group_size <= 8 * W ? static_cast<int>(8 * j / q.group_size) : 0;
+  VI sidx = LOADI(lane_group);
+  size_t block_groups = std::max<size_t>(1, 8 * W / q.group_size);
   for (size_t r = r0; r < r1; r++) {
-    const auto* bytes = reinterpret_cast<const uint8_t*>(q.w + r * words);
+    const uint32_t* wr = q.w + r * words;
     const float* s = q.scales + r * groups;
-    const float* b = q.biases + r * groups;
-    V tot[kQuantizedRows];
-    float bias[kQuantizedRows];
-    for (size_t i = 0; i < m; i++) tot[i] = SET1(0.0f), bias[i] = 0.0f;
-    for (size_t g = 0; g < groups; g++) {
-      V acc[kQuantizedRows];
-      for (size_t i = 0; i < m; i++) acc[i] = SET1(0.0f);
-      size_t c = g * q.group_size, end = c + q.group_size;
-      if (q.bits == 4) {
-        for (; c < end; c += 2 * W) {
-          V lo = CODES_LO(bytes + c / 2), hi = CODES_HI(bytes + c / 2);
-          for (size_t i = 0; i < m; i++) {
-            acc[i] = FMA(LOAD(x + i * q.cols + c), lo, acc[i]);
-            acc[i] = FMA(LOAD(x + i * q.cols + c + W), hi, acc[i]);
-          }
+    const float* bi = q.biases + r * groups;
+    V tot[M], bt[M];
+    for (size_t i = 0; i < M; i++) tot[i] = SET1(0.0f), bt[i] = SET1(0.0f);
+    if (q.bits == 4) {
+      alignas(64) uint32_t tail[W];
+      for (size_t w0 = 0, b = 0; w0 < words; w0 += W, b++) {
+        const uint32_t* pw = wr + w0;
+        if (words - w0 < W) {
+          std::fill(tail, tail + W, 0u);
+          std::memcpy(tail, pw, (words - w0) * sizeof(uint32_t));
+          pw = tail;
         }
-      } else {
-        for (; c < end; c += W) {
-          V codes = CODES8(bytes + c);
-          for (size_t i = 0; i < m; i++) acc[i] = FMA(LOAD(x + i * q.cols + c), codes, acc[i]);
+        VI dw = LOADI(pw);
+        size_t g0 = w0 * 8 / q.group_size;
+        V sv = PERMUTE(LOADN(s + g0, std::min(block_groups, groups - g0)), sidx);
+        const float* xb = xr + b * 8 * W;
+        V c0 = nibble<0>(dw), c1 = nibble<1>(dw), c2 = nibble<2>(dw), c3 = nibble<3>(dw);
+        V c4 = nibble<4>(dw), c5 = nibble<5>(dw), c6 = nibble<6>(dw), c7 = nibble<7>(dw);
+        for (size_t i = 0; i < M; i++) {
+          const float* xi = xb + i * stride;
+          V a = MUL(LOAD(xi), c0), e = MUL(LOAD(xi + W), c1);
+          a = FMA(LOAD(xi + 2 * W), c2, a);
+          e = FMA(LOAD(xi + 3 * W), c3, e);
+          a = FMA(LOAD(xi + 4 * W), c4, a);
+          e = FMA(LOAD(xi + 5 * W), c5, e);
+          a = FMA(LOAD(xi + 6 * W), c6, a);
+          e = FMA(LOAD(xi + 7 * W), c7, e);
+          tot[i] = FMA(ADD(a, e), sv, tot[i]);
         }
       }
-      V vs = SET1(s[g]);
-      for (size_t i = 0; i < m; i++) {
-        tot[i] = FMA(acc[i], vs, tot[i]);
-        bias[i] += b[g] * xs[i * groups + g];
+    } else {
+      const auto* bytes = reinterpret_cast<const uint8_t*>(wr);
+      for (size_t g = 0; g < groups; g++) {
+        V acc[M];
+        for (size_t i = 0; i < M; i++) acc[i] = SET1(0.0f);
+        for (size_t c = g * q.group_size, end = c + q.group_size; c < end; c += W) {
+          V codes = CODES8(bytes + c);
+          for (size_t i = 0; i < M; i++) acc[i] = FMA(LOAD(xr + i * stride + c), codes, acc[i]);
+        }
+        V vs = SET1(s[g]);
+        for (size_t i = 0; i < M; i++) tot[i] = FMA(acc[i], vs, tot[i]);
       }
     }
-    for (size_t i = 0; i < m; i++) out[i * ldo + r] = HSUM(tot[i]) + bias[i];
+    for (size_t g = 0; g < groups; g += W) {
+      size_t n = std::min<size_t>(W, groups - g);
+      V vb = LOADN(bi + g, n);
+      for (size_t i = 0; i < M; i++) bt[i] = FMA(vb, LOADN(sums + i * groups + g, n), bt[i]);
+    }
+    for (size_t i = 0; i < M; i++) out[i * ldo + r] = HSUM(tot[i]) + HSUM(bt[i]);
+  }
+}
+
+void qmatmul(const QuantizedMatrix& q, const float* xr, const float* sums, size_t m, float* out, size_t ldo,
+             size_t r0, size_t r1) {
+  switch (m) {
+    case 1:
+      return qmatmul_rows<1>(q, xr, sums, out, ldo, r0, r1);
+    case 2:
+      return qmatmul_rows<2>(q, xr, sums, out, ldo, r0, r1);
+    case 3:
+      return qmatmul_rows<3>(q, xr, sums, out, ldo, r0, r1);
+    default:
+      return qmatmul_rows<4>(q, xr, sums, out, ldo, r0, r1);
   }
 }
 
 }  // namespace
 
-const Isa isa = {EMILY_ISA_STR, unary, binary, reduce, row, dequantize_row, qmatmul};
+const Isa isa = {EMILY_ISA_STR, unary, binary, reduce, row, dequantize_row, qstride, qprepare, qmatmul};
 
 }  // namespace emily::kernels::EMILY_ISA_NS

@@ -51,9 +51,15 @@ struct Isa {
   void (*row)(RowOp op, const float* in, float* out, size_t n);
   // Row r of q as floats into out (q.cols), each element code * scale + bias rounded once.
   void (*dequantize_row)(const QuantizedMatrix& q, size_t r, float* out);
-  // out[i * ldo + r] = x[i] . (row r of q) for i < m <= kQuantizedRows and r in [r0, r1)
-  // (x: m rows of q.cols, row-major).
-  void (*qmatmul)(const QuantizedMatrix& q, const float* x, size_t m, float* out, size_t ldo, size_t r0, size_t r1);
+  // x as qmatmul reads it: qstride(q) floats per row of x, and qprepare(q, x, m, xr, sums)
+  // writes m rows of x (m rows of q.cols, row-major) into xr (m * qstride(q)) and their group
+  // sums into sums (m * q.cols / q.group_size).
+  size_t (*qstride)(const QuantizedMatrix& q);
+  void (*qprepare)(const QuantizedMatrix& q, const float* x, size_t m, float* xr, float* sums);
+  // out[i * ldo + r] = x[i] . (row r of q) for i < m <= kQuantizedRows and r in [r0, r1), x
+  // prepared by qprepare. q.group_size is a power of two.
+  void (*qmatmul)(const QuantizedMatrix& q, const float* xr, const float* sums, size_t m, float* out, size_t ldo,
+                  size_t r0, size_t r1);
 };
 
 namespace avx512 {
