@@ -54,26 +54,20 @@ true = length(prompt_ids) == prompt_len
 py = Path.expand(System.get_env("EMILY_BENCH_PYTHON") || ".venv-bench/bin/python")
 
 peers =
-  if File.exists?(py) do
-    spec = Path.join(System.tmp_dir!(), "emily_llm_bench.json")
-
-    File.write!(
-      spec,
-      Jason.encode!(%{
-        dir: dir,
-        gguf: gguf_name,
-        prompt_ids: prompt_ids,
-        new_tokens: new_tokens,
-        batches: batches
-      })
-    )
-
-    {out, 0} = System.cmd(py, ["benches/llm_peers.py", spec, "#{rounds}"])
-    out |> String.split("\n", trim: true) |> List.last() |> Jason.decode!()
-  else
-    IO.puts("(no #{py}: peer columns skipped)")
-    %{}
-  end
+  Bench.Measure.python_peer(
+    py,
+    "benches/llm_peers.py",
+    "emily_llm_bench",
+    %{
+      dir: dir,
+      gguf: gguf_name,
+      prompt_ids: prompt_ids,
+      new_tokens: new_tokens,
+      batches: batches
+    },
+    rounds,
+    "peer"
+  )
 
 # --- Emily -----------------------------------------------------------------------------
 Nx.global_default_backend(Emily.Backend)

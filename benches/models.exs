@@ -58,28 +58,22 @@ tokens =
 py = System.get_env("EMILY_BENCH_TORCH") || Path.join(cache, "pyref/bin/python")
 
 torch =
-  if File.exists?(py) do
-    spec = Path.join(System.tmp_dir!(), "emily_models_bench.json")
-
-    File.write!(
-      spec,
-      Jason.encode!(%{
-        minilm_dir: minilm_dir,
-        minilm_input_ids: Nx.to_list(tokens["input_ids"]),
-        minilm_attention_mask: Nx.to_list(tokens["attention_mask"]),
-        smol_dir: smol_dir,
-        smol_gguf: smol_gguf,
-        smol_input_ids: prompt["input_ids"],
-        smol_new_tokens: new_tokens
-      })
-    )
-
-    {out, 0} = System.cmd(py, ["benches/models_torch.py", spec, "#{rounds}"])
-    out |> String.split("\n", trim: true) |> List.last() |> Jason.decode!()
-  else
-    IO.puts("(no #{py}: PyTorch columns skipped)")
-    %{}
-  end
+  Bench.Measure.python_peer(
+    py,
+    "benches/models_torch.py",
+    "emily_models_bench",
+    %{
+      minilm_dir: minilm_dir,
+      minilm_input_ids: Nx.to_list(tokens["input_ids"]),
+      minilm_attention_mask: Nx.to_list(tokens["attention_mask"]),
+      smol_dir: smol_dir,
+      smol_gguf: smol_gguf,
+      smol_input_ids: prompt["input_ids"],
+      smol_new_tokens: new_tokens
+    },
+    rounds,
+    "PyTorch"
+  )
 
 # --- Emily ----------------------------------------------------------------------------
 Nx.global_default_backend(Emily.Backend)

@@ -12,6 +12,23 @@ defmodule Bench.Measure do
     end)
   end
 
+  @doc """
+  Runs a Python peer: writes `spec` as JSON to a temporary file named `name`.json, runs
+  `python script spec rounds` and decodes the JSON on its last line of output. Without
+  `python`, prints that the `skipped` columns are skipped and returns `%{}`.
+  """
+  def python_peer(python, script, name, spec, rounds, skipped) do
+    if File.exists?(python) do
+      path = Path.join(System.tmp_dir!(), "#{name}.json")
+      File.write!(path, Jason.encode!(spec))
+      {out, 0} = System.cmd(python, [script, path, "#{rounds}"])
+      out |> String.split("\n", trim: true) |> List.last() |> Jason.decode!()
+    else
+      IO.puts("(no #{python}: #{skipped} columns skipped)")
+      %{}
+    end
+  end
+
   def fmt(nil), do: "-"
   def fmt(x) when x >= 100, do: :erlang.float_to_binary(x / 1, decimals: 0)
   def fmt(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
