@@ -272,11 +272,7 @@ void qprepare(const QuantizedMatrix& q, const float* x, size_t m, float* xr, flo
     } else {
       std::copy(xi, xi + q.cols, ri);
     }
-    for (size_t g = 0; g < groups; g++) {
-      V acc = SET1(0.0f);
-      for (size_t c = g * q.group_size; c < (g + 1) * q.group_size; c += W) acc = ADD(acc, LOAD(xi + c));
-      sums[i * groups + g] = HSUM(acc);
-    }
+    for (size_t g = 0; g < groups; g++) sums[i * groups + g] = reduce(ReduceOp::sum, xi + g * q.group_size, q.group_size);
   }
 }
 
