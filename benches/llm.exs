@@ -34,13 +34,8 @@ defmodule Bench.LLM do
   end
 end
 
-rounds =
-  case System.argv() do
-    [n | _] -> String.to_integer(n)
-    [] -> 3
-  end
-
-cache = System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily")
+rounds = Bench.Measure.rounds(3)
+cache = Path.dirname(Bench.Measure.models_dir())
 dir = Path.join(cache, "models/smollm2-135m-instruct")
 gguf_name = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ref = Jason.decode!(File.read!("tests/models/fixtures/smollm2/reference.json"))

@@ -127,13 +127,8 @@ defmodule Bench.Load do
   end
 end
 
-rounds =
-  case System.argv() do
-    [n | _] -> String.to_integer(n)
-    [] -> 3
-  end
-
-cache = System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily")
+rounds = Bench.Measure.rounds(3)
+cache = Path.dirname(Bench.Measure.models_dir())
 minilm_dir = Path.join(cache, "models/all-minilm-l6-v2")
 big_dir = Path.join(System.tmp_dir!(), "emily_bench_load_bert_1g")
 

@@ -28,13 +28,8 @@ defmodule Bench.Models do
     do: container |> List.wrap() |> Nx.Defn.Composite.flatten_list() |> Enum.each(&eval/1)
 end
 
-rounds =
-  case System.argv() do
-    [n | _] -> String.to_integer(n)
-    [] -> 5
-  end
-
-cache = System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily")
+rounds = Bench.Measure.rounds(5)
+cache = Path.dirname(Bench.Measure.models_dir())
 minilm_dir = Path.join(cache, "models/all-minilm-l6-v2")
 smol_dir = Path.join(cache, "models/smollm2-135m-instruct")
 smol_gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
