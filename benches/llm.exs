@@ -35,7 +35,7 @@ defmodule Bench.LLM do
 end
 
 rounds = Bench.Measure.rounds(3)
-cache = Path.dirname(Bench.Measure.models_dir())
+cache = Emily.ModelCase.cache_dir()
 dir = Path.join(cache, "models/smollm2-135m-instruct")
 gguf_name = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ref = Jason.decode!(File.read!("tests/models/fixtures/smollm2/reference.json"))

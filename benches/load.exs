@@ -128,7 +128,7 @@ defmodule Bench.Load do
 end
 
 rounds = Bench.Measure.rounds(3)
-cache = Path.dirname(Bench.Measure.models_dir())
+cache = Emily.ModelCase.cache_dir()
 minilm_dir = Path.join(cache, "models/all-minilm-l6-v2")
 big_dir = Path.join(System.tmp_dir!(), "emily_bench_load_bert_1g")
 

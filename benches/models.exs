@@ -29,7 +29,7 @@ defmodule Bench.Models do
 end
 
 rounds = Bench.Measure.rounds(5)
-cache = Path.dirname(Bench.Measure.models_dir())
+cache = Emily.ModelCase.cache_dir()
 minilm_dir = Path.join(cache, "models/all-minilm-l6-v2")
 smol_dir = Path.join(cache, "models/smollm2-135m-instruct")
 smol_gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -37,10 +37,6 @@ defmodule Bench.Measure do
     end
   end
 
-  @doc "The models' cache of scripts/models.sh ($EMILY_CACHE/models)."
-  def models_dir,
-    do: Path.join(System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily"), "models")
-
   def fmt(nil), do: "-"
   def fmt(x) when x >= 100, do: :erlang.float_to_binary(x / 1, decimals: 0)
   def fmt(x), do: :erlang.float_to_binary(x / 1, decimals: 1)

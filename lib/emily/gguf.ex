@@ -280,8 +280,7 @@ if Code.ensure_loaded?(Nx) do
 
     defp mapped(gguf, info, shape, type, backend_opts) do
       device = Keyword.get(backend_opts, :device, Emily.Worker.default_device())
-      ref = Emily.mmap(gguf.path, info.offset, Tuple.to_list(shape), type)
-      Emily.Backend.Core.wrap(ref, Nx.template(shape, type), device)
+      Emily.Backend.Core.mmap(gguf.path, info.offset, Nx.template(shape, type), device)
     end
 
     defp nx_type(:f32), do: {:f, 32}

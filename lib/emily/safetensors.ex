@@ -146,15 +146,12 @@ if Code.ensure_loaded?(Nx) do
                     inspect(other)
         end
 
-      Map.new(infos, fn {name, info} -> {name, tensor(header, info, device)} end)
+      Map.new(infos, fn {name, %{type: type, shape: shape, offset: offset}} ->
+        {name, Emily.Backend.Core.mmap(header.path, offset, Nx.template(shape, type), device)}
+      end)
     end
 
     def read!(path, opts), do: path |> header!() |> read!(opts)
-
-    defp tensor(header, %{type: type, shape: shape, offset: offset}, device) do
-      ref = Emily.mmap(header.path, offset, Tuple.to_list(shape), type)
-      Emily.Backend.Core.wrap(ref, Nx.template(shape, type), device)
-    end
 
     ## Header parsing
 

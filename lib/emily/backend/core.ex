@@ -94,6 +94,14 @@ if Code.ensure_loaded?(Nx) do
     ## Tensors in and out
 
     @doc """
+    The bytes of `template` at `offset` in the file at `path`, mapped with `Emily.mmap/4`,
+    as a tensor on `device`'s worker.
+    """
+    def mmap(path, offset, %T{type: type, shape: shape} = template, device) do
+      path |> Emily.mmap(offset, Tuple.to_list(shape), type) |> wrap(template, device)
+    end
+
+    @doc """
     Wraps an MLX handle as the output tensor `out`. Some MLX ops return a wider dtype
     than their input (sum and prod of 8/16-bit integers give 32-bit ones); such results
     are converted to `out`'s storage type here (integers wrap, as in Nx).

@@ -9,11 +9,11 @@ defmodule Emily.ModelCase do
     smollm2: "smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"
   }
 
+  @doc "Emily's cache of downloads and builds: $EMILY_CACHE, else ~/.cache/emily."
+  def cache_dir, do: System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily")
+
   @doc "Where scripts/models.sh puts the models ($EMILY_CACHE/models)."
-  def models_dir do
-    cache = System.get_env("EMILY_CACHE") || Path.expand("~/.cache/emily")
-    Path.join(cache, "models")
-  end
+  def models_dir, do: Path.join(cache_dir(), "models")
 
   @doc "The file of a model under `models_dir/0`."
   def model_path(name), do: Path.join(models_dir(), Map.fetch!(@models, name))
