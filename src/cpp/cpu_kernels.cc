@@ -85,7 +85,7 @@ class Pool {
  private:
   static constexpr auto kSpin = std::chrono::microseconds(100);
 
-  // Spins until ready() or kSpin has passed.
+  // Spins until ready() or kSpin has passed, yielding the CPU every 64 pauses.
   template <typename F>
   static void spin(F ready) {
     auto until = std::chrono::steady_clock::now() + kSpin;
@@ -95,7 +95,12 @@ class Pool {
 #elif defined(__aarch64__)
       asm volatile("yield");
 #endif
-      if (i % 64 == 0 && std::chrono::steady_clock::now() > until) return;
+      if (i % 64 == 0) {
+        if (std::chrono::steady_clock::now() > until) return;
+        // A thread that is ready to run on this CPU (a pool thread preempted in its
+        // chunk, when the process has more runnable threads than CPUs) runs first.
+        std::this_thread::yield();
+      }
     }
   }
 
