@@ -24,6 +24,7 @@ defmodule CpuKernelsBench do
     tanh: {-10, 10},
     sigmoid: {-10, 10},
     erf: {-5, 5},
+    erf_inv: {-0.999, 0.999},
     sqrt: {0, 100},
     rsqrt: {0.01, 100},
     gelu: {-5, 5},

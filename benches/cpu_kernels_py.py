@@ -13,7 +13,7 @@ N = 1_000_000
 RANGES = {
     "exp": (-10, 10), "expm1": (-10, 10), "log": (0.01, 100), "log1p": (0, 100),
     "sin": (-10, 10), "cos": (-10, 10), "tanh": (-10, 10), "sigmoid": (-10, 10),
-    "erf": (-5, 5), "sqrt": (0, 100), "rsqrt": (0.01, 100), "gelu": (-5, 5), "pow": (0.01, 100),
+    "erf": (-5, 5), "erf_inv": (-0.999, 0.999), "sqrt": (0, 100), "rsqrt": (0.01, 100), "gelu": (-5, 5), "pow": (0.01, 100),
 }
 
 
@@ -49,7 +49,7 @@ def jax_rows():
     fns = {
         "exp": jnp.exp, "expm1": jnp.expm1, "log": jnp.log, "log1p": jnp.log1p,
         "sin": jnp.sin, "cos": jnp.cos, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
-        "erf": jax.scipy.special.erf, "sqrt": jnp.sqrt, "rsqrt": jax.lax.rsqrt,
+        "erf": jax.scipy.special.erf, "erf_inv": jax.scipy.special.erfinv, "sqrt": jnp.sqrt, "rsqrt": jax.lax.rsqrt,
         "gelu": lambda x: jax.nn.gelu(x, approximate=False),
     }
     for op, f in fns.items():
@@ -72,7 +72,7 @@ def torch_rows():
     fns = {
         "exp": torch.exp, "expm1": torch.expm1, "log": torch.log, "log1p": torch.log1p,
         "sin": torch.sin, "cos": torch.cos, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
-        "erf": torch.erf, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
+        "erf": torch.erf, "erf_inv": torch.erfinv, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
         "gelu": torch.nn.functional.gelu,
     }
     with torch.no_grad():

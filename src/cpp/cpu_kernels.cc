@@ -362,6 +362,7 @@ const char* op_name(UnaryOp op) {
     case UnaryOp::tanh: return "EmilyTanh";
     case UnaryOp::sigmoid: return "EmilySigmoid";
     case UnaryOp::erf: return "EmilyErf";
+    case UnaryOp::erfinv: return "EmilyErfinv";
     case UnaryOp::sqrt: return "EmilySqrt";
     case UnaryOp::rsqrt: return "EmilyRsqrt";
     case UnaryOp::negative: return "EmilyNegative";

@@ -104,21 +104,74 @@ inline float fold(const float* in, size_t n, float pad, S step, L lanes, bool* n
 
 // An odd function f with f(x) -> 1, from its tables (tables.hpp, made by gen_tables.py): on
 // |x| below 0.5, |x| + |x| * R(|x|^2); from 0.5, the quarter-binade's polynomial around its
-// midpoint, f(mid) carried in two floats; from the cutoff, 1. Then x's sign; NaN stays NaN.
+// midpoint, f(mid) carried in two floats. odd_parts gives, for ax = |x|, R(ax^2) and the
+// two terms lead + rest of the value from 0.5 (lead = f(mid)'s leading float).
 template <size_t NS, size_t NT>
-inline V odd_to_one(V x, const float (&small)[NS], const float (&t)[NT][16], float cutoff) {
-  V ax = ABS(x);
+inline void odd_parts(V ax, const float (&small)[NS], const float (&t)[NT][16], V& r, V& lead, V& rest) {
   V s2 = MUL(ax, ax);
-  V r = SET1(small[NS - 1]);
+  r = SET1(small[NS - 1]);
   for (size_t k = NS - 1; k-- > 0;) r = FMA(r, s2, SET1(small[k]));
-  V below = FMA(ax, r, ax);
   VI i = QUARTER_INDEX(ax);
   V u = SUB(ax, LOOKUP16(i, t[0]));
   V p = LOOKUP16(i, t[NT - 1]);
   for (size_t k = NT - 1; k-- > 3;) p = FMA(p, u, LOOKUP16(i, t[k]));
-  V above = ADD(LOOKUP16(i, t[1]), FMA(p, u, LOOKUP16(i, t[2])));
+  lead = LOOKUP16(i, t[1]);
+  rest = FMA(p, u, LOOKUP16(i, t[2]));
+}
+
+// f(x); from the cutoff, 1. Then x's sign; NaN stays NaN.
+template <size_t NS, size_t NT>
+inline V odd_to_one(V x, const float (&small)[NS], const float (&t)[NT][16], float cutoff) {
+  V ax = ABS(x), r, lead, rest;
+  odd_parts(ax, small, t, r, lead, rest);
+  V below = FMA(ax, r, ax);
+  V above = ADD(lead, rest);
   V y = SELECT_LT(ax, SET1(0.5f), below, SELECT_LT(ax, SET1(cutoff), above, SET1(1.0f)));
   return SELECT_NAN(x, x, OR_SIGN(y, x));
+}
+
+// erf(ax) - z for 0 <= ax < erf's cutoff and z within a factor 2 of erf(ax): the leading
+// term minus z is exact (Sterbenz), so the difference keeps the bits erf(ax) rounded to
+// float32 would lose.
+inline V erf_minus(V ax, V z) {
+  V r, lead, rest;
+  odd_parts(ax, tables::erf_small, tables::erf_table, r, lead, rest);
+  return SELECT_LT(ax, SET1(0.5f), FMA(ax, r, SUB(ax, z)), ADD(SUB(lead, z), rest));
+}
+
+// erf^-1(z): Giles's single-precision approximation ("Approximating the erfinv function",
+// GPU Computing Gems, 2011; about 3.6 ulp in float32), then one Newton step on
+// erf(x) = |z| whose residual is computed without cancellation: erf_minus below |z| = 0.9,
+// (1 - |z|) - erfc(x0) from there (1 - |z| is exact). |z| below 2^-14 gives
+// |z| * sqrt(pi) / 2 (the next term is under 2^-29 of it) in two parts; |z| = 1 gives
+// infinity, |z| > 1 and NaN NaN; the sign is z's.
+inline V erfinv(V z) {
+  V one = SET1(1.0f);
+  V az = ABS(z);
+  V omz = SUB(one, az);
+  V w = NEG(SLEEF(log, u10)(MUL(omz, ADD(one, az))));
+  V wc = SUB(w, SET1(2.5f));
+  V pc = SET1(2.81022636e-08f);
+  for (float c : {3.43273939e-07f, -3.5233877e-06f, -4.39150654e-06f, 0.00021858087f, -0.00125372503f,
+                  -0.00417768164f, 0.246640727f, 1.50140941f})
+    pc = FMA(pc, wc, SET1(c));
+  V wt = SUB(SQRT(w), SET1(3.0f));
+  V pt = SET1(-0.000200214257f);
+  for (float c : {0.000100950558f, 0.00134934322f, -0.00367342844f, 0.00573950773f, -0.0076224613f,
+                  0.00943887047f, 1.00167406f, 2.83297682f})
+    pt = FMA(pt, wt, SET1(c));
+  V x0 = MUL(SELECT_LT(w, SET1(5.0f), pc, pt), az);
+  V res = erf_minus(x0, az);
+  if (ANY_GE(az, SET1(0.9f))) res = SELECT_LT(az, SET1(0.9f), res, SUB(omz, SLEEF(erfc, u15)(x0)));
+  // 1 / erf'(x0) = sqrt(pi) / 2 * e^(x0^2)
+  V slope = MUL(SET1(0x1.c5bf8ap-1f), SLEEF(exp, u10)(MUL(x0, x0)));
+  V x1 = FMA(NEG(res), slope, x0);
+  // sqrt(pi) / 2 = 0x1.c5bf891b4ef6ap-1 = hi + lo
+  V tiny = FMA(az, SET1(0x1.c5bf8ap-1f), MUL(az, SET1(-0x1.c96212p-26f)));
+  V y = SELECT_LT(az, SET1(0x1p-14f), tiny, x1);
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  y = SELECT_LT(az, one, y, SELECT_LT(one, az, SET1(std::numeric_limits<float>::quiet_NaN()), SET1(inf)));
+  return SELECT_NAN(z, z, OR_SIGN(y, z));
 }
 
 bool any_nan(const float* in, size_t n) {
@@ -148,6 +201,7 @@ void unary(UnaryOp op, const float* in, float* out, size_t n) {
       return map(in, out, n, [](V x) { return odd_to_one(x, tables::tanh_small, tables::tanh_table, tables::tanh_cutoff); });
     case UnaryOp::erf:
       return map(in, out, n, [](V x) { return odd_to_one(x, tables::erf_small, tables::erf_table, tables::erf_cutoff); });
+    case UnaryOp::erfinv: return map(in, out, n, [](V x) { return erfinv(x); });
     case UnaryOp::sqrt: return map(in, out, n, [](V x) { return SQRT(x); });
     case UnaryOp::rsqrt: return map(in, out, n, [](V x) { return DIV(SET1(1.0f), SQRT(x)); });
     case UnaryOp::negative: return map(in, out, n, [](V x) { return NEG(x); });

@@ -10,7 +10,7 @@ namespace emily::kernels {
 // negative, abs, square, add, subtract, multiply, divide, maximum and minimum serve fused
 // elementwise programs (FastFused in cpu_kernels.cc); they give MLX's own ops' values (one
 // IEEE operation; maximum/minimum: NaN from either side, a tie gives the second operand).
-enum class UnaryOp { exp, expm1, log, log1p, sin, cos, tanh, sigmoid, erf, sqrt, rsqrt, negative, abs, square };
+enum class UnaryOp { exp, expm1, log, log1p, sin, cos, tanh, sigmoid, erf, erfinv, sqrt, rsqrt, negative, abs, square };
 enum class BinaryOp { pow, add, subtract, multiply, divide, maximum, minimum };
 enum class ReduceOp { sum, max, min };
 // Row ops over the last axis. softmax_div is e / sum(e), softmax_mul e * (1 / sum(e)) (the

@@ -10,7 +10,8 @@ defmodule Emily.CpuKernelsTest do
 
   @moduletag :cpu_kernels
 
-  # {op, precise_unary op, sweep range, worst ulp allowed}. sigmoid is e / (1 + e) or
+  # {op, reference, sweep range, worst ulp allowed}: the reference is a precise_unary op
+  # (the C library in float64), or :erfinv_exact (below). sigmoid is e / (1 + e) or
   # 1 / (1 + e) with e = e^-|x|: two roundings after exp, so 2 ulp.
   @ops [
     {:exp, :exp, {-87.0, 88.0}, 1},
@@ -22,6 +23,7 @@ defmodule Emily.CpuKernelsTest do
     {:tanh, :tanh, {-10.0, 10.0}, 1},
     {:sigmoid, :sigmoid, {-90.0, 20.0}, 2},
     {:erf, :erf, {-5.0, 5.0}, 1},
+    {:erfinv, :erfinv_exact, {-0.99999994, 0.99999994}, 1},
     {:sqrt, :sqrt, {0.0, 1.0e30}, 0},
     {:rsqrt, :rsqrt, {1.0e-30, 1.0e30}, 1}
   ]
@@ -106,6 +108,41 @@ defmodule Emily.CpuKernelsTest do
       |> Enum.take(n)
 
     linear ++ geometric ++ random
+  end
+
+  # erf^-1 has no C library function: Nx's float64 erf_inv (Giles's single-precision
+  # approximation, precise_unary's :erf_inv) refined by two Newton steps on erf(x) = z with
+  # the C library's erf and exp in float64; +-1 give +-infinity, |z| > 1 NaN, +-0 themselves.
+  defp reference(:erfinv_exact, x32) do
+    z64 = N.astype(x32, :f64, cw())
+
+    guesses =
+      for <<g::float-64-native <- Emily.to_binary(N.precise_unary(z64, :erf_inv, cw()))>>, do: g
+
+    floats(x32)
+    |> Enum.zip(guesses)
+    |> Enum.map(fn
+      {z, _} when not is_float(z) ->
+        :nan
+
+      {z, _} when z == 0 ->
+        z
+
+      {z, _} when z == 1.0 ->
+        :infinity
+
+      {z, _} when z == -1.0 ->
+        :neg_infinity
+
+      {z, _} when abs(z) > 1.0 ->
+        :nan
+
+      {z, g} ->
+        Enum.reduce(1..2, g, fn _, x ->
+          x - (:math.erf(x) - z) * 0.886226925452758 * :math.exp(x * x)
+        end)
+    end)
+    |> f32()
   end
 
   defp reference(op, x32) do
@@ -221,6 +258,15 @@ defmodule Emily.CpuKernelsTest do
       want = reference(op, x)
       assert worst_ulp(ours, want) <= worst_ulp(theirs, want), "#{op}"
     end
+
+    z = f32(sweep({-0.99999994, 0.99999994}, 5_000))
+    ours = N.erfinv(z, cw())
+    assert N.cpu_kernels(false) == true
+    theirs = N.erfinv(z, cw())
+    Emily.eval([theirs])
+    assert N.cpu_kernels(true) == false
+    want = reference(:erfinv_exact, z)
+    assert worst_ulp(ours, want) <= worst_ulp(theirs, want), "erfinv"
   end
 
   ## power
