@@ -47,6 +47,17 @@ else
   touch "$root/priv/emily_nif.so"
   touch "$E/.ready"
 fi
+# The model tier's models (benches/gpu/package_models.sh), once all of their parts are here.
+export EMILY_CACHE="$cache"
+if [ -f "$B/m1/models.tar.sha256" ] && [ ! -f "$cache/models/.from-package" ]; then
+  sum="$(cat "$B"/m[0-9]/models.tar.[0-9]* | sha256sum | awk '{print $1}')"
+  if [ "$sum" = "$(cat "$B/m1/models.tar.sha256")" ]; then
+    mkdir -p "$cache" && cat "$B"/m[0-9]/models.tar.[0-9]* | tar -C "$cache" -xf - && touch "$cache/models/.from-package"
+    log "models unpacked at $cache/models: $(ls "$cache/models" | tr '\n' ' ')"
+  else
+    log "model parts do not add up (were all of .device/m1, m2, ... carried while warm?): the model tier will be skipped"
+  fi
+fi
 # NVIDIA's libraries: PyTorch's site-packages/nvidia has the ones the mlx-cuda-13 wheel
 # depends on. Putting that folder beside mlx/ reproduces the pip layout libmlx's RPATH
 # expects ($ORIGIN/../../nvidia/*/lib); LD_LIBRARY_PATH lists them as well.
@@ -113,7 +124,7 @@ if [ "$mode" = tests ] || [ "$mode" = smoke ]; then
   mix emily.doctor 2>&1 | grep -E "^(MLX|Devices|Kernels):"
   step "ExUnit with EMILY_DEFAULT_DEVICE=$dev, file by file"
   mkdir -p /tmp/emily-tests && rm -f /tmp/emily-tests/*
-  ls ${EMILY_TEST_FILES:-tests/elixir/core/*_test.exs tests/elixir/nx/*_test.exs} |
+  ls ${EMILY_TEST_FILES:-tests/elixir/core/*_test.exs tests/elixir/nx/*_test.exs tests/elixir/models/*_test.exs} |
     EMILY_DEFAULT_DEVICE=$dev xargs -P 4 -I{} sh -c \
       'f={}; n=$(basename $f .exs); timeout ${EMILY_FILE_TIMEOUT_S:-150} mix test --timeout ${EMILY_TEST_TIMEOUT_MS:-40000} $f >/tmp/emily-tests/$n.log 2>&1; echo "rc=$?" >>/tmp/emily-tests/$n.log'
   for f in /tmp/emily-tests/*.log; do
