@@ -228,5 +228,65 @@ if Code.ensure_loaded?(Bumblebee) do
       assert text == c["text"]
       assert summary.output == length(c["new_ids"])
     end
+
+    test "Bumblebee's serving streams the completion as it is generated (its loop, whose " <>
+           "hook sends each token, falls back to the evaluator lane)",
+         %{model: model, tokenizer: tokenizer, generation_config: config, ref: ref} do
+      c = ref["completion"]
+      config = Bumblebee.configure(config, max_new_tokens: length(c["new_ids"]))
+
+      serving =
+        Bumblebee.Text.generation(model, tokenizer, config,
+          stream: true,
+          defn_options: [compiler: Emily.Compiler]
+        )
+
+      me = self()
+      id = {__MODULE__, :stream_fallback}
+
+      :telemetry.attach(
+        id,
+        [:emily, :compiler, :fallback],
+        fn _, _, meta, _ -> send(me, {:fallback, meta.reason}) end,
+        nil
+      )
+
+      try do
+        chunks = serving |> Nx.Serving.run(c["prompt"]) |> Enum.to_list()
+        assert length(chunks) > 1
+        assert Enum.join(chunks) == c["text"]
+        assert_received {:fallback, "a hook with a callback inside while or cond"}
+      after
+        :telemetry.detach(id)
+      end
+    end
+
+    test "sampling (temperature, top-k, top-p) on the native lane draws what the evaluator " <>
+           "lane draws for the same seed",
+         %{model: model, tokenizer: tokenizer, generation_config: config, ref: ref} do
+      c = ref["completion"]
+
+      config =
+        Bumblebee.configure(config,
+          max_new_tokens: length(c["new_ids"]),
+          eos_token_id: nil,
+          temperature: 0.8,
+          strategy: %{type: :multinomial_sampling, top_k: 20, top_p: 0.9}
+        )
+
+      sample = fn lane, seed ->
+        serving =
+          Bumblebee.Text.generation(model, tokenizer, config,
+            defn_options: [compiler: Emily.Compiler, lane: lane, native_fallback: :raise]
+          )
+
+        %{results: [%{text: text}]} = Nx.Serving.run(serving, %{text: c["prompt"], seed: seed})
+        text
+      end
+
+      drawn = sample.(:native, 7)
+      assert drawn == sample.(:evaluator, 7)
+      assert drawn != sample.(:native, 8)
+    end
   end
 end
