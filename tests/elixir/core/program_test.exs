@@ -268,14 +268,19 @@ defmodule Emily.ProgramTest do
     # its worker handle, placeholders and results) until its worker is gone.
     assert_receive {:DOWN, ^down, :process, _, _}, 5_000
 
-    assert eventually(fn ->
-             try do
-               run(program, [t([1.0], [1], {:f, 32})])
-               false
-             rescue
-               e in Emily.Error -> Exception.message(e) =~ "worker is gone"
-             end
-           end)
+    # Each probe runs in a process of its own: a run that still reaches the worker returns
+    # tensors, which hold their worker; left on this process's heap (promoted to its old
+    # heap by a collection during the run), they would keep the worker alive themselves.
+    probe = fn ->
+      try do
+        run(program, [t([1.0], [1], {:f, 32})])
+        false
+      rescue
+        e in Emily.Error -> Exception.message(e) =~ "worker is gone"
+      end
+    end
+
+    assert eventually(fn -> Task.await(Task.async(probe)) end)
 
     assert Native.program_set_size(set) == 1
     w = Worker.current()
