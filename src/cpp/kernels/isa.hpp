@@ -146,6 +146,8 @@ inline V erf_minus(V ax, V z) {
 // |z| * sqrt(pi) / 2 (the next term is under 2^-29 of it) in two parts; |z| = 1 gives
 // infinity, |z| > 1 and NaN NaN; the sign is z's.
 inline V erfinv(V z) {
+  // sqrt(pi) / 2 = 0x1.c5bf891b4ef6ap-1 = kHalfRootPi + kHalfRootPiLo
+  constexpr float kHalfRootPi = 0x1.c5bf8ap-1f, kHalfRootPiLo = -0x1.c96212p-26f;
   V one = SET1(1.0f);
   V az = ABS(z);
   V omz = SUB(one, az);
@@ -164,10 +166,9 @@ inline V erfinv(V z) {
   V res = erf_minus(x0, az);
   if (ANY_GE(az, SET1(0.9f))) res = SELECT_LT(az, SET1(0.9f), res, SUB(omz, SLEEF(erfc, u15)(x0)));
   // 1 / erf'(x0) = sqrt(pi) / 2 * e^(x0^2)
-  V slope = MUL(SET1(0x1.c5bf8ap-1f), SLEEF(exp, u10)(MUL(x0, x0)));
+  V slope = MUL(SET1(kHalfRootPi), SLEEF(exp, u10)(MUL(x0, x0)));
   V x1 = FMA(NEG(res), slope, x0);
-  // sqrt(pi) / 2 = 0x1.c5bf891b4ef6ap-1 = hi + lo
-  V tiny = FMA(az, SET1(0x1.c5bf8ap-1f), MUL(az, SET1(-0x1.c96212p-26f)));
+  V tiny = FMA(az, SET1(kHalfRootPi), MUL(az, SET1(kHalfRootPiLo)));
   V y = SELECT_LT(az, SET1(0x1p-14f), tiny, x1);
   constexpr float inf = std::numeric_limits<float>::infinity();
   y = SELECT_LT(az, one, y, SELECT_LT(one, az, SET1(std::numeric_limits<float>::quiet_NaN()), SET1(inf)));
